@@ -1,0 +1,17 @@
+//! # smtp-server — the Impulse ESMTP server
+//!
+//! The server is built in two layers, after the shape of quinn-proto/quinn:
+//!
+//! * a sans-IO **message factory** (Momentum's `esmtp_message_factory`): a per-connection ESMTP
+//!   state machine fed bytes, time and hook verdicts, emitting bytes and actions;
+//! * a **mio event loop** driver that owns sockets, a `slab` of connections, a worker pool for
+//!   blocking hook work and the durable spool (the default queue hook).
+//!
+//! All SMTP parsing is done by [`smtp_proto`]; plugin hooks come from [`hooks_api`].
+//!
+//! Status: the factory, event loop and spool are being built (see the project's issue
+//! tracker). Nothing in this crate accepts connections yet.
+#![warn(missing_docs)]
+
+pub use hooks_api;
+pub use smtp_proto;

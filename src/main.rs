@@ -1,0 +1,41 @@
+//! The `impulse` command: the operator's entry point to the Impulse toolkit.
+
+use clap::{Parser, Subcommand};
+
+/// Impulse: a Momentum-style ESMTP toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "impulse", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The operator commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Classify an SMTP reply the way the client and the bounce logic do, and print its
+    /// bounce class (id, name, category).
+    Classify {
+        /// The reply text, for example "550 5.1.1 <bob@example.com>: user unknown".
+        reply: String,
+    },
+    /// List the built-in and registered bounce classes.
+    Classes,
+}
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Classify { reply } => {
+            let class = impulse::proto::classify::classify_reply_text(&reply);
+            println!("{} {} ({})", class.id, class.name, class.category);
+        }
+        Command::Classes => {
+            for class in impulse::proto::classify::classes() {
+                println!("{:>4}  {:<28} {:<13} {}", class.id, class.name, class.category.to_string(), class.description);
+            }
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
