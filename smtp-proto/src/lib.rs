@@ -23,8 +23,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod limits;
 pub mod status;
 
+pub use data::{dot_stuff, BareLineEndings, DataDecoder, DataProgress, DataStats, DotStuffer};
 pub use limits::Limits;
 pub use status::{EnhancedStatus, ErrorReply};
