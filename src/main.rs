@@ -33,7 +33,13 @@ fn main() -> std::process::ExitCode {
         }
         Command::Classes => {
             for class in impulse::proto::classify::classes() {
-                println!("{:>4}  {:<28} {:<13} {}", class.id, class.name, class.category.to_string(), class.description);
+                println!(
+                    "{:>4}  {:<28} {:<13} {}",
+                    class.id,
+                    class.name,
+                    class.category.to_string(),
+                    class.description
+                );
             }
         }
     }

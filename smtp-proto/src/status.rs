@@ -20,7 +20,11 @@ impl EnhancedStatus {
     /// Builds a code from its three parts. No validation: use [`EnhancedStatus::parse`] for
     /// untrusted input.
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        EnhancedStatus { class, subject, detail }
+        EnhancedStatus {
+            class,
+            subject,
+            detail,
+        }
     }
 
     /// Parses `class.subject.detail` at the start of `input` and returns the code and the
@@ -112,9 +116,18 @@ mod tests {
 
     #[test]
     fn parses_codes() {
-        assert_eq!(EnhancedStatus::parse("5.1.1"), Some(EnhancedStatus::new(5, 1, 1)));
-        assert_eq!(EnhancedStatus::parse("2.0.0"), Some(EnhancedStatus::new(2, 0, 0)));
-        assert_eq!(EnhancedStatus::parse("4.7.999"), Some(EnhancedStatus::new(4, 7, 999)));
+        assert_eq!(
+            EnhancedStatus::parse("5.1.1"),
+            Some(EnhancedStatus::new(5, 1, 1))
+        );
+        assert_eq!(
+            EnhancedStatus::parse("2.0.0"),
+            Some(EnhancedStatus::new(2, 0, 0))
+        );
+        assert_eq!(
+            EnhancedStatus::parse("4.7.999"),
+            Some(EnhancedStatus::new(4, 7, 999))
+        );
         assert_eq!(
             EnhancedStatus::parse_prefix(b"5.7.1 relaying denied"),
             Some((EnhancedStatus::new(5, 7, 1), 5))
@@ -123,7 +136,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_codes() {
-        for bad in ["3.1.1", "5.1", "5.1.", "5..1", "5.1.1000", "5.1.1x", "51.1.1", "", "5"] {
+        for bad in [
+            "3.1.1", "5.1", "5.1.", "5..1", "5.1.1000", "5.1.1x", "51.1.1", "", "5",
+        ] {
             assert_eq!(EnhancedStatus::parse(bad), None, "{bad}");
         }
     }
@@ -131,7 +146,11 @@ mod tests {
     #[test]
     fn displays() {
         assert_eq!(EnhancedStatus::new(5, 5, 4).to_string(), "5.5.4");
-        let r = ErrorReply::new(501, EnhancedStatus::new(5, 5, 4), "Syntax error in parameters");
+        let r = ErrorReply::new(
+            501,
+            EnhancedStatus::new(5, 5, 4),
+            "Syntax error in parameters",
+        );
         assert_eq!(r.to_string(), "501 5.5.4 Syntax error in parameters");
     }
 }
