@@ -23,8 +23,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capability;
 pub mod limits;
+pub mod reply;
 pub mod status;
 
+pub use capability::{parse_capabilities, Capabilities, Capability, Keyword};
 pub use limits::Limits;
+pub use reply::{Reply, ReplyError, ReplyParser};
 pub use status::{EnhancedStatus, ErrorReply};
