@@ -23,10 +23,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capability;
 pub mod data;
 pub mod limits;
+pub mod reply;
 pub mod status;
 
+pub use capability::{parse_capabilities, Capabilities, Capability, Keyword};
 pub use data::{dot_stuff, BareLineEndings, DataDecoder, DataProgress, DataStats, DotStuffer};
 pub use limits::Limits;
+pub use reply::{Reply, ReplyError, ReplyParser};
 pub use status::{EnhancedStatus, ErrorReply};
