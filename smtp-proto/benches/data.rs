@@ -5,8 +5,8 @@
 //! as two lines of the same group, and recorded in `docs/BENCHMARKS.md`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::hint::black_box;
 use smtp_proto::data::{dot_stuff, DataDecoder, DotStuffer};
+use std::hint::black_box;
 
 /// A realistic message: headers, a text body with 76-column lines, some lines starting with a
 /// dot, about `size` bytes.
