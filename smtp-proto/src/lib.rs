@@ -23,8 +23,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod limits;
+pub mod sasl;
 pub mod status;
 
+pub use classify::{BounceClass, Category, ClassifyError, Registry, Rule};
 pub use limits::Limits;
+pub use sasl::{Credentials, Mechanism, SaslError, SaslServer};
 pub use status::{EnhancedStatus, ErrorReply};
