@@ -24,13 +24,17 @@
 #![warn(missing_docs)]
 
 pub mod capability;
+pub mod classify;
 pub mod data;
 pub mod limits;
 pub mod reply;
+pub mod sasl;
 pub mod status;
 
 pub use capability::{parse_capabilities, Capabilities, Capability, Keyword};
+pub use classify::{BounceClass, Category, ClassifyError, Registry, Rule};
 pub use data::{dot_stuff, BareLineEndings, DataDecoder, DataProgress, DataStats, DotStuffer};
 pub use limits::Limits;
 pub use reply::{Reply, ReplyError, ReplyParser};
+pub use sasl::{Credentials, Mechanism, SaslError, SaslServer};
 pub use status::{EnhancedStatus, ErrorReply};
