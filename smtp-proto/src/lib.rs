@@ -23,8 +23,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address;
+pub mod command;
 pub mod limits;
+pub mod params;
 pub mod status;
 
+pub use address::{AddressError, Domain, ForwardPath, Mailbox, Path};
+pub use command::{Command, CommandError, Leniency, ParseOptions};
 pub use limits::Limits;
+pub use params::{ParamError, Params};
 pub use status::{EnhancedStatus, ErrorReply};
