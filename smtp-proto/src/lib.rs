@@ -23,18 +23,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod capability;
 pub mod classify;
+pub mod command;
 pub mod data;
+pub mod error;
 pub mod limits;
+pub mod params;
 pub mod reply;
 pub mod sasl;
 pub mod status;
 
+pub use address::{AddressError, Domain, ForwardPath, Mailbox, Path};
 pub use capability::{parse_capabilities, Capabilities, Capability, Keyword};
 pub use classify::{BounceClass, Category, ClassifyError, Registry, Rule};
+pub use command::{Command, CommandError, Leniency, ParseOptions};
 pub use data::{dot_stuff, BareLineEndings, DataDecoder, DataProgress, DataStats, DotStuffer};
+pub use error::Error;
 pub use limits::Limits;
+pub use params::{ParamError, Params};
 pub use reply::{Reply, ReplyError, ReplyParser};
 pub use sasl::{Credentials, Mechanism, SaslError, SaslServer};
 pub use status::{EnhancedStatus, ErrorReply};

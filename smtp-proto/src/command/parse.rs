@@ -1,0 +1,278 @@
+//! [`Command::parse`]: one command line to a [`Command`].
+
+use std::borrow::Cow;
+
+use super::{Command, CommandError, ParseOptions};
+use crate::address::{self, AddressError, AddressOptions, Domain, ForwardPath, Mailbox, Path};
+use crate::params::{ParamKind, Params};
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+/// The verbs this module types; anything else is [`Command::Other`].
+#[derive(Clone, Copy)]
+enum Verb {
+    Helo,
+    Ehlo,
+    Mail,
+    Rcpt,
+    Data,
+    Bdat,
+    Rset,
+    Vrfy,
+    Expn,
+    Help,
+    Noop,
+    Quit,
+    StartTls,
+    Auth,
+}
+
+const VERBS: [(&[u8], Verb); 14] = [
+    (b"HELO", Verb::Helo),
+    (b"EHLO", Verb::Ehlo),
+    (b"MAIL", Verb::Mail),
+    (b"RCPT", Verb::Rcpt),
+    (b"DATA", Verb::Data),
+    (b"BDAT", Verb::Bdat),
+    (b"RSET", Verb::Rset),
+    (b"VRFY", Verb::Vrfy),
+    (b"EXPN", Verb::Expn),
+    (b"HELP", Verb::Help),
+    (b"NOOP", Verb::Noop),
+    (b"QUIT", Verb::Quit),
+    (b"STARTTLS", Verb::StartTls),
+    (b"AUTH", Verb::Auth),
+];
+
+impl<'a> Command<'a> {
+    /// Parses one command line, its line ending included (as delimited by
+    /// [`super::frame_line`]). Never panics; allocates only to unescape quoted local parts and
+    /// xtext, and for the list of unknown parameters.
+    pub fn parse(line: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
+        if line.len() > opts.limits.command_line {
+            return Err(CommandError::LineTooLong);
+        }
+        let mut content = match line {
+            [rest @ .., b'\r', b'\n'] => rest,
+            [rest @ .., b'\n'] if opts.leniency.bare_lf_line_ending => rest,
+            [.., b'\n'] => return Err(CommandError::BareLf),
+            _ => return Err(CommandError::Unterminated),
+        };
+        if content.contains(&b'\n') {
+            return Err(CommandError::BareLf);
+        }
+        if content.contains(&b'\r') {
+            return Err(CommandError::BareCr);
+        }
+        if opts.leniency.trailing_whitespace {
+            while let [rest @ .., b' ' | b'\t'] = content {
+                content = rest;
+            }
+        }
+        let (verb, args) = match content.iter().position(|&b| b == b' ') {
+            Some(sp) => (&content[..sp], Some(&content[sp + 1..])),
+            None => (content, None),
+        };
+        if verb.is_empty() || !verb.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(CommandError::InvalidVerb);
+        }
+        let Some(&(_, known)) = VERBS
+            .iter()
+            .find(|(name, _)| verb.eq_ignore_ascii_case(name))
+        else {
+            return Ok(Command::Other {
+                verb: text(verb)?,
+                args: args.map(text).transpose()?,
+            });
+        };
+        Ok(match known {
+            Verb::Helo => match Domain::parse(required(args)?, &ascii(opts)) {
+                Ok(domain @ Domain::Name(_)) => Command::Helo { domain },
+                _ => return Err(CommandError::InvalidDomain),
+            },
+            Verb::Ehlo => Command::Ehlo {
+                domain: Domain::parse(required(args)?, &ascii(opts))
+                    .map_err(|_| CommandError::InvalidDomain)?,
+            },
+            Verb::Mail => mail(required(args)?, opts)?,
+            Verb::Rcpt => rcpt(required(args)?, opts)?,
+            Verb::Data => none(args, Command::Data)?,
+            Verb::Bdat => bdat(required(args)?)?,
+            Verb::Rset => none(args, Command::Rset)?,
+            Verb::Vrfy => Command::Vrfy {
+                arg: text(required(args)?)?,
+            },
+            Verb::Expn => Command::Expn {
+                arg: text(required(args)?)?,
+            },
+            Verb::Help => Command::Help {
+                arg: args.map(text).transpose()?,
+            },
+            Verb::Noop => Command::Noop {
+                arg: args.map(text).transpose()?,
+            },
+            Verb::Quit => none(args, Command::Quit)?,
+            Verb::StartTls => none(args, Command::StartTls)?,
+            Verb::Auth => auth(required(args)?)?,
+        })
+    }
+}
+
+fn required(args: Option<&[u8]>) -> Result<&[u8]> {
+    args.ok_or(CommandError::MissingArguments)
+}
+
+fn none(args: Option<&[u8]>, command: Command<'static>) -> Result<Command<'static>> {
+    match args {
+        None => Ok(command),
+        Some(_) => Err(CommandError::UnexpectedArguments),
+    }
+}
+
+/// Address options without UTF-8, for HELO/EHLO (RFC 6531 §3.7.1: ASCII or A-labels).
+fn ascii(opts: &ParseOptions) -> AddressOptions {
+    AddressOptions {
+        smtputf8: false,
+        limits: opts.limits,
+    }
+}
+
+/// A free-text argument: non-empty UTF-8 without control characters, not starting or ending
+/// with a space.
+fn text(arg: &[u8]) -> Result<Cow<'_, str>> {
+    let ok = match arg {
+        [] | [b' ', ..] | [.., b' '] => false,
+        _ => arg.iter().all(|&b| b >= b' ' && b != 0x7f),
+    };
+    if !ok {
+        return Err(CommandError::InvalidArguments);
+    }
+    std::str::from_utf8(arg)
+        .map(Cow::Borrowed)
+        .map_err(|_| CommandError::InvalidArguments)
+}
+
+/// Strips a case-insensitive `prefix` (`FROM:` or `TO:`) and, if tolerated, the spaces after it.
+fn after_prefix<'a>(args: &'a [u8], prefix: &[u8], opts: &ParseOptions) -> Result<&'a [u8]> {
+    let mut rest = match args.get(..prefix.len()) {
+        Some(p) if p.eq_ignore_ascii_case(prefix) => &args[prefix.len()..],
+        _ => return Err(CommandError::InvalidArguments),
+    };
+    if opts.leniency.space_after_colon {
+        while let [b' ', tail @ ..] = rest {
+            rest = tail;
+        }
+    }
+    Ok(rest)
+}
+
+/// Splits `<path> SP params` into the path token and the parameter text.
+fn split_path(rest: &[u8]) -> Result<(&[u8], &[u8])> {
+    let len = address::token_len(rest);
+    let (path, tail) = rest.split_at(len);
+    match tail {
+        [] => Ok((path, tail)),
+        [b' ', params @ ..] if !params.is_empty() => Ok((path, params)),
+        _ => Err(CommandError::InvalidArguments),
+    }
+}
+
+fn mail<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
+    let rest = after_prefix(args, b"FROM:", opts)?;
+    let (path, params) = split_path(rest)?;
+    // RFC 6531 §3.4: the SMTPUTF8 parameter is what permits UTF-8 in this very command.
+    let smtputf8 = params
+        .split(|&b| b == b' ')
+        .any(|p| p.eq_ignore_ascii_case(b"SMTPUTF8"));
+    let addr = AddressOptions {
+        smtputf8,
+        limits: opts.limits,
+    };
+    let from = if path.first() == Some(&b'<') {
+        Path::parse(path, &addr)
+    } else if opts.leniency.missing_angle_brackets && !path.is_empty() {
+        Mailbox::parse(path, &addr).map(Path::Mailbox)
+    } else {
+        Err(AddressError::Syntax)
+    }
+    .map_err(CommandError::Sender)?;
+    let params = Params::parse(params, ParamKind::Mail, smtputf8)?;
+    Ok(Command::Mail { from, params })
+}
+
+fn rcpt<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
+    let rest = after_prefix(args, b"TO:", opts)?;
+    let (path, params) = split_path(rest)?;
+    let addr = AddressOptions {
+        smtputf8: opts.smtputf8,
+        limits: opts.limits,
+    };
+    let to = if path.first() == Some(&b'<') {
+        ForwardPath::parse(path, &addr)
+    } else if !opts.leniency.missing_angle_brackets || path.is_empty() {
+        Err(AddressError::Syntax)
+    } else if path.eq_ignore_ascii_case(b"postmaster") {
+        Ok(ForwardPath::Postmaster)
+    } else {
+        Mailbox::parse(path, &addr).map(ForwardPath::Mailbox)
+    }
+    .map_err(CommandError::Recipient)?;
+    let params = Params::parse(params, ParamKind::Rcpt, opts.smtputf8)?;
+    Ok(Command::Rcpt { to, params })
+}
+
+/// `BDAT chunk-size [SP "LAST"]` (RFC 3030 §2).
+fn bdat(args: &[u8]) -> Result<Command<'static>> {
+    let (size, last) = match args.iter().position(|&b| b == b' ') {
+        Some(sp) if args[sp + 1..].eq_ignore_ascii_case(b"LAST") => (&args[..sp], true),
+        Some(_) => return Err(CommandError::InvalidArguments),
+        None => (args, false),
+    };
+    if size.is_empty() || !size.iter().all(u8::is_ascii_digit) {
+        return Err(CommandError::InvalidArguments);
+    }
+    let size = std::str::from_utf8(size)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(CommandError::InvalidArguments)?;
+    Ok(Command::Bdat { size, last })
+}
+
+/// `AUTH mechanism [SP initial-response]` (RFC 4954 §4).
+fn auth(args: &[u8]) -> Result<Command<'_>> {
+    let (mechanism, response) = match args.iter().position(|&b| b == b' ') {
+        Some(sp) => (&args[..sp], Some(&args[sp + 1..])),
+        None => (args, None),
+    };
+    let mech_ok = (1..=20).contains(&mechanism.len())
+        && mechanism
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !mech_ok {
+        return Err(CommandError::AuthMechanism);
+    }
+    let initial_response = match response {
+        None => None,
+        Some(b"=") => Some(Cow::Borrowed("")),
+        Some(r) if is_base64(r) => Some(text(r).map_err(|_| CommandError::AuthInitialResponse)?),
+        Some(_) => return Err(CommandError::AuthInitialResponse),
+    };
+    let mechanism = text(mechanism)?;
+    Ok(Command::Auth {
+        mechanism,
+        initial_response,
+    })
+}
+
+/// Canonical base64 syntax: a non-empty multiple of 4 characters, `=` padding only at the end.
+fn is_base64(s: &[u8]) -> bool {
+    let body = s
+        .strip_suffix(b"==")
+        .or_else(|| s.strip_suffix(b"="))
+        .unwrap_or(s);
+    !s.is_empty()
+        && s.len() % 4 == 0
+        && body
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
