@@ -25,7 +25,10 @@ fuzz_target!(|input: &[u8]| {
     assert!(progress.consumed <= body.len());
     if progress.complete {
         let end = &body[..progress.consumed];
-        assert!(end == b".\r\n" || end.ends_with(b"\r\n.\r\n"), "ended on {end:?}");
+        assert!(
+            end == b".\r\n" || end.ends_with(b"\r\n.\r\n"),
+            "ended on {end:?}"
+        );
     } else {
         assert_eq!(progress.consumed, body.len());
     }
