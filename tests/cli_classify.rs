@@ -1,0 +1,58 @@
+//! The `impulse classify` and `impulse classes` commands, run as an operator would.
+
+use std::process::Command;
+
+fn impulse(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_impulse"))
+        .args(args)
+        .output()
+        .expect("run impulse");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn classify_prints_the_bounce_class() {
+    let cases = [
+        (
+            "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown",
+            "10 Invalid Recipient (Hard)",
+        ),
+        ("552 5.2.2 Mailbox full", "22 Mailbox Full (Soft)"),
+        (
+            "552 5.3.4 Message size exceeds fixed limit",
+            "23 Too Large (Soft)",
+        ),
+        (
+            "554 5.7.1 <x@example.net>: Relay access denied",
+            "54 Relaying Denied (Block)",
+        ),
+        (
+            "451 4.3.0 Temporary lookup failure",
+            "70 Transient Failure (Soft)",
+        ),
+        ("no code at all", "1 Undetermined (Undetermined)"),
+    ];
+    for (reply, expected) in cases {
+        let (ok, out) = impulse(&["classify", reply]);
+        assert!(ok, "{reply}");
+        assert_eq!(out.trim(), expected, "{reply}");
+    }
+}
+
+#[test]
+fn classes_lists_the_twenty_built_ins() {
+    let (ok, out) = impulse(&["classes"]);
+    assert!(ok);
+    let ids: Vec<u16> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [1, 10, 20, 21, 22, 23, 24, 25, 30, 40, 50, 51, 52, 53, 54, 60, 70, 80, 90, 100]
+    );
+    assert!(out.contains("Relaying Denied"));
+}
