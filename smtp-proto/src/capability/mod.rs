@@ -274,7 +274,10 @@ pub fn parse_capabilities(reply: &Reply) -> Capabilities {
         let first = first.trim_start_matches(is_separator);
         let end = first.find(is_separator).unwrap_or(first.len());
         caps.domain = first[..end].to_owned();
-        caps.greeting = first[end..].trim_start_matches(is_separator).to_owned();
+        // Control characters in the greeting read as spaces, as `to_reply` writes them.
+        caps.greeting = first[end..]
+            .trim_start_matches(is_separator)
+            .replace(|c: char| c.is_ascii_control(), " ");
     }
     if reply.is_positive_completion() {
         for line in lines {

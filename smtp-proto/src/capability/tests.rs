@@ -259,3 +259,16 @@ proptest! {
         }
     }
 }
+
+/// Found by the `ehlo` fuzz target: a control character in the greeting must read the same
+/// after `to_reply`, which writes it as a space.
+#[test]
+fn greeting_control_characters_round_trip() {
+    let (reply, _) = Reply::parse(b"250-mx.example.com He\x01\"o client\r\n250 8BITMIME\r\n")
+        .unwrap()
+        .unwrap();
+    let caps = parse_capabilities(&reply);
+    assert_eq!(caps.greeting(), "He \"o client");
+    let again = parse_capabilities(&caps.to_reply(caps.domain(), caps.greeting()));
+    assert_eq!(again, caps);
+}
