@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Spool::commit ──► [sync threads] finish + fsync(file) ──► [committer] rename × n,
-//!   (never blocks)     (N in parallel, default 4)            fsync(queue dir) × 1,
+//!   (never blocks)     (N in parallel, default 16)            fsync(queue dir) × 1,
 //!                                                            callback × n
 //! ```
 //!

@@ -98,7 +98,8 @@ pub struct SpoolOptions {
     /// message in flight costs, whatever its size.
     pub buffer_size: usize,
     /// Threads that finish and fsync files in parallel before the committer batches the
-    /// renames (default 4: fsync waits on the disk, not the CPU).
+    /// renames (default 16: fsync waits on the disk, not the CPU, and the file system
+    /// batches concurrent fsyncs in one journal commit).
     pub sync_threads: usize,
     /// Create the directories and run startup recovery (default `true`). Tools that inspect
     /// a spool a server is using (`impulse spool ...`) turn this off: recovery would delete
@@ -110,7 +111,7 @@ impl Default for SpoolOptions {
     fn default() -> Self {
         SpoolOptions {
             buffer_size: 64 * 1024,
-            sync_threads: 4,
+            sync_threads: 16,
             recover: true,
         }
     }
