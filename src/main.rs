@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// Impulse: a Momentum-style ESMTP toolkit.
 #[derive(Debug, Parser)]
 #[command(name = "impulse", version, about, long_about = None)]
@@ -21,6 +23,8 @@ enum Command {
     },
     /// List the built-in and registered bounce classes.
     Classes,
+    /// Inspect a spool directory: list, show, cat and rm queued messages.
+    Spool(cli::spool::SpoolArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +35,7 @@ fn main() -> std::process::ExitCode {
             let class = impulse::proto::classify::classify_reply_text(&reply);
             println!("{} {} ({})", class.id, class.name, class.category);
         }
+        Command::Spool(args) => return cli::spool::run(args),
         Command::Classes => {
             for class in impulse::proto::classify::classes() {
                 println!(

@@ -9,9 +9,15 @@
 //!
 //! All SMTP parsing is done by [`smtp_proto`]; plugin hooks come from [`hooks_api`].
 //!
-//! Status: the factory, event loop and spool are being built (see the project's issue
-//! tracker). Nothing in this crate accepts connections yet.
+//! | module | what it is for |
+//! |---|---|
+//! | [`spool`] | the durable on-disk spool: streaming writer, group commit, recovery, read side |
+//!
+//! Status: the factory and event loop are being built (see the project's issue tracker).
+//! Nothing in this crate accepts connections yet.
 #![warn(missing_docs)]
+
+pub mod spool;
 
 pub use hooks_api;
 pub use smtp_proto;

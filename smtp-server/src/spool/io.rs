@@ -1,0 +1,95 @@
+//! The I/O seam: every file operation of the spool goes through [`SpoolIo`].
+//!
+//! [`RealIo`] is the operating system; [`MemFs`](super::memfs::MemFs) is an in-memory file
+//! system for tests that can fail any chosen operation and simulate a power cut.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+
+/// A file being written into the spool's `tmp/` directory.
+pub trait SpoolFile: Send {
+    /// Writes all of `buf` at the end of the file.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes the file's content durable (`fsync`).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A spool file opened for reading.
+pub trait ReadFile: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadFile for T {}
+
+/// The file operations the spool needs, so tests can substitute a faulty file system.
+pub trait SpoolIo: Send + Sync + fmt::Debug {
+    /// Creates a directory and its parents when missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates a new file for writing; fails with `AlreadyExists` when it exists (`O_EXCL`).
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn SpoolFile>>;
+    /// Opens an existing file for reading.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn ReadFile>>;
+    /// Atomically renames `from` to `to` (same file system), replacing nothing.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes a directory's entries durable (`fsync` on the directory).
+    fn fsync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Lists the names of the entries of a directory (not recursive, any order).
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Bytes available to unprivileged users on the file system holding `dir`.
+    fn available_space(&self, dir: &Path) -> io::Result<u64>;
+}
+
+/// The real file system, through `std::fs` (and `statvfs` for free space).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealIo;
+
+struct RealFile(File);
+
+impl SpoolFile for RealFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(&mut self.0, buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        // Data and metadata (the size): a recovered file must have all its bytes.
+        self.0.sync_all()
+    }
+}
+
+impl SpoolIo for RealIo {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn SpoolFile>> {
+        let f = OpenOptions::new().write(true).create_new(true).open(path)?;
+        Ok(Box::new(RealFile(f)))
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
+        Ok(Box::new(File::open(path)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // Ids are unique and created with O_EXCL, so the target never exists; a plain
+        // rename(2) is atomic on one file system.
+        fs::rename(from, to)
+    }
+    fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
+        // On Linux, fsync on a directory opened read-only flushes its entries.
+        File::open(dir)?.sync_all()
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            // Names that are not UTF-8 cannot be queue ids; they are reported lossily so
+            // recovery can still move them aside.
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+}

@@ -1,0 +1,386 @@
+//! The durable spool: the default queue hook. A `250` after end of data means the message and
+//! its envelope are on stable storage.
+//!
+//! Layout of a spool directory:
+//!
+//! ```text
+//! <spool>/tmp/<id>         messages being received (never trusted after a restart)
+//! <spool>/queue/<id>       committed messages, one file each (format: docs/SPOOL.md)
+//! <spool>/quarantine/<id>  queue files that failed verification at startup, kept for an operator
+//! ```
+//!
+//! # Writing a message
+//!
+//! ```no_run
+//! # fn main() -> Result<(), smtp_server::spool::SpoolError> {
+//! use smtp_server::spool::{Envelope, Recipient, Spool};
+//! let spool = Spool::open("./spool")?; // creates the directories, runs recovery
+//! let env = Envelope {
+//!     sender: "alice@example.org".into(),
+//!     recipients: vec![Recipient::new("bob@example.com")],
+//!     peer: "192.0.2.1:40000".into(),
+//!     helo: "client.example.org".into(),
+//!     received: 1_700_000_000,
+//!     ..Envelope::default()
+//! };
+//! let mut w = spool.begin(&env)?;          // blocking: creates tmp/<id>
+//! w.write_all(b"Subject: hi\r\n\r\nhello\r\n")?; // blocking: buffered file writes
+//! let id = spool.commit_blocking(w)?;     // or spool.commit(w, callback): never blocks
+//! println!("250 2.0.0 Ok: queued as {id}");
+//! # Ok(()) }
+//! ```
+//!
+//! # The commit protocol
+//!
+//! 1. [`Spool::begin`] creates `tmp/<id>` with `O_EXCL` and buffers the header and envelope;
+//! 2. [`SpoolWriter::write_all`] streams the message through a fixed-size buffer;
+//! 3. [`Spool::commit`] hands the writer to a sync thread, which writes the END record (with
+//!    the CRC-32 of the whole file) and fsyncs the file;
+//! 4. the committer thread renames `tmp/<id>` to `queue/<id>` for every file synced meanwhile,
+//!    fsyncs `queue/` once for the whole batch (group commit), then calls each callback with
+//!    `Ok(id)`. Any failure on the way calls it with `Err` (and removes the file): never
+//!    `Ok` for a message that is not durable.
+//!
+//! # Which calls block
+//!
+//! * block on file I/O: [`Spool::open`] (recovery reads every queued file), [`Spool::begin`],
+//!   [`SpoolWriter::write_all`], [`SpoolWriter::abort`] and dropping a writer (unlink),
+//!   [`Spool::commit_blocking`] (waits for the fsyncs), [`Spool::check_free_space`]
+//!   (`statvfs`), and the read side ([`Spool::list`], [`Spool::read_envelope`],
+//!   [`Spool::open_message`], [`Spool::remove`]). Run them on worker threads.
+//! * never block: [`Spool::commit`] (sends to a channel), [`Spool::stats`],
+//!   [`Spool::recovery_report`]. An event loop may call these.
+//!
+//! All file operations go through [`SpoolIo`]; [`MemFs`] is a fault-injecting in-memory
+//! implementation that simulates power cuts.
+
+mod committer;
+mod error;
+mod format;
+mod id;
+mod io;
+pub mod memfs;
+mod reader;
+mod recovery;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_faults;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+pub use committer::CommitCallback;
+pub use error::{SpoolError, REPLY_LOCAL_ERROR, REPLY_NO_SPACE};
+pub use format::{
+    decode_file, encode_file, Envelope, Recipient, END_MAGIC, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN,
+    TRAILER_LEN, VERSION,
+};
+pub use id::{InvalidQueueId, QueueId, QUEUE_ID_LEN};
+pub use io::{ReadFile, RealIo, SpoolFile, SpoolIo};
+pub use memfs::MemFs;
+pub use reader::MessageReader;
+pub use recovery::RecoveryReport;
+pub use writer::SpoolWriter;
+
+use committer::{Counters, Job};
+use reader::open_layout;
+
+/// Tuning of a [`Spool`].
+#[derive(Debug, Clone)]
+pub struct SpoolOptions {
+    /// Capacity of each writer's buffer, in bytes (default 64 KiB). This is all the memory a
+    /// message in flight costs, whatever its size.
+    pub buffer_size: usize,
+    /// Threads that finish and fsync files in parallel before the committer batches the
+    /// renames (default 16: fsync waits on the disk, not the CPU, and the file system
+    /// batches concurrent fsyncs in one journal commit).
+    pub sync_threads: usize,
+    /// Create the directories and run startup recovery (default `true`). Tools that inspect
+    /// a spool a server is using (`impulse spool ...`) turn this off: recovery would delete
+    /// the server's in-flight tmp files.
+    pub recover: bool,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            buffer_size: 64 * 1024,
+            sync_threads: 16,
+            recover: true,
+        }
+    }
+}
+
+/// What the spool's files and settings are, shared by the spool, its writers and threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub io: Arc<dyn SpoolIo>,
+    pub root: PathBuf,
+    pub tmp_dir: PathBuf,
+    pub queue_dir: PathBuf,
+    pub quarantine_dir: PathBuf,
+    pub buffer_size: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    jobs: Sender<Job>,
+    counters: Arc<Counters>,
+    report: RecoveryReport,
+}
+
+/// A durable on-disk spool. Cheap to clone (all clones share the directory and threads);
+/// `Send + Sync`. Dropping the last clone lets the spool threads finish the commits already
+/// handed to them, then exit.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+/// One line of [`Spool::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolEntrySummary {
+    /// The queue id.
+    pub id: QueueId,
+    /// The reverse-path (empty for `<>`).
+    pub sender: String,
+    /// The recipients' addresses.
+    pub recipients: Vec<String>,
+    /// The message size in bytes.
+    pub size: u64,
+    /// When it was received, in seconds since the Unix epoch.
+    pub received: u64,
+}
+
+/// Counters of the commit pipeline since the spool was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Commits that completed with `Ok`.
+    pub commits: u64,
+    /// Commits that completed with `Err`.
+    pub failures: u64,
+    /// Directory fsyncs of `queue/` done by the committer: fewer than `commits` when group
+    /// commit shares them.
+    pub dir_fsyncs: u64,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool at `dir` on the real file system with default
+    /// options, and runs startup recovery. Blocks while recovery reads the queue.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Spool, SpoolError> {
+        Spool::open_with(dir, SpoolOptions::default(), Arc::new(RealIo))
+    }
+
+    /// Opens the spool at `dir` with chosen options through a chosen [`SpoolIo`].
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: SpoolOptions,
+        io: Arc<dyn SpoolIo>,
+    ) -> Result<Spool, SpoolError> {
+        let root = dir.as_ref().to_path_buf();
+        let shared = Arc::new(Shared {
+            tmp_dir: root.join("tmp"),
+            queue_dir: root.join("queue"),
+            quarantine_dir: root.join("quarantine"),
+            root,
+            io,
+            buffer_size: options.buffer_size.max(4096),
+        });
+        let report = if options.recover {
+            for d in [&shared.tmp_dir, &shared.queue_dir, &shared.quarantine_dir] {
+                shared
+                    .io
+                    .create_dir_all(d)
+                    .map_err(|e| SpoolError::io("create_dir", d, e))?;
+            }
+            shared
+                .io
+                .fsync_dir(&shared.root)
+                .map_err(|e| SpoolError::io("fsync_dir", &shared.root, e))?;
+            recovery::recover(&shared)?
+        } else {
+            // Inspection only: the spool must already exist.
+            shared
+                .io
+                .read_dir(&shared.queue_dir)
+                .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
+            RecoveryReport::default()
+        };
+        let counters = Arc::new(Counters::default());
+        let jobs = committer::start(shared.clone(), options.sync_threads, counters.clone())
+            .map_err(|e| SpoolError::io("spawn", &shared.root, e))?;
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                shared,
+                jobs,
+                counters,
+                report,
+            }),
+        })
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.shared.root
+    }
+
+    /// What startup recovery did (all zero when opened with `recover: false`).
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.inner.report
+    }
+
+    /// Counters of the commit pipeline. Never blocks.
+    pub fn stats(&self) -> SpoolStats {
+        let c = &self.inner.counters;
+        SpoolStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            dir_fsyncs: c.dir_fsyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts a message: creates `tmp/<id>` and buffers the header and envelope (the
+    /// envelope is final when DATA starts). Blocks on the file creation.
+    pub fn begin(&self, envelope: &Envelope) -> Result<SpoolWriter, SpoolError> {
+        SpoolWriter::create(self.inner.shared.clone(), envelope)
+    }
+
+    /// Commits a message without blocking: the END record, the file fsync, the rename and
+    /// the (shared) directory fsync happen on spool threads, then `done` is called on a
+    /// spool thread with `Ok(id)` once the message is durable, or `Err` (the file removed).
+    /// Only an `Ok` allows a `250`.
+    pub fn commit(&self, writer: SpoolWriter, done: CommitCallback) {
+        if let Err(e) = self.inner.jobs.send(Job { writer, done }) {
+            let Job { writer, done } = e.into_inner();
+            drop(writer);
+            done(Err(SpoolError::Closed));
+        }
+    }
+
+    /// Commits a message and waits until it is durable (or failed). Blocks.
+    pub fn commit_blocking(&self, writer: SpoolWriter) -> Result<QueueId, SpoolError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.commit(
+            writer,
+            Box::new(move |res| {
+                let _ = tx.send(res);
+            }),
+        );
+        rx.recv().unwrap_or(Err(SpoolError::Closed))
+    }
+
+    /// The check to make at MAIL time: `Err(NoSpace)` (`452 4.3.1`) when the spool's file
+    /// system has less than 1.5 × `size_limit` bytes free (Postfix's rule). Blocks on a
+    /// `statvfs`.
+    pub fn check_free_space(&self, size_limit: u64) -> Result<(), SpoolError> {
+        let shared = &self.inner.shared;
+        let available = shared
+            .io
+            .available_space(&shared.root)
+            .map_err(|e| SpoolError::io("statvfs", &shared.root, e))?;
+        let required = size_limit.saturating_add(size_limit / 2);
+        if available < required {
+            return Err(SpoolError::NoSpace {
+                available,
+                required,
+            });
+        }
+        Ok(())
+    }
+
+    fn queue_path(&self, id: QueueId) -> PathBuf {
+        self.inner.shared.queue_dir.join(id.as_str())
+    }
+
+    fn open_checked(
+        &self,
+        id: QueueId,
+    ) -> Result<(Box<dyn ReadFile>, reader::Layout, PathBuf), SpoolError> {
+        let path = self.queue_path(id);
+        match open_layout(&*self.inner.shared.io, &path) {
+            Ok((file, layout)) if layout.id == id => Ok((file, layout, path)),
+            Ok((_, layout)) => Err(SpoolError::Corrupt {
+                path,
+                reason: format!("file holds queue id {}", layout.id),
+            }),
+            Err(SpoolError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(SpoolError::NotFound(id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists the queued messages, oldest first. Reads each file's header, envelope and END
+    /// record (not the whole message). Files that fail to parse are skipped with a warning.
+    pub fn list(&self) -> Result<Vec<SpoolEntrySummary>, SpoolError> {
+        let shared = &self.inner.shared;
+        let names = shared
+            .io
+            .read_dir(&shared.queue_dir)
+            .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
+        let mut ids: Vec<QueueId> = names
+            .iter()
+            .filter_map(|n| QueueId::parse(n).ok())
+            .collect();
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.open_checked(id) {
+                Ok((_, layout, _)) => out.push(SpoolEntrySummary {
+                    id,
+                    sender: layout.envelope.sender,
+                    recipients: layout
+                        .envelope
+                        .recipients
+                        .into_iter()
+                        .map(|r| r.address)
+                        .collect(),
+                    size: layout.body_len,
+                    received: layout.envelope.received,
+                }),
+                // Removed meanwhile.
+                Err(SpoolError::NotFound(_)) => {}
+                Err(e) => log::warn!("spool: skipping {id}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the envelope of a queued message.
+    pub fn read_envelope(&self, id: QueueId) -> Result<Envelope, SpoolError> {
+        self.open_checked(id).map(|(_, layout, _)| layout.envelope)
+    }
+
+    /// Opens the stored message bytes of a queued message for streaming (checksum verified
+    /// at the end, see [`MessageReader`]).
+    pub fn open_message(&self, id: QueueId) -> Result<MessageReader, SpoolError> {
+        let (file, layout, path) = self.open_checked(id)?;
+        Ok(MessageReader::new(file, layout, path))
+    }
+
+    /// Removes a queued message (durably: the directory is fsynced).
+    pub fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
+        let shared = &self.inner.shared;
+        let path = self.queue_path(id);
+        match shared.io.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SpoolError::NotFound(id))
+            }
+            Err(e) => return Err(SpoolError::io("remove", path, e)),
+        }
+        shared
+            .io
+            .fsync_dir(&shared.queue_dir)
+            .map_err(|e| SpoolError::io("fsync_dir", &shared.queue_dir, e))?;
+        log::info!("spool: {id} removed");
+        Ok(())
+    }
+}

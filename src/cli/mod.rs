@@ -1,0 +1,3 @@
+//! The `impulse` subcommands that are more than a few lines, one module each.
+
+pub mod spool;
