@@ -98,7 +98,8 @@ fn bench_replies(c: &mut Criterion) {
     group.bench_function("stalwart", |b| {
         b.iter(|| {
             for reply in REPLIES {
-                let mut receiver = stalwart_smtp_proto::response::parser::ResponseReceiver::default();
+                let mut receiver =
+                    stalwart_smtp_proto::response::parser::ResponseReceiver::default();
                 black_box(receiver.parse(&mut reply.iter()).unwrap());
             }
         })
