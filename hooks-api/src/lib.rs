@@ -69,6 +69,7 @@ pub use session::{Envelope, Recipient, SessionInfo, TlsInfo};
 pub use verdict::{ChannelPending, Completer, Completion, Pending, PendingSource, Verdict};
 
 pub use inventory;
+pub use log;
 pub use serde;
 pub use smtp_proto;
 pub use toml;
