@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// Impulse: a Momentum-style ESMTP toolkit.
 #[derive(Debug, Parser)]
 #[command(name = "impulse", version, about, long_about = None)]
@@ -21,6 +23,25 @@ enum Command {
     },
     /// List the built-in and registered bounce classes.
     Classes,
+    /// Inspect plugin `.so` files.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `impulse plugin ...`.
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin as the server would; print its name, version, ABI facts and what it
+    /// registers, or the load error (exit code 1).
+    Check {
+        /// The plugin file, for example `target/release/libmy_plugin.so`.
+        file: std::path::PathBuf,
+        /// A TOML file with the plugin's table (`[plugins.NAME]`, or `[NAME]`).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +52,9 @@ fn main() -> std::process::ExitCode {
             let class = impulse::proto::classify::classify_reply_text(&reply);
             println!("{} {} ({})", class.id, class.name, class.category);
         }
+        Command::Plugin {
+            command: PluginCommand::Check { file, config },
+        } => return cli::plugin::check(&file, config.as_deref()),
         Command::Classes => {
             for class in impulse::proto::classify::classes() {
                 println!(

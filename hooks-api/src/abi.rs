@@ -7,7 +7,7 @@
 //!   and pointer+length strings, readable whatever compiler built the library;
 //! - [`ENTRY_SYMBOL`] `(host: *mut c_void, configs: RawStr, err_out: *mut c_void) -> i32`:
 //!   runs inside `catch_unwind`, walks **the plugin's own** `inventory` of
-//!   [`PluginDecl`](crate::PluginDecl)s (a dlopen'ed library has its own copy of those
+//!   [`PluginDecl`]s (a dlopen'ed library has its own copy of those
 //!   statics) and calls each `init` with the host's [`Registrar`].
 //!
 //! # Why the same rustc and hooks-api version

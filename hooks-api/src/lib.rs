@@ -14,7 +14,7 @@
 //! | [`client`] | [`ClientState`], [`ClientArgs`]: custom SMTP client states |
 //! | [`registrar`] | [`Registrar`]: what a plugin's `init` registers into |
 //! | [`registry`] | [`Registry`]: loading plugins, dispatching hooks |
-//! | [`plugin`], [`config`] | [`PluginDecl`] and [`plugin!`]; [`PluginConfig`] |
+//! | [`mod@plugin`], [`config`] | [`PluginDecl`] and [`plugin!`]; [`PluginConfig`] |
 //! | [`abi`], [`loader`] | the `.so` ABI guard, [`export_plugin!`], and the host's loader |
 //!
 //! A plugin depends on this crate only: it re-exports [`smtp_proto`] (the protocol types,

@@ -180,7 +180,6 @@ fn run_rcpt(registry: &Registry, to: &str, source: Option<&ChannelPending>) -> (
         }
         other => other,
     };
-    drop(ctx);
     (verdict, t)
 }
 
@@ -239,7 +238,6 @@ fn queue_accept_needs_a_queue_id_and_message_rewinds() {
         Message::new(&envelope, &headers, &mut data),
     );
     assert_eq!(registry.dispatch_message(&mut ctx), Verdict::Continue);
-    drop(ctx);
 
     let mut data = Cursor::new(raw.clone());
     let mut ctx = Ctx::new(
@@ -249,7 +247,6 @@ fn queue_accept_needs_a_queue_id_and_message_rewinds() {
         Queue::new(Message::new(&envelope, &headers, &mut data)),
     );
     assert_eq!(registry.dispatch_queue(&mut ctx), Verdict::local_error());
-    drop(ctx);
 
     envelope
         .recipients

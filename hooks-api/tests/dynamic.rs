@@ -107,7 +107,6 @@ fn rcpt(registry: &Registry, to: &str) -> (Verdict, Option<String>) {
         assert_eq!(ticket, pending.ticket());
         verdict = registry.resume_rcpt(&mut ctx, pending, completed);
     }
-    drop(ctx);
     (verdict, t.get("test-plugin.trace").map(str::to_owned))
 }
 

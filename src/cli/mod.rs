@@ -1,0 +1,3 @@
+//! The operator subcommands, one module each.
+
+pub mod plugin;
