@@ -11,12 +11,14 @@
 //!
 //! | module | what it is for |
 //! |---|---|
+//! | [`config`] | `impulse.toml`: listeners, limits, timeouts, spool, plugins, with embedded defaults |
 //! | [`spool`] | the durable on-disk spool: streaming writer, group commit, recovery, read side |
 //!
 //! Status: the factory and event loop are being built (see the project's issue tracker).
 //! Nothing in this crate accepts connections yet.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod spool;
 
 pub use hooks_api;
