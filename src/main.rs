@@ -25,6 +25,25 @@ enum Command {
     Classes,
     /// Inspect a spool directory: list, show, cat and rm queued messages.
     Spool(cli::spool::SpoolArgs),
+    /// Inspect plugin `.so` files.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `impulse plugin ...`.
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin as the server would; print its name, version, ABI facts and what it
+    /// registers, or the load error (exit code 1).
+    Check {
+        /// The plugin file, for example `target/release/libmy_plugin.so`.
+        file: std::path::PathBuf,
+        /// A TOML file with the plugin's table (`[plugins.NAME]`, or `[NAME]`).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +55,9 @@ fn main() -> std::process::ExitCode {
             println!("{} {} ({})", class.id, class.name, class.category);
         }
         Command::Spool(args) => return cli::spool::run(args),
+        Command::Plugin {
+            command: PluginCommand::Check { file, config },
+        } => return cli::plugin::check(&file, config.as_deref()),
         Command::Classes => {
             for class in impulse::proto::classify::classes() {
                 println!(

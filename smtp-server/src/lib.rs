@@ -11,6 +11,7 @@
 //!
 //! | module | what it is for |
 //! |---|---|
+//! | [`config`] | `impulse.toml`: listeners, limits, timeouts, spool, plugins, with embedded defaults |
 //! | [`factory`] | the sans-IO ESMTP message factory: one state machine per connection |
 //! | [`spool`] | the durable on-disk spool: streaming writer, group commit, recovery, read side |
 //!
@@ -18,6 +19,7 @@
 //! (see the project's issue tracker). Nothing in this crate accepts connections yet.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod factory;
 pub mod spool;
 

@@ -1,3 +1,4 @@
 //! The `impulse` subcommands that are more than a few lines, one module each.
 
+pub mod plugin;
 pub mod spool;

@@ -1,0 +1,257 @@
+//! Hook points, [`Order`], and the chain runner behind `Registry::dispatch_*`.
+//!
+//! # Ordering
+//!
+//! Each hook point keeps one chain, sorted by `(group, priority, registration)`:
+//!
+//! 1. every [`Order::First`] hook, in registration order;
+//! 2. every [`Order::Priority`] hook, lowest priority value first; equal priorities in
+//!    registration order;
+//! 3. every [`Order::Last`] hook, in registration order.
+//!
+//! Registration order is the order of `Registrar::on_*` calls across all plugins: static
+//! plugins initialise in name order, then dynamic plugins in load order (a `.so` holding
+//! several plugins initialises them in name order). Momentum's `register_*_hook_first`
+//! *prepends*, so its last "first" hook runs first; here "first" hooks keep registration
+//! order, which is easier to reason about when several plugins ask to be first.
+//!
+//! # Panics
+//!
+//! Every hook is wrapped, when it is registered, in `catch_unwind`; the wrapper is compiled
+//! into the plugin's own image. That matters for `.so` plugins: each carries its own copy of
+//! the standard library, with its own panic counters, so a panic must be caught by the copy
+//! that raised it — a panic unwinding into the host's `catch_unwind` would leave both copies'
+//! counters wrong. The dispatcher turns a caught panic into `TempFail(451 4.3.0)` and logs
+//! the plugin and the hook point.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::context::Ctx;
+use crate::verdict::Verdict;
+
+/// Where a hook runs in its chain. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Before every priority and last hook (Momentum's `register_*_hook_first`).
+    First,
+    /// Between the first and the last hooks, lowest value first.
+    Priority(i32),
+    /// After every first and priority hook (Momentum's `register_*_hook_last`).
+    Last,
+}
+
+impl Order {
+    fn key(self) -> (u8, i32) {
+        match self {
+            Order::First => (0, 0),
+            Order::Priority(p) => (1, p),
+            Order::Last => (2, 0),
+        }
+    }
+}
+
+impl Default for Order {
+    /// `Priority(0)`.
+    fn default() -> Self {
+        Order::Priority(0)
+    }
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Order::First => f.write_str("first"),
+            Order::Priority(p) => write!(f, "priority {p}"),
+            Order::Last => f.write_str("last"),
+        }
+    }
+}
+
+/// The server hook points, for logs and summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookPoint {
+    /// A client connected.
+    Connect,
+    /// HELO or EHLO.
+    Helo,
+    /// AUTH credentials to verify.
+    Auth,
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO.
+    Rcpt,
+    /// DATA or the first BDAT.
+    DataStart,
+    /// The whole message was received.
+    Message,
+    /// Someone must take responsibility for the message.
+    Queue,
+    /// The connection is closing (void).
+    Disconnect,
+    /// A command the server does not know.
+    UnknownCommand,
+}
+
+impl HookPoint {
+    /// Every hook point, in protocol order.
+    pub const ALL: [HookPoint; 10] = [
+        HookPoint::Connect,
+        HookPoint::Helo,
+        HookPoint::Auth,
+        HookPoint::Mail,
+        HookPoint::Rcpt,
+        HookPoint::DataStart,
+        HookPoint::Message,
+        HookPoint::Queue,
+        HookPoint::Disconnect,
+        HookPoint::UnknownCommand,
+    ];
+
+    /// The name used in logs and by `impulse plugin check`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookPoint::Connect => "connect",
+            HookPoint::Helo => "helo",
+            HookPoint::Auth => "auth",
+            HookPoint::Mail => "mail",
+            HookPoint::Rcpt => "rcpt",
+            HookPoint::DataStart => "data_start",
+            HookPoint::Message => "message",
+            HookPoint::Queue => "queue",
+            HookPoint::Disconnect => "disconnect",
+            HookPoint::UnknownCommand => "unknown_command",
+        }
+    }
+}
+
+impl fmt::Display for HookPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What a wrapped hook returns: its verdict, or the message of the panic it raised.
+pub(crate) type HookResult = Result<Verdict, String>;
+
+/// Runs `f`, catching a panic and turning it into its message. Generic, so it is
+/// instantiated — and its `catch_unwind` bound to the standard library — in the plugin.
+pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// One registered hook.
+pub(crate) struct Entry<H: ?Sized> {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) order: Order,
+    pub(crate) seq: u64,
+    pub(crate) hook: Arc<H>,
+}
+
+impl<H: ?Sized> Clone for Entry<H> {
+    fn clone(&self) -> Self {
+        Entry {
+            plugin: self.plugin.clone(),
+            order: self.order,
+            seq: self.seq,
+            hook: self.hook.clone(),
+        }
+    }
+}
+
+/// Sorts a chain by the rules of the [module docs](self).
+pub(crate) fn sort_chain<H: ?Sized>(entries: &mut [Entry<H>]) {
+    entries.sort_by_key(|e| (e.order.key(), e.seq));
+}
+
+/// Point-specific acceptance check (the queue hook needs a queue id).
+pub(crate) type Check<'c, E> = fn(&Ctx<'c, E>, &Verdict) -> Result<(), &'static str>;
+
+/// Runs `entries[start..]` on `ctx` by the chain rules of [`crate::verdict`].
+pub(crate) fn run_chain<'c, H: ?Sized, E>(
+    entries: &[Entry<H>],
+    start: usize,
+    ctx: &mut Ctx<'c, E>,
+    point: HookPoint,
+    call: impl Fn(&H, &mut Ctx<'c, E>) -> HookResult,
+    check: Check<'c, E>,
+) -> Verdict {
+    for (i, entry) in entries.iter().enumerate().skip(start) {
+        ctx.pending_issued = false;
+        let verdict = match call(&entry.hook, ctx) {
+            Ok(v) => v,
+            Err(message) => {
+                log::error!(
+                    "plugin {} panicked in its {point} hook: {message}; answering 451 4.3.0",
+                    entry.plugin
+                );
+                return Verdict::panicked();
+            }
+        };
+        match settle(verdict, ctx, point, &entry.plugin, check) {
+            Verdict::Continue => {}
+            Verdict::Pending(mut pending) => {
+                pending.resume_at = i + 1;
+                return Verdict::Pending(pending);
+            }
+            other => return other,
+        }
+    }
+    Verdict::Continue
+}
+
+/// Validates one verdict of `plugin` at `point`; logs and replaces a bad one.
+pub(crate) fn settle<'c, E>(
+    verdict: Verdict,
+    ctx: &Ctx<'c, E>,
+    point: HookPoint,
+    plugin: &str,
+    check: Check<'c, E>,
+) -> Verdict {
+    let verdict = match verdict.validated() {
+        Ok(v) => v,
+        Err(replacement) => {
+            log::error!(
+                "plugin {plugin} returned a verdict whose reply does not fit its kind in its \
+                 {point} hook; answering 451 4.3.0"
+            );
+            return replacement;
+        }
+    };
+    match &verdict {
+        Verdict::Continue => verdict,
+        Verdict::Pending(_) if !ctx.can_pend() || !ctx.pending_issued => {
+            log::error!(
+                "plugin {plugin} went pending in its {point} hook, which cannot wait here; \
+                 answering 451 4.3.0"
+            );
+            Verdict::local_error()
+        }
+        Verdict::Pending(_) => verdict,
+        _ => match check(ctx, &verdict) {
+            Ok(()) => verdict,
+            Err(why) => {
+                log::error!("plugin {plugin} in its {point} hook: {why}; answering 451 4.3.0");
+                Verdict::local_error()
+            }
+        },
+    }
+}
+
+/// No point-specific check.
+pub(crate) fn no_check<E>(_: &Ctx<'_, E>, _: &Verdict) -> Result<(), &'static str> {
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! The server's configuration: `impulse.toml` (serde + toml), with embedded defaults so that
+//! `impulse serve` runs with no file at all, and the command-line overrides an operator expects.
+//!
+//! Every field has a default; a file only names what it changes. Unknown keys are errors, so
+//! a typo never silently leaves a limit at its default. See `impulse.example.toml` at the
+//! repository root for every key with its default and meaning.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use smtp_proto::limits;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names the key and line).
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml reported.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The name the server greets with and writes in `Received:` headers. Empty means the
+    /// system's host name.
+    pub hostname: String,
+    /// The addresses to listen on (IPv4 and IPv6). Default: `127.0.0.1:2525`.
+    pub listen: Vec<SocketAddr>,
+    /// Event-loop threads; 0 means one per core.
+    pub workers: usize,
+    /// Threads in the pool that runs blocking hook work and spool commits.
+    pub pool_threads: usize,
+    /// Protocol limits.
+    pub limits: LimitsConfig,
+    /// Timeouts.
+    pub timeouts: TimeoutsConfig,
+    /// The durable spool.
+    pub spool: SpoolConfig,
+    /// Protocol policy switches.
+    pub smtp: SmtpConfig,
+    /// Plugin `.so` files to load, in order.
+    pub plugin_files: Vec<PathBuf>,
+    /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
+    pub plugins: toml::Table,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: String::new(),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            workers: 0,
+            pool_threads: 4,
+            limits: LimitsConfig::default(),
+            timeouts: TimeoutsConfig::default(),
+            spool: SpoolConfig::default(),
+            smtp: SmtpConfig::default(),
+            plugin_files: Vec::new(),
+            plugins: toml::Table::new(),
+        }
+    }
+}
+
+/// Protocol limits, with the defaults of `shared/reference/limits-and-durability.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest message accepted, in bytes; advertised in `SIZE`.
+    pub message_size: u64,
+    /// Most recipients per message (`452 4.5.3` beyond).
+    pub recipients: usize,
+    /// Longest command line, CRLF included (`500 5.5.2` beyond).
+    pub command_line: usize,
+    /// Most `Received:` headers before `554 5.4.6` (mail loop).
+    pub hops: usize,
+    /// Errors after which replies slow down (reserved; no delay today).
+    pub soft_errors: u32,
+    /// Errors after which the server answers `421 4.7.0` and closes.
+    pub hard_errors: u32,
+    /// Most simultaneous connections in all (the listener stops accepting beyond).
+    pub connections: usize,
+    /// Most simultaneous connections from one IP address (`421 4.7.0` beyond).
+    pub connections_per_ip: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            message_size: limits::MAX_MESSAGE_SIZE,
+            recipients: limits::MAX_RECIPIENTS,
+            command_line: limits::MAX_COMMAND_LINE,
+            hops: 100,
+            soft_errors: 10,
+            hard_errors: 20,
+            connections: 20_000,
+            connections_per_ip: 20,
+        }
+    }
+}
+
+/// Timeouts, in seconds unless named otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// Waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes).
+    pub command: u64,
+    /// Waiting for DATA content between reads.
+    pub data: u64,
+    /// The slowest DATA rate tolerated, in bytes per second.
+    pub data_min_rate: u64,
+    /// How long a graceful shutdown lets transactions finish before closing.
+    pub shutdown_grace: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            command: 300,
+            data: 300,
+            data_min_rate: 500,
+            shutdown_grace: 30,
+        }
+    }
+}
+
+/// Where and how the spool stores messages.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// The spool directory (created if missing).
+    pub dir: PathBuf,
+    /// Threads that fsync message files in parallel (group commit).
+    pub sync_threads: usize,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: PathBuf::from("./spool"),
+            sync_threads: 16,
+        }
+    }
+}
+
+/// What to do with bare CR or LF in message content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLineEndingPolicy {
+    /// Answer `550 5.5.2` after the end of data (the default, as Postfix's
+    /// `smtpd_forbid_bare_newline = reject`).
+    #[default]
+    Reject,
+    /// Store them as CRLF.
+    Normalize,
+    /// Store them byte-exact.
+    Keep,
+}
+
+/// Protocol policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Text after the host name in the `220` banner.
+    pub banner: String,
+    /// Bare CR/LF policy in DATA.
+    pub bare_line_endings: BareLineEndingPolicy,
+    /// Accept `MAIL FROM: <a@b>` (a space after the colon), as many deployed clients send.
+    pub allow_space_after_colon: bool,
+    /// Accept `MAIL FROM:a@b` (no angle brackets).
+    pub allow_missing_brackets: bool,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            banner: "ESMTP Impulse".to_owned(),
+            bare_line_endings: BareLineEndingPolicy::Reject,
+            allow_space_after_colon: true,
+            allow_missing_brackets: false,
+        }
+    }
+}
+
+/// Command-line overrides (`impulse serve --listen .. --spool .. --hostname .. --plugin ..`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Replaces the configured listeners when not empty.
+    pub listen: Vec<SocketAddr>,
+    /// Replaces the spool directory.
+    pub spool: Option<PathBuf>,
+    /// Replaces the host name.
+    pub hostname: Option<String>,
+    /// Plugin files loaded after the configured ones.
+    pub plugins: Vec<PathBuf>,
+}
+
+impl ServerConfig {
+    /// Parses a configuration from TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Applies command-line overrides, then validates again.
+    pub fn apply(&mut self, overrides: Overrides) -> Result<(), ConfigError> {
+        if !overrides.listen.is_empty() {
+            self.listen = overrides.listen;
+        }
+        if let Some(spool) = overrides.spool {
+            self.spool.dir = spool;
+        }
+        if let Some(hostname) = overrides.hostname {
+            self.hostname = hostname;
+        }
+        self.plugin_files.extend(overrides.plugins);
+        self.validate()
+    }
+
+    /// The host name to use: the configured one, else the system's, else `localhost`.
+    pub fn effective_hostname(&self) -> String {
+        if !self.hostname.is_empty() {
+            return self.hostname.clone();
+        }
+        let system = rustix::system::uname();
+        let name = system.nodename().to_string_lossy().into_owned();
+        if is_valid_hostname(&name) {
+            name
+        } else {
+            "localhost".to_owned()
+        }
+    }
+
+    /// Event-loop threads to run: `workers`, or one per core when 0.
+    pub fn effective_workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.listen.is_empty() {
+            return invalid("at least one `listen` address is needed".into());
+        }
+        if !self.hostname.is_empty() && !is_valid_hostname(&self.hostname) {
+            return invalid(format!(
+                "hostname {:?} is not a valid domain name",
+                self.hostname
+            ));
+        }
+        let l = &self.limits;
+        if l.command_line < 512 {
+            return invalid(format!(
+                "limits.command_line = {} is below RFC 5321's 512",
+                l.command_line
+            ));
+        }
+        if l.recipients < 1 {
+            return invalid("limits.recipients must be at least 1 (RFC 5321 asks for 100)".into());
+        }
+        if l.message_size < 65_536 {
+            return invalid(format!(
+                "limits.message_size = {} is below RFC 5321's 64 KB minimum",
+                l.message_size
+            ));
+        }
+        if l.soft_errors > l.hard_errors {
+            return invalid("limits.soft_errors must not exceed limits.hard_errors".into());
+        }
+        if l.connections == 0 || l.connections_per_ip == 0 {
+            return invalid("limits.connections and limits.connections_per_ip must be > 0".into());
+        }
+        if self.timeouts.command == 0 || self.timeouts.data == 0 {
+            return invalid("timeouts must be > 0 seconds".into());
+        }
+        if self.spool.sync_threads == 0 || self.pool_threads == 0 {
+            return invalid("spool.sync_threads and pool_threads must be > 0".into());
+        }
+        if self.smtp.banner.contains(['\r', '\n']) {
+            return invalid("smtp.banner must be one line".into());
+        }
+        Ok(())
+    }
+
+    /// The table configured for plugin `name` (`[plugins.NAME]`), empty when absent.
+    pub fn plugin_table(&self, name: &str) -> toml::Table {
+        match self.plugins.get(name) {
+            Some(toml::Value::Table(t)) => t.clone(),
+            _ => toml::Table::new(),
+        }
+    }
+}
+
+/// A host name fit for a banner and a `Received:` header: LDH labels separated by dots.
+fn is_valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = ServerConfig::from_toml("", Path::new("x.toml")).unwrap();
+        assert_eq!(c, ServerConfig::default());
+        assert_eq!(c.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.spool.dir, PathBuf::from("./spool"));
+        assert_eq!(c.limits.message_size, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../impulse.example.toml");
+        let c = ServerConfig::from_toml(text, Path::new("impulse.example.toml")).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.plugin_table("bounce-rules").len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = ServerConfig::from_toml("[limits]\nrecipent = 5\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("recipent") && err.contains("a.toml"), "{err}");
+        let err = ServerConfig::from_toml("[limits]\ncommand_line = 100\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("512"), "{err}");
+        let err = ServerConfig::from_toml("hostname = \"bad host\"\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a valid domain"), "{err}");
+        assert!(ServerConfig::from_toml("listen = []\n", Path::new("a.toml")).is_err());
+    }
+
+    #[test]
+    fn overrides_replace_and_extend() {
+        let mut c = ServerConfig::from_toml(
+            "listen = [\"127.0.0.1:25\"]\nplugin_files = [\"a.so\"]\n",
+            Path::new("a.toml"),
+        )
+        .unwrap();
+        c.apply(Overrides {
+            listen: vec!["[::1]:2525".parse().unwrap()],
+            spool: Some("/var/spool/impulse".into()),
+            hostname: Some("mx.example.org".into()),
+            plugins: vec!["b.so".into()],
+        })
+        .unwrap();
+        assert_eq!(c.listen, vec!["[::1]:2525".parse().unwrap()]);
+        assert_eq!(c.spool.dir, PathBuf::from("/var/spool/impulse"));
+        assert_eq!(c.effective_hostname(), "mx.example.org");
+        assert_eq!(
+            c.plugin_files,
+            vec![PathBuf::from("a.so"), PathBuf::from("b.so")]
+        );
+    }
+
+    #[test]
+    fn system_hostname_is_usable() {
+        let name = ServerConfig::default().effective_hostname();
+        assert!(is_valid_hostname(&name), "{name}");
+    }
+}
