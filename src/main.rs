@@ -23,6 +23,9 @@ enum Command {
     },
     /// List the built-in and registered bounce classes.
     Classes,
+    /// Run the ESMTP server (defaults: 127.0.0.1:2525, ./spool, the system host name) until
+    /// SIGTERM or SIGINT.
+    Serve(cli::serve::ServeArgs),
     /// Inspect a spool directory: list, show, cat and rm queued messages.
     Spool(cli::spool::SpoolArgs),
     /// Inspect plugin `.so` files.
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
             let class = impulse::proto::classify::classify_reply_text(&reply);
             println!("{} {} ({})", class.id, class.name, class.category);
         }
+        Command::Serve(args) => return cli::serve::run(args),
         Command::Spool(args) => return cli::spool::run(args),
         Command::Plugin {
             command: PluginCommand::Check { file, config },

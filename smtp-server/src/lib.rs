@@ -13,19 +13,22 @@
 //! |---|---|
 //! | [`config`] | `impulse.toml`: listeners, limits, timeouts, spool, plugins, with embedded defaults |
 //! | [`factory`] | the sans-IO ESMTP message factory: one state machine per connection |
+//! | [`server`] | the mio event loop: listeners, connections, hooks, spool wiring, shutdown, embedding |
 //! | [`spool`] | the durable on-disk spool: streaming writer, group commit, recovery, read side |
 //!
-//! Status: the factory and the spool exist; the event loop that drives them is being built
-//! (see the project's issue tracker). Nothing in this crate accepts connections yet.
+//! Run a server with [`server::Server::builder`]; `impulse serve` is the operator's way.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod factory;
+pub mod server;
 pub mod spool;
 
 pub use factory::{
     Decision, Envelope, Event, EventKind, Extensions, Factory, FactoryConfig, FactoryError, State,
 };
+
+pub use server::{Server, ServerBuilder, ServerError, ServerHandle};
 
 pub use hooks_api;
 pub use smtp_proto;

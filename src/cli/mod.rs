@@ -1,4 +1,5 @@
 //! The `impulse` subcommands that are more than a few lines, one module each.
 
 pub mod plugin;
+pub mod serve;
 pub mod spool;

@@ -86,7 +86,7 @@ pub use io::{ReadFile, RealIo, SpoolFile, SpoolIo};
 pub use memfs::MemFs;
 pub use reader::MessageReader;
 pub use recovery::RecoveryReport;
-pub use writer::SpoolWriter;
+pub use writer::{MessageWindow, SpoolWriter};
 
 use committer::{Counters, Job};
 use reader::open_layout;

@@ -103,6 +103,25 @@ impl SpoolWriter {
         self.put(data)
     }
 
+    /// Writes out the buffer and opens what was written so far for reading: the message bytes
+    /// only (not the header or envelope), seekable from 0. Message and queue hooks read the
+    /// message through it before the commit. Blocks on file I/O: call it from a worker.
+    pub fn message_reader(&mut self) -> Result<MessageWindow, SpoolError> {
+        self.check()?;
+        self.flush_buf()?;
+        let file = self
+            .shared
+            .io
+            .open(&self.tmp_path)
+            .map_err(|e| SpoolError::io("open", self.tmp_path.clone(), e))?;
+        Ok(MessageWindow {
+            file,
+            start: (HEADER_LEN as u64) + u64::from(self.envelope_len),
+            len: self.body_len,
+            pos: 0,
+        })
+    }
+
     /// Abandons the message: deletes the tmp file (blocking). Same as dropping the writer.
     pub fn abort(mut self) {
         self.discard();
@@ -217,6 +236,70 @@ impl io::Write for SpoolWriter {
     /// Does nothing: durability comes from the commit, not from flushing.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The message bytes of a [`SpoolWriter`]'s file, read back before the commit
+/// ([`SpoolWriter::message_reader`]): `Read + Seek` over exactly the bytes written so far.
+pub struct MessageWindow {
+    file: Box<dyn super::io::ReadFile>,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl MessageWindow {
+    /// The number of message bytes visible through the window.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl io::Read for MessageWindow {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        self.file.seek(io::SeekFrom::Start(self.start + self.pos))?;
+        let n = self.file.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for MessageWindow {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match target {
+            Some(n) => {
+                self.pos = n;
+                Ok(n)
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the message",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for MessageWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageWindow")
+            .field("len", &self.len)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
     }
 }
 

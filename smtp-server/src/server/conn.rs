@@ -1,0 +1,326 @@
+//! One connection on a loop thread: its socket, its factory, and the socket half of the
+//! factory's call order (read, write, interest).
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use hooks_api::{Notes, Pending, SessionInfo};
+use mio::net::TcpStream;
+use mio::Interest;
+
+use crate::factory::{Event, Factory};
+use crate::spool::{SpoolError, SpoolWriter};
+
+/// Bytes read from the socket per `read` call.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// What a connection waits for besides its socket.
+#[derive(Debug)]
+pub(crate) enum Waiting {
+    /// Nothing: the socket drives it.
+    Nothing,
+    /// A hook went pending: the event it was deciding, and where to resume its chain.
+    Hook { event: Box<Event>, pending: Pending },
+    /// The spool's commit callback, or the hook pool's answer on the end of data.
+    Queue,
+}
+
+/// One connection.
+pub(crate) struct Conn {
+    pub sock: TcpStream,
+    pub factory: Factory,
+    pub serial: u64,
+    pub peer: SocketAddr,
+    /// Input read from the socket and not yet consumed by the factory.
+    pub inbuf: Vec<u8>,
+    /// The socket may have more to read (cleared on `WouldBlock`).
+    pub read_ready: bool,
+    /// The socket may take more bytes (cleared on `WouldBlock`).
+    pub write_ready: bool,
+    /// The peer closed its side (or reading failed).
+    pub eof: bool,
+    /// Bytes to write after the factory's (the driver's own `421`s), then close.
+    pub trailer: Vec<u8>,
+    /// Close once everything is written.
+    pub closing: bool,
+    /// Writing failed: the socket is unusable.
+    pub dead: bool,
+    pub waiting: Waiting,
+    /// The message being received, when the spool accepted it.
+    pub writer: Option<SpoolWriter>,
+    /// Why the spool refused the message being received: answered at the end of data.
+    pub spool_error: Option<SpoolError>,
+    pub session: SessionInfo,
+    pub conn_notes: Notes,
+    pub txn_notes: Notes,
+    /// The interest registered with the `Poll`, if registered.
+    pub registered: Option<Interest>,
+    /// The deadline armed in the loop's heap.
+    pub armed: Option<Instant>,
+    /// Final reply lines written, for the disconnect log line.
+    pub replies: u64,
+    /// Where the transmit scan is in the current reply line.
+    line_pos: usize,
+    line_code: [u8; 3],
+    /// Whether the disconnect hook already ran.
+    pub disconnected: bool,
+    /// The transaction awaiting its commit, for the log line.
+    pub txn: Option<super::queue::TxnLog>,
+}
+
+impl Conn {
+    pub(crate) fn new(sock: TcpStream, factory: Factory, serial: u64) -> Conn {
+        let peer = factory.peer();
+        let session = SessionInfo::new(peer, factory.local());
+        Conn {
+            sock,
+            factory,
+            serial,
+            peer,
+            inbuf: Vec::new(),
+            read_ready: true,
+            write_ready: true,
+            eof: false,
+            trailer: Vec::new(),
+            closing: false,
+            dead: false,
+            waiting: Waiting::Nothing,
+            writer: None,
+            spool_error: None,
+            session,
+            conn_notes: Notes::default(),
+            txn_notes: Notes::default(),
+            registered: None,
+            armed: None,
+            replies: 0,
+            line_pos: 0,
+            line_code: [0; 3],
+            disconnected: false,
+            txn: None,
+        }
+    }
+
+    /// Step 1 of the call order: feed held input, or read one chunk. Returns whether
+    /// anything happened.
+    pub(crate) fn feed_input(&mut self, now: Instant) -> bool {
+        if !matches!(self.waiting, Waiting::Nothing) || self.closing {
+            return false;
+        }
+        if !self.factory.wants_input() {
+            return false;
+        }
+        if !self.inbuf.is_empty() {
+            let n = self.factory.handle_input(&self.inbuf, now);
+            self.inbuf.drain(..n);
+            return n > 0;
+        }
+        if self.eof {
+            if !self.factory.is_closed() {
+                self.factory.handle_close();
+                return true;
+            }
+            return false;
+        }
+        if !self.read_ready {
+            return false;
+        }
+        self.inbuf.reserve(READ_CHUNK);
+        let start = self.inbuf.len();
+        self.inbuf.resize(start + READ_CHUNK, 0);
+        let res = self.sock.read(&mut self.inbuf[start..]);
+        match res {
+            Ok(0) => {
+                self.inbuf.truncate(start);
+                self.eof = true;
+                true
+            }
+            Ok(n) => {
+                self.inbuf.truncate(start + n);
+                if log::log_enabled!(log::Level::Debug) {
+                    log_trace(self.peer, "<", &self.inbuf[start..start + n]);
+                }
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.inbuf.truncate(start);
+                self.read_ready = false;
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.inbuf.truncate(start);
+                true
+            }
+            Err(e) => {
+                self.inbuf.truncate(start);
+                log::debug!("[{}]:{} read error: {e}", self.peer.ip(), self.peer.port());
+                self.eof = true;
+                true
+            }
+        }
+    }
+
+    /// Step 5: writes the factory's replies, then the driver's trailer. Returns whether
+    /// anything was written.
+    pub(crate) fn flush(&mut self) -> bool {
+        let mut wrote = false;
+        while self.write_ready {
+            let Some(bytes) = self.factory.poll_transmit() else {
+                break;
+            };
+            match self.sock.write(bytes) {
+                Ok(0) => {
+                    self.dead = true;
+                    self.write_ready = false;
+                }
+                Ok(n) => {
+                    let written = bytes[..n].to_vec();
+                    self.count_replies(&written);
+                    if log::log_enabled!(log::Level::Debug) {
+                        log_trace(self.peer, ">", &written);
+                    }
+                    self.factory.advance_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("[{}]:{} write error: {e}", self.peer.ip(), self.peer.port());
+                    self.write_ready = false;
+                    self.eof = true;
+                    self.closing = true;
+                    self.dead = true;
+                    self.trailer.clear();
+                    return wrote;
+                }
+            }
+        }
+        while self.write_ready && self.factory.poll_transmit().is_none() && !self.trailer.is_empty()
+        {
+            match self.sock.write(&self.trailer) {
+                Ok(n) => {
+                    let written: Vec<u8> = self.trailer.drain(..n).collect();
+                    if log::log_enabled!(log::Level::Debug) {
+                        log_trace(self.peer, ">", &written);
+                    }
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.trailer.clear();
+                    self.closing = true;
+                    self.dead = true;
+                }
+            }
+        }
+        wrote
+    }
+
+    /// Whether bytes wait to be written.
+    pub(crate) fn output_pending(&self) -> bool {
+        self.factory.poll_transmit().is_some() || !self.trailer.is_empty()
+    }
+
+    /// Whether the connection is done: asked to close (by the factory or the driver) and
+    /// everything written, or the peer gone.
+    pub(crate) fn finished(&self) -> bool {
+        let asked = self.closing || self.factory.is_closed();
+        self.dead || (asked && !self.output_pending())
+    }
+
+    /// The interest the connection needs now: `READABLE` while the factory wants input,
+    /// `WRITABLE` while output waits. `None`: nothing (a parked connection).
+    pub(crate) fn wanted_interest(&self) -> Option<Interest> {
+        let read = !self.eof
+            && !self.closing
+            && matches!(self.waiting, Waiting::Nothing)
+            && self.inbuf.is_empty()
+            && self.factory.wants_input();
+        let write = self.output_pending();
+        match (read, write) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+
+    /// Counts final reply lines (`NNN ` at the start of a line) except the banner's,
+    /// `354` and `334`: the commands answered, for the disconnect log line.
+    fn count_replies(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                self.line_pos = 0;
+                continue;
+            }
+            if self.line_pos < 3 {
+                self.line_code[self.line_pos] = b;
+            } else if self.line_pos == 3 && b == b' ' {
+                let code = &self.line_code;
+                if code != b"354" && code != b"334" && code != b"220" {
+                    self.replies += 1;
+                }
+            }
+            self.line_pos = self.line_pos.saturating_add(1);
+        }
+    }
+
+    /// `[ip]:port`, as the log writes a client.
+    pub(crate) fn client(&self) -> String {
+        format!("[{}]:{}", self.peer.ip(), self.peer.port())
+    }
+}
+
+/// Logs protocol bytes at DEBUG, one record per line; AUTH exchanges are never logged
+/// (an `AUTH` command line shows only its verb and mechanism; lines that look like SASL
+/// responses, base64 after a `334`, are not shown).
+fn log_trace(peer: SocketAddr, dir: &str, bytes: &[u8]) {
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        let shown = redact(text);
+        log::debug!("[{}]:{} {dir} {shown}", peer.ip(), peer.port());
+    }
+}
+
+/// Hides AUTH payloads: `AUTH PLAIN <b64>` keeps `AUTH PLAIN`; a bare base64 token (a SASL
+/// response) becomes `<sasl>`.
+fn redact(line: &str) -> String {
+    let upper = line.get(..5).map(str::to_ascii_uppercase);
+    if upper.as_deref() == Some("AUTH ") {
+        let mut parts = line.splitn(3, ' ');
+        let verb = parts.next().unwrap_or("");
+        let mech = parts.next().unwrap_or("");
+        return format!("{verb} {mech} <redacted>");
+    }
+    if line.starts_with("334 ") {
+        return "334 <sasl>".to_owned();
+    }
+    let b64 = !line.is_empty()
+        && line.len() >= 8
+        && !line.contains(' ')
+        && line
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+    if b64 {
+        return "<sasl>".to_owned();
+    }
+    line.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn auth_payloads_are_redacted() {
+        assert_eq!(
+            redact("AUTH PLAIN AGJvYgBzZWNyZXQ="),
+            "AUTH PLAIN <redacted>"
+        );
+        assert_eq!(redact("AGJvYgBzZWNyZXQ="), "<sasl>");
+        assert_eq!(redact("334 VXNlcm5hbWU6"), "334 <sasl>");
+        assert_eq!(redact("MAIL FROM:<a@b>"), "MAIL FROM:<a@b>");
+    }
+}

@@ -1,0 +1,286 @@
+//! Factory events that need a decision: dispatching the plugin hooks on the loop thread,
+//! mapping verdicts to [`Decision`]s, and parking a connection whose hook went pending
+//! until the completion arrives through [`LoopPending`] (crossbeam channel + `Waker`).
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use hooks_api::{
+    Auth, Command, Completion, Connect, Ctx, DataStart, Helo, Mail, Pending, PendingSource, Rcpt,
+    Recipient, Registry, Verdict,
+};
+
+use super::conn::{Conn, Waiting};
+use super::worker::{Msg, Worker};
+use crate::factory::{Decision, Envelope, Event, EventKind};
+
+/// A verdict that is not `Pending`, as the factory's decision. Hook verdicts map one to one.
+pub(crate) fn decision(verdict: Verdict) -> Decision {
+    match verdict {
+        Verdict::Continue => Decision::Continue,
+        Verdict::Accept(None) => Decision::Accept,
+        Verdict::Accept(Some(reply)) => Decision::Reply(reply),
+        Verdict::Reject(reply) => Decision::Reject(reply),
+        Verdict::TempFail(reply) => Decision::TempFail(reply),
+        Verdict::Disconnect(reply) => Decision::Disconnect(reply),
+        Verdict::Pending(_) => match Verdict::local_error() {
+            Verdict::TempFail(reply) => Decision::TempFail(reply),
+            _ => Decision::Continue,
+        },
+    }
+}
+
+/// The factory's envelope as hooks see it.
+pub(crate) fn hooks_envelope(env: &Envelope) -> hooks_api::Envelope {
+    let mut out = hooks_api::Envelope::new(env.sender.clone(), env.mail_params.clone());
+    out.recipients = env
+        .recipients
+        .iter()
+        .map(|r| Recipient::new(r.path.clone(), r.params.clone()))
+        .collect();
+    out
+}
+
+/// The loop's [`PendingSource`]: a completion sends `(connection, ticket, verdict)` to the
+/// loop's channel and wakes its `Poll`.
+pub(crate) struct LoopPending<'a> {
+    pub tx: &'a Sender<Msg>,
+    pub waker: &'a Arc<mio::Waker>,
+    pub key: usize,
+    pub serial: u64,
+    pub next: Cell<u64>,
+}
+
+impl PendingSource for LoopPending<'_> {
+    fn completion(&self) -> (u64, Completion) {
+        let ticket = self.next.get();
+        self.next.set(ticket.wrapping_add(1));
+        let tx = self.tx.clone();
+        let waker = self.waker.clone();
+        let (key, serial) = (self.key, self.serial);
+        (
+            ticket,
+            Box::new(move |verdict| {
+                if tx
+                    .send(Msg::Verdict {
+                        key,
+                        serial,
+                        ticket,
+                        verdict,
+                    })
+                    .is_ok()
+                {
+                    let _ = waker.wake();
+                }
+            }),
+        )
+    }
+}
+
+/// Runs (or, with `resume`, resumes) the hook chain for `event` on `conn`.
+fn run_chain(
+    registry: &Registry,
+    conn: &mut Conn,
+    event: &Event,
+    source: &dyn PendingSource,
+    resume: Option<(Pending, Verdict)>,
+) -> Verdict {
+    let env = conn.factory.envelope().map(hooks_envelope);
+    let Conn {
+        session,
+        conn_notes,
+        txn_notes,
+        ..
+    } = conn;
+    macro_rules! chain {
+        ($ev:expr, $dispatch:ident, $resume:ident) => {{
+            let mut ctx = Ctx::new(session, conn_notes, txn_notes, $ev).with_pending(source);
+            match resume {
+                None => registry.$dispatch(&mut ctx),
+                Some((p, v)) => registry.$resume(&mut ctx, p, v),
+            }
+        }};
+    }
+    match event {
+        Event::Connect { .. } => chain!(Connect, dispatch_connect, resume_connect),
+        Event::Helo { name, extended } => chain!(
+            Helo {
+                name,
+                extended: *extended
+            },
+            dispatch_helo,
+            resume_helo
+        ),
+        Event::Auth {
+            mechanism,
+            credentials,
+        } => chain!(
+            Auth {
+                mechanism,
+                authcid: &credentials.authcid,
+                authzid: &credentials.authzid,
+                password: &credentials.password,
+            },
+            dispatch_auth,
+            resume_auth
+        ),
+        Event::Mail { from, params } => chain!(
+            Mail {
+                sender: from,
+                params
+            },
+            dispatch_mail,
+            resume_mail
+        ),
+        Event::Rcpt { to, params } => {
+            let Some(envelope) = env.as_ref() else {
+                return Verdict::local_error();
+            };
+            chain!(
+                Rcpt {
+                    envelope,
+                    recipient: to,
+                    params
+                },
+                dispatch_rcpt,
+                resume_rcpt
+            )
+        }
+        Event::DataStart => {
+            let Some(envelope) = env.as_ref() else {
+                return Verdict::local_error();
+            };
+            chain!(
+                DataStart { envelope },
+                dispatch_data_start,
+                resume_data_start
+            )
+        }
+        Event::Unknown { verb, args } => chain!(
+            Command::new(verb, args.as_deref().unwrap_or("")),
+            dispatch_unknown_command,
+            resume_unknown_command
+        ),
+        Event::Extension { verb, args } => {
+            // An extension handler is a single hook: a completed verdict is final.
+            if let Some((_, completed)) = resume {
+                return match completed {
+                    Verdict::Continue => Verdict::accept(),
+                    other => other,
+                };
+            }
+            let Some(ext) = registry.extension(verb) else {
+                return Verdict::reject(502, "5.5.1", "Command not implemented");
+            };
+            let args = args.as_deref().unwrap_or("");
+            let mut ctx = Ctx::new(session, conn_notes, txn_notes, Command::new(verb, args))
+                .with_pending(source);
+            let verdict = ext.call(&mut ctx, args);
+            if ctx.session_reset_requested() {
+                log::warn!(
+                    "{verb}: a session reset was requested; the factory cannot reset a \
+                     session yet, the request is ignored"
+                );
+            }
+            verdict
+        }
+        _ => Verdict::Continue,
+    }
+}
+
+impl Worker {
+    /// Whether any hook handles events of this kind (else the factory's default applies).
+    fn hooked(&self, kind: EventKind) -> bool {
+        let h = &self.shared.hooks;
+        match kind {
+            EventKind::Connect => h.connect,
+            EventKind::Helo => h.helo,
+            EventKind::Auth => h.auth,
+            EventKind::Mail => h.mail,
+            EventKind::Rcpt => h.rcpt,
+            EventKind::DataStart => h.data_start,
+            EventKind::Unknown => h.unknown,
+            EventKind::Extension => true,
+            _ => false,
+        }
+    }
+
+    /// Decides an event that needs a decision, running the hooks (or resuming them with a
+    /// completed verdict). A pending verdict parks the connection.
+    pub(crate) fn decide(
+        &mut self,
+        key: usize,
+        event: Event,
+        resume: Option<(Pending, Verdict)>,
+        now: Instant,
+    ) {
+        let kind = event.kind();
+        let verdict = if self.hooked(kind) {
+            let registry = self.shared.registry.clone();
+            let source = LoopPending {
+                tx: &self.tx,
+                waker: &self.waker,
+                key,
+                serial: self.conns[key].serial,
+                next: Cell::new(self.ticket),
+            };
+            let conn = &mut self.conns[key];
+            sync_session(conn);
+            let v = run_chain(&registry, conn, &event, &source, resume);
+            self.ticket = source.next.get();
+            v
+        } else {
+            Verdict::Continue
+        };
+        let conn = &mut self.conns[key];
+        match verdict {
+            Verdict::Pending(pending) => {
+                log::debug!("{} {kind:?} hook pending", conn.client());
+                conn.waiting = Waiting::Hook {
+                    event: Box::new(event),
+                    pending,
+                };
+            }
+            verdict => {
+                if let Event::Helo { extended, .. } = &event {
+                    conn.session.ehlo = *extended;
+                }
+                let d = decision(verdict);
+                if let Err(e) = conn.factory.handle_decision(d, now) {
+                    log::error!("{}: {e}", conn.client());
+                }
+            }
+        }
+    }
+
+    /// A pending hook completed: resume its chain.
+    pub(crate) fn on_verdict(&mut self, key: usize, ticket: u64, verdict: Verdict, now: Instant) {
+        let conn = &mut self.conns[key];
+        let waiting = std::mem::replace(&mut conn.waiting, Waiting::Nothing);
+        match waiting {
+            Waiting::Hook { event, pending } if pending.ticket() == ticket => {
+                self.decide(key, *event, Some((pending, verdict)), now);
+            }
+            other => {
+                log::debug!("{}: stale hook completion dropped", conn.client());
+                conn.waiting = other;
+            }
+        }
+    }
+}
+
+/// Copies what the factory knows about the session into the hooks' view.
+pub(crate) fn sync_session(conn: &mut Conn) {
+    conn.session.helo = conn.factory.helo().map(str::to_owned);
+    conn.session.auth = conn.factory.authenticated().map(str::to_owned);
+    if let Some(env) = conn.factory.envelope() {
+        conn.session.ehlo = env.esmtp;
+    }
+    if conn.session.tls.is_none() {
+        if let Some(tls) = conn.factory.tls() {
+            conn.session.tls = Some(hooks_api::TlsInfo::new(&tls.protocol, &tls.cipher));
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The event-loop driver: sockets, threads and hooks around the sans-IO
+//! [`Factory`](crate::factory::Factory).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), smtp_server::server::ServerError> {
+//! use smtp_server::server::Server;
+//! let server = Server::builder()
+//!     .listen("127.0.0.1:2525".parse().unwrap())
+//!     .spool_dir("./spool")
+//!     .build()?;
+//! let handle = server.spawn()?;
+//! println!("listening on {:?}", handle.local_addrs());
+//! handle.shutdown();
+//! handle.join()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Threads
+//!
+//! * **Loop threads** (`impulse-loop-N`, [`ServerConfig::workers`], default one per core):
+//!   each owns one mio [`Poll`](mio::Poll), a [`Waker`](mio::Waker), a `slab` of
+//!   connections, a deadline heap and a crossbeam channel of completions. A connection lives
+//!   on the loop thread that accepted it until it closes.
+//! * **Spool threads** (the spool's own sync and committer threads): fsync, rename and the
+//!   group directory fsync. [`Spool::commit`] never blocks; its callback sends the result to
+//!   the connection's loop over the channel and wakes it with the `Waker`.
+//! * **Hook pool** (`impulse-pool-N`, [`ServerConfig::pool_threads`]): runs the message and
+//!   queue hook chains, which read the message back from the spool file and may do I/O.
+//!   Only used when plugins registered such hooks.
+//! * **Signal thread** (optional, [`ServerBuilder::handle_signals`]): SIGTERM/SIGINT start a
+//!   graceful shutdown (through `signal-hook`'s self-pipe).
+//!
+//! # Listeners
+//!
+//! Every listener (IPv4 and IPv6 alike) is one socket shared by all loop threads: each
+//! thread registers its own `dup` of it (edge-triggered) and accepts until `WouldBlock`.
+//! We chose this over one `SO_REUSEPORT` socket per thread because it works unchanged with
+//! listeners an embedder binds itself and with port 0, and because an idle thread picks up
+//! new connections first, where `SO_REUSEPORT` hashes a connection to a thread however busy
+//! it is. The price is that every thread wakes for a burst of connections and the losers
+//! see `WouldBlock` (a herd bounded by the number of cores).
+//!
+//! # Tokens
+//!
+//! `Token(usize::MAX)` is the loop's `Waker`; `Token(usize::MAX - 1 - i)` is listener `i`;
+//! every other token is a [`ConnId`], the connection's slab key. A completion names its
+//! connection by key *and* serial number, so a completion for a connection that has gone
+//! (and whose key was reused) is dropped.
+//!
+//! # Where each blocking operation runs
+//!
+//! | operation | thread | why |
+//! |---|---|---|
+//! | socket reads and writes | loop | non-blocking sockets |
+//! | connect/HELO/MAIL/RCPT/DATA/AUTH/unknown/extension hooks | loop | the plugin contract: these hooks never block; slow work goes *pending* and completes through the loop's channel + `Waker` |
+//! | `Spool::begin` (create `tmp/<id>` with `O_EXCL`) and `SpoolWriter::write_all` | loop | page-cache operations that do not wait for the disk (no fsync); the writer's 64 KiB buffer makes one `write(2)` per 64 KiB. Sending every chunk to another thread would cost more than the write itself; the spool must be on a local file system |
+//! | dropping a writer of an aborted message (`unlink`) | loop | a directory-entry operation, also page cache |
+//! | fsync of the file, rename, fsync of `queue/` | spool threads | these wait on the disk |
+//! | message and queue hooks (read the message back, may do I/O), and the spool commit after them | hook pool | may block by nature |
+//!
+//! # Connection handling
+//!
+//! After each readiness event the connection is driven in the factory's call order (see
+//! [`Factory`](crate::factory::Factory)): feed held input, else read (until `WouldBlock`, one buffer at a time,
+//! only while the factory wants input); drain decoded body into the spool writer; handle
+//! events (dispatching hooks, which may park the connection); and only when none of these
+//! makes progress, write the queued replies. Interest is then recomputed: `WRITABLE` only
+//! while replies wait, `READABLE` only while the factory wants input (back-pressure: a
+//! client that pipelines too far ahead is left in the kernel's buffers). Readiness is a
+//! hint: a read or write that would block just clears it.
+//!
+//! Caps: [`LimitsConfig::connections`](crate::config::LimitsConfig) in all (beyond it the
+//! loops stop accepting and connections wait in the listen backlog) and
+//! `connections_per_ip` per client address (beyond it: `421 4.7.0`, then close). When
+//! `accept` fails for lack of file descriptors (EMFILE/ENFILE) or memory, the loop stops
+//! accepting for 100 ms.
+//!
+//! # Shutdown
+//!
+//! [`ServerHandle::shutdown`] (or a signal): every loop stops accepting and closes its
+//! listeners; idle connections get `421 4.3.2 <host> Service shutting down` and are closed;
+//! connections in a transaction may finish it (and get the 421 when they are idle again)
+//! until [`TimeoutsConfig::shutdown_grace`](crate::config::TimeoutsConfig) runs out, when
+//! the rest get the 421 too (a message being received is discarded: the client was not
+//! answered, so it retries). Then the threads exit and plugin `shutdown`s run.
+
+mod builder;
+mod conn;
+mod hooks;
+mod limits;
+mod pool;
+mod queue;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use builder::ServerBuilder;
+
+use crate::config::ConfigError;
+use crate::factory::ExtensionError;
+use crate::spool::{Spool, SpoolError};
+
+#[cfg(doc)]
+use crate::config::ServerConfig;
+
+/// A connection's slab key: the newtype behind every connection token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub usize);
+
+/// Why the server could not start (or a loop thread failed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The spool could not be opened.
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] SpoolError),
+    /// A plugin's ESMTP extension clashes with the built-ins or another plugin.
+    #[error("plugin ESMTP extension: {0}")]
+    Extension(#[from] ExtensionError),
+    /// Another operating-system error (creating a `Poll`, a thread, ...).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A loop thread panicked.
+    #[error("a server thread panicked")]
+    Panicked,
+}
+
+impl ServerError {
+    fn io(what: &'static str, source: std::io::Error) -> ServerError {
+        ServerError::Io { what, source }
+    }
+}
+
+/// What the loops share to stop together.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    stopping: AtomicBool,
+    wakers: Mutex<Vec<Arc<mio::Waker>>>,
+}
+
+impl Control {
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn shutdown(&self) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            log::info!("shutting down: no new connections; finishing transactions");
+        }
+        for w in self.wakers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = w.wake();
+        }
+    }
+}
+
+/// A built server, not yet running. See [`Server::builder`].
+#[derive(Debug)]
+pub struct Server {
+    inner: builder::Built,
+}
+
+impl Server {
+    /// A builder: configuration, plugin registry, spool, hostname, listeners.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The addresses the listeners are bound to (useful with port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.inner.local_addrs
+    }
+
+    /// The spool the server queues into.
+    pub fn spool(&self) -> &Spool {
+        &self.inner.shared.spool
+    }
+
+    /// Starts the loop threads and returns at once.
+    pub fn spawn(self) -> Result<ServerHandle, ServerError> {
+        builder::start(self.inner)
+    }
+
+    /// Runs the server on the calling thread's behalf until it is shut down (by a signal,
+    /// with [`ServerBuilder::handle_signals`]), then returns.
+    pub fn run(self) -> Result<(), ServerError> {
+        self.spawn()?.join()
+    }
+}
+
+/// A running server: its addresses, a way to stop it and to wait for it.
+pub struct ServerHandle {
+    local_addrs: Vec<SocketAddr>,
+    control: Arc<Control>,
+    threads: Vec<JoinHandle<Result<(), ServerError>>>,
+    on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl ServerHandle {
+    /// The addresses the listeners are bound to.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Starts a graceful shutdown (the same as SIGTERM): returns at once; [`join`] waits.
+    ///
+    /// [`join`]: ServerHandle::join
+    pub fn shutdown(&self) {
+        self.control.shutdown();
+    }
+
+    /// A cheap, cloneable trigger for [`shutdown`](ServerHandle::shutdown) from elsewhere.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger {
+            control: self.control.clone(),
+        }
+    }
+
+    /// Waits until every loop thread has exited (after a shutdown), then runs the plugins'
+    /// `shutdown` functions.
+    pub fn join(mut self) -> Result<(), ServerError> {
+        let mut result = Ok(());
+        for t in self.threads.drain(..) {
+            let r = t.join().unwrap_or(Err(ServerError::Panicked));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        if let Some(f) = self.on_exit.take() {
+            f();
+        }
+        result
+    }
+}
+
+/// Starts a graceful shutdown of a running server from any thread.
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger {
+    control: Arc<Control>,
+}
+
+impl ShutdownTrigger {
+    /// See [`ServerHandle::shutdown`].
+    pub fn shutdown(&self) {
+        self.control.shutdown();
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addrs", &self.local_addrs)
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}

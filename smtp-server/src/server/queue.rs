@@ -1,0 +1,328 @@
+//! The message path: the spool writer opened at `MessageStart`, fed from `poll_body`, and
+//! the end of data — a spool commit (the default queue hook) whose callback wakes the loop,
+//! or, when plugins registered message or queue hooks, a job on the hook pool that runs
+//! them and commits to the spool if no queue hook took the message.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+use hooks_api::{
+    ChannelPending, Ctx, Headers, Message, Notes, Queue, Registry, SessionInfo, Verdict,
+};
+use smtp_proto::address::{ForwardPath, Path};
+
+use super::conn::{Conn, Waiting};
+use super::hooks::{decision, hooks_envelope};
+use super::worker::{Msg, Worker};
+use crate::factory::{Decision, Envelope, MessageStats};
+use crate::spool::{self, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
+
+/// How much of the message the header parser of message hooks sees.
+const HEADER_PREFIX: u64 = 64 * 1024;
+/// How long a pending message or queue hook may take before it counts as failed.
+const POOL_PENDING_LIMIT: Duration = Duration::from_secs(600);
+
+/// What the transaction log line needs, kept from the end of data to the commit.
+#[derive(Debug, Clone)]
+pub(crate) struct TxnLog {
+    pub from: String,
+    pub size: u64,
+    pub nrcpt: usize,
+}
+
+fn temp_fail(e: &SpoolError) -> Decision {
+    Decision::TempFail(e.reply().into())
+}
+
+/// The spool's envelope for the factory's.
+fn spool_envelope(env: &Envelope) -> spool::Envelope {
+    let received = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    spool::Envelope {
+        sender: match &env.sender {
+            Path::Null => String::new(),
+            Path::Mailbox(m) => m.to_string(),
+        },
+        mail_params: env.mail_params.to_string().trim_start().to_owned(),
+        recipients: env
+            .recipients
+            .iter()
+            .map(|r| spool::Recipient {
+                address: match &r.path {
+                    ForwardPath::Postmaster => "Postmaster".to_owned(),
+                    ForwardPath::Mailbox(m) => m.to_string(),
+                },
+                params: r.params.to_string().trim_start().to_owned(),
+            })
+            .collect(),
+        peer: env.peer.to_string(),
+        helo: env.helo.clone(),
+        received,
+        tls: None,
+        auth: env.auth.clone(),
+        notes: Vec::new(),
+    }
+}
+
+impl Worker {
+    /// `MessageStart`: opens the spool file and writes our `Received:` header. On the loop
+    /// thread (a file creation: page cache, no fsync). A failure is remembered and answered
+    /// at the end of data; the body is then read and dropped.
+    pub(crate) fn message_start(&mut self, key: usize, envelope: &Envelope, received: &str) {
+        let conn = &mut self.conns[key];
+        conn.spool_error = None;
+        conn.writer = None;
+        let mut env = spool_envelope(envelope);
+        env.tls = conn
+            .factory
+            .tls()
+            .map(|t| format!("{} {}", t.protocol, t.cipher));
+        match self.shared.spool.begin(&env) {
+            Ok(mut w) => match w.write_all(received.as_bytes()) {
+                Ok(()) => conn.writer = Some(w),
+                Err(e) => {
+                    log::error!("{}: spool write: {e}", conn.client());
+                    conn.spool_error = Some(e);
+                }
+            },
+            Err(e) => {
+                log::error!("{}: spool: {e}", conn.client());
+                conn.spool_error = Some(e);
+            }
+        }
+    }
+
+    /// `MessageComplete`: commit (or hand to the hook pool), park until the answer.
+    pub(crate) fn message_complete(
+        &mut self,
+        key: usize,
+        envelope: Envelope,
+        stats: MessageStats,
+        now: std::time::Instant,
+    ) {
+        let shared = self.shared.clone();
+        let conn = &mut self.conns[key];
+        conn.txn = Some(TxnLog {
+            from: envelope.sender.to_string(),
+            size: stats.data.size,
+            nrcpt: envelope.recipients.len(),
+        });
+        let writer = match (conn.spool_error.take(), conn.writer.take()) {
+            (None, Some(w)) => w,
+            (err, _) => {
+                let d = err.map_or(Decision::TempFail(REPLY_LOCAL_ERROR.into()), |e| {
+                    temp_fail(&e)
+                });
+                let _ = conn.factory.handle_decision(d, now);
+                conn.txn = None;
+                conn.txn_notes.clear();
+                return;
+            }
+        };
+        conn.waiting = Waiting::Queue;
+        let (tx, waker, serial) = (self.tx.clone(), self.waker.clone(), conn.serial);
+        match &shared.pool {
+            Some(pool) => {
+                let session = conn.session.clone();
+                let conn_notes = std::mem::take(&mut conn.conn_notes);
+                let txn_notes = std::mem::take(&mut conn.txn_notes);
+                let env = hooks_envelope(&envelope);
+                let registry = shared.registry.clone();
+                let spool = shared.spool.clone();
+                let guard = Reply {
+                    tx,
+                    waker,
+                    key,
+                    serial,
+                    sent: false,
+                };
+                let job = Box::new(move || {
+                    let mut guard = guard;
+                    let (d, notes) = run_message_hooks(
+                        &registry, &spool, writer, &env, session, conn_notes, txn_notes,
+                    );
+                    guard.send(d, Some(notes));
+                });
+                if pool.run(job).is_err() {
+                    // The guard inside the refused job answered 451 when it was dropped.
+                    log::error!("hook pool is gone");
+                }
+            }
+            None => {
+                let reply = Reply {
+                    tx,
+                    waker,
+                    key,
+                    serial,
+                    sent: false,
+                };
+                shared.spool.commit(
+                    writer,
+                    Box::new(move |result| {
+                        let mut reply = reply;
+                        let d = match result {
+                            Ok(id) => Decision::Queued(id.to_string()),
+                            Err(e) => {
+                                log::error!("spool commit failed: {e}");
+                                temp_fail(&e)
+                            }
+                        };
+                        reply.send(d, None);
+                    }),
+                );
+            }
+        }
+    }
+
+    /// The end-of-data answer arrived (spool callback or hook pool).
+    pub(crate) fn on_queued(
+        &mut self,
+        key: usize,
+        d: Decision,
+        notes: Option<(Notes, Notes)>,
+        now: std::time::Instant,
+    ) {
+        let conn: &mut Conn = &mut self.conns[key];
+        if !matches!(conn.waiting, Waiting::Queue) {
+            return;
+        }
+        conn.waiting = Waiting::Nothing;
+        if let Some((c, _)) = notes {
+            conn.conn_notes = c;
+        }
+        conn.txn_notes.clear();
+        if let (Decision::Queued(id), Some(t)) = (&d, conn.txn.take()) {
+            log::info!(
+                "{id}: from={}, size={}, nrcpt={} (queued, client {})",
+                t.from,
+                t.size,
+                t.nrcpt,
+                conn.client()
+            );
+        }
+        if let Err(e) = conn.factory.handle_decision(d, now) {
+            log::error!("{}: {e}", conn.client());
+        }
+    }
+}
+
+/// Sends the end-of-data answer to the connection's loop exactly once; dropped unsent (a
+/// panic, a refused job), it answers `451 4.3.0`.
+struct Reply {
+    tx: Sender<Msg>,
+    waker: Arc<mio::Waker>,
+    key: usize,
+    serial: u64,
+    sent: bool,
+}
+
+impl Reply {
+    fn send(&mut self, decision: Decision, notes: Option<(Notes, Notes)>) {
+        self.sent = true;
+        let msg = Msg::Queued {
+            key: self.key,
+            serial: self.serial,
+            decision,
+            notes,
+        };
+        if self.tx.send(msg).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.send(Decision::TempFail(REPLY_LOCAL_ERROR.into()), None);
+        }
+    }
+}
+
+/// Waits for a pending hook on a pool thread (which may block).
+fn settle_pending(source: &ChannelPending) -> Verdict {
+    match source.wait(POOL_PENDING_LIMIT) {
+        Some((_, v)) => v,
+        None => Verdict::local_error(),
+    }
+}
+
+/// Runs the message chain, then the queue chain, then (if no queue hook took the message)
+/// the spool commit. On a hook-pool thread.
+fn run_message_hooks(
+    registry: &Registry,
+    spool: &Spool,
+    mut writer: SpoolWriter,
+    env: &hooks_api::Envelope,
+    mut session: SessionInfo,
+    mut conn_notes: Notes,
+    mut txn_notes: Notes,
+) -> (Decision, (Notes, Notes)) {
+    let mut reader = match writer.message_reader() {
+        Ok(r) => r,
+        Err(e) => return (temp_fail(&e), (conn_notes, txn_notes)),
+    };
+    let mut head = Vec::new();
+    if let Err(e) = (&mut reader).take(HEADER_PREFIX).read_to_end(&mut head) {
+        log::error!("reading the message back from the spool: {e}");
+        return (
+            Decision::TempFail(REPLY_LOCAL_ERROR.into()),
+            (conn_notes, txn_notes),
+        );
+    }
+    let headers = Headers::parse(&head);
+    let source = ChannelPending::new();
+    let verdict = {
+        let message = Message::new(env, &headers, &mut reader);
+        let mut ctx =
+            Ctx::new(&mut session, &mut conn_notes, &mut txn_notes, message).with_pending(&source);
+        let mut v = registry.dispatch_message(&mut ctx);
+        while let Verdict::Pending(p) = v {
+            let done = settle_pending(&source);
+            v = registry.resume_message(&mut ctx, p, done);
+        }
+        v
+    };
+    if !matches!(verdict, Verdict::Continue | Verdict::Accept(_)) {
+        return (decision(verdict), (conn_notes, txn_notes));
+    }
+    let (verdict, queue_id) = {
+        let message = Message::new(env, &headers, &mut reader);
+        let mut ctx = Ctx::new(
+            &mut session,
+            &mut conn_notes,
+            &mut txn_notes,
+            Queue::new(message),
+        )
+        .with_pending(&source);
+        let mut v = registry.dispatch_queue(&mut ctx);
+        while let Verdict::Pending(p) = v {
+            let done = settle_pending(&source);
+            v = registry.resume_queue(&mut ctx, p, done);
+        }
+        let id = ctx.queue_id().map(str::to_owned);
+        (v, id)
+    };
+    drop(reader);
+    let d = match (verdict, queue_id) {
+        // A queue hook took the message: the spool's copy is not needed.
+        (Verdict::Accept(_), Some(id)) => {
+            writer.abort();
+            Decision::Queued(id)
+        }
+        // No queue hook took it: the durable spool, the default queue hook, does.
+        (Verdict::Continue, _) => match spool.commit_blocking(writer) {
+            Ok(id) => Decision::Queued(id.to_string()),
+            Err(e) => {
+                log::error!("spool commit failed: {e}");
+                temp_fail(&e)
+            }
+        },
+        (Verdict::Accept(_), None) => Decision::TempFail(REPLY_LOCAL_ERROR.into()),
+        (other, _) => decision(other),
+    };
+    (d, (conn_notes, txn_notes))
+}

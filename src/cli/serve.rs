@@ -1,0 +1,85 @@
+//! `impulse serve`: run the ESMTP server until SIGTERM or SIGINT.
+//!
+//! With no arguments it listens on 127.0.0.1:2525, spools to `./spool` and greets with the
+//! system's host name. `--config FILE` reads an `impulse.toml`; `--listen`, `--spool`,
+//! `--hostname` and `--plugin` override it. Plugins linked into the binary are loaded first
+//! (`Registry::from_static`), then each `.so` with its `[plugins.NAME]` table.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use hooks_api::Registry;
+use smtp_server::config::{Overrides, ServerConfig};
+use smtp_server::server::Server;
+
+/// Arguments of `impulse serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML; see impulse.example.toml). Without it, the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// An address to listen on, for example 127.0.0.1:2525 or [::1]:2525 (repeatable;
+    /// replaces the configured list).
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// The spool directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// The host name for the banner and Received: headers.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// A plugin .so to load after the configured ones (repeatable).
+    #[arg(long = "plugin", value_name = "FILE.so")]
+    pub plugins: Vec<PathBuf>,
+}
+
+/// Runs the server; returns the process exit code (0 after a clean shutdown, 1 on error).
+pub fn run(args: ServeArgs) -> ExitCode {
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("impulse serve: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::load(path).map_err(|e| e.to_string())?,
+        None => ServerConfig::default(),
+    };
+    config
+        .apply(Overrides {
+            listen: args.listen,
+            spool: args.spool,
+            hostname: args.hostname,
+            plugins: args.plugins,
+        })
+        .map_err(|e| e.to_string())?;
+    let mut registry =
+        Registry::from_static(&config.plugins).map_err(|e| format!("linked plugins: {e}"))?;
+    for file in &config.plugin_files {
+        registry
+            .load_dynamic(file, &config.plugins)
+            .map_err(|e| format!("plugin {}: {e}", file.display()))?;
+    }
+    log::info!(
+        "impulse {} starting: spool {}, hostname {}",
+        env!("CARGO_PKG_VERSION"),
+        config.spool.dir.display(),
+        config.effective_hostname()
+    );
+    let server = Server::builder()
+        .config(config)
+        .registry(Arc::new(registry))
+        .handle_signals(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    server.run().map_err(|e| e.to_string())?;
+    log::info!("impulse stopped");
+    Ok(())
+}
