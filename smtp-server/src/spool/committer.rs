@@ -141,7 +141,7 @@ fn commit_loop(shared: Arc<Shared>, rx: Receiver<Synced>, counters: Arc<Counters
         match shared.io.fsync_dir(&shared.queue_dir) {
             Ok(()) => {
                 for (s, _) in batch.drain(..) {
-                    log::info!("spool: {} queued", s.id);
+                    log::debug!("spool: {} queued", s.id);
                     counters.commits.fetch_add(1, Ordering::Relaxed);
                     complete(s.done, Ok(s.id));
                 }

@@ -1,0 +1,302 @@
+//! The event-loop driver over real sockets on 127.0.0.1:0: hostile input, timeouts,
+//! connection caps, shutdown, and what lands in the spool.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use smtp_server::config::ServerConfig;
+use smtp_server::server::{Server, ServerHandle};
+use smtp_server::spool::{QueueId, Spool};
+
+struct Running {
+    handle: Option<ServerHandle>,
+    addr: SocketAddr,
+    spool: Spool,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let mut config = ServerConfig::default();
+        config.workers = 2;
+        config.timeouts.shutdown_grace = 5;
+        tweak(&mut config);
+        let server = Server::builder()
+            .config(config)
+            .hostname("mx.test")
+            .listen("127.0.0.1:0".parse().unwrap())
+            .spool(spool.clone())
+            .build()
+            .unwrap();
+        let handle = server.spawn().unwrap();
+        let addr = handle.local_addrs()[0];
+        Running {
+            handle: Some(handle),
+            addr,
+            spool,
+            _dir: dir,
+        }
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+            h.join().unwrap();
+        }
+    }
+
+    fn queued(&self) -> Vec<QueueId> {
+        self.spool
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut c = Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let banner = c.reply();
+        assert!(banner.starts_with("220 mx.test"), "{banner}");
+        c
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    /// One complete reply (all its lines), joined by `\n`.
+    fn reply(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.r.read_line(&mut line).unwrap();
+            assert!(n > 0, "connection closed; so far: {out:?}");
+            out.push_str(line.trim_end());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return out;
+            }
+            out.push('\n');
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Reads until the server closes; returns what it sent meanwhile.
+    fn rest(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.r.read_to_string(&mut s);
+        s
+    }
+}
+
+fn envelope(c: &mut Client) {
+    assert!(c.cmd("EHLO client.test").starts_with("250-mx.test"));
+    assert!(c.cmd("MAIL FROM:<a@example.com>").starts_with("250 2.1.0"));
+    assert!(c.cmd("RCPT TO:<b@example.com>").starts_with("250 2.1.5"));
+}
+
+#[test]
+fn a_message_is_queued_byte_exact_after_250() {
+    let mut s = Running::start(|_| {});
+    let mut c = s.connect();
+    envelope(&mut c);
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: hi\r\n\r\n..leading dot\r\nline two\r\n.\r\n");
+    let reply = c.reply();
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
+    let id = QueueId::parse(reply.rsplit(' ').next().unwrap()).unwrap();
+    let mut stored = Vec::new();
+    s.spool
+        .open_message(id)
+        .unwrap()
+        .read_to_end(&mut stored)
+        .unwrap();
+    let stored = String::from_utf8(stored).unwrap();
+    assert!(stored.starts_with("Received: from client.test"), "{stored}");
+    assert!(
+        stored.ends_with("\r\nSubject: hi\r\n\r\n.leading dot\r\nline two\r\n"),
+        "{stored}"
+    );
+    let env = s.spool.read_envelope(id).unwrap();
+    assert_eq!(env.sender, "a@example.com");
+    assert_eq!(env.recipients[0].address, "b@example.com");
+    assert!(c.cmd("QUIT").starts_with("221"));
+    s.shutdown();
+}
+
+#[test]
+fn a_100k_line_gets_500_and_the_session_goes_on() {
+    let s = Running::start(|_| {});
+    let mut c = s.connect();
+    c.send(&vec![b'A'; 100 * 1024]);
+    c.send(b"\r\n");
+    let reply = c.reply();
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+    assert!(c.cmd("NOOP").starts_with("250"));
+    envelope(&mut c);
+}
+
+#[test]
+fn smuggled_end_of_data_does_not_end_data() {
+    let s = Running::start(|_| {});
+    let mut c = s.connect();
+    envelope(&mut c);
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: x\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n");
+    c.send(b"smuggled\r\n.\r\n");
+    // Exactly one reply, to the real end of data: the bare LFs are refused (default policy),
+    // and none of the smuggled commands was answered.
+    let reply = c.reply();
+    assert!(reply.starts_with("550 5.5.2"), "{reply}");
+    assert!(c.cmd("NOOP").starts_with("250"));
+    assert!(s.queued().is_empty());
+}
+
+#[test]
+fn smuggled_end_of_data_is_content_when_kept() {
+    let s = Running::start(|c| {
+        c.smtp.bare_line_endings = smtp_server::config::BareLineEndingPolicy::Keep;
+    });
+    let mut c = s.connect();
+    envelope(&mut c);
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: x\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\r\n.\r\n");
+    let reply = c.reply();
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let id = s.queued()[0];
+    let mut stored = Vec::new();
+    s.spool
+        .open_message(id)
+        .unwrap()
+        .read_to_end(&mut stored)
+        .unwrap();
+    assert!(stored.ends_with(b"hello\n.\nMAIL FROM:<evil@example.com>\r\n"));
+}
+
+#[test]
+fn a_body_before_354_is_a_synchronization_error() {
+    let s = Running::start(|_| {});
+    let mut c = s.connect();
+    envelope(&mut c);
+    c.send(b"DATA\r\nSubject: early\r\n\r\nbody\r\n.\r\n");
+    let rest = c.rest();
+    assert!(rest.contains("554 5.5.0"), "{rest}");
+    assert!(s.queued().is_empty());
+}
+
+#[test]
+fn an_idle_client_times_out_with_421() {
+    let s = Running::start(|c| c.timeouts.command = 1);
+    let mut c = s.connect();
+    let started = std::time::Instant::now();
+    let rest = c.rest();
+    assert!(rest.starts_with("421 4.4.2"), "{rest}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn connections_per_ip_are_capped() {
+    let s = Running::start(|c| c.limits.connections_per_ip = 2);
+    let _a = s.connect();
+    let _b = s.connect();
+    let mut third = TcpStream::connect(s.addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = String::new();
+    let _ = third.read_to_string(&mut got);
+    assert!(got.starts_with("421 4.7.0"), "{got}");
+    drop(_a);
+    // The slot is freed once the server sees the close.
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut s4 = TcpStream::connect(s.addr).unwrap();
+        s4.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 3];
+        s4.read_exact(&mut buf).unwrap();
+        if &buf == b"220" {
+            return;
+        }
+    }
+    panic!("the per-IP slot was never released");
+}
+
+#[test]
+fn shutdown_sends_421_to_idle_clients_and_lets_transactions_finish() {
+    let mut s = Running::start(|_| {});
+    let mut idle = s.connect();
+    assert!(idle.cmd("EHLO idle.test").starts_with("250"));
+    let mut busy = s.connect();
+    envelope(&mut busy);
+    assert!(busy.cmd("DATA").starts_with("354"));
+    busy.send(b"Subject: in flight\r\n\r\n");
+    let handle = s.handle.take().unwrap();
+    handle.shutdown();
+    let rest = idle.rest();
+    assert!(
+        rest.starts_with("421 4.3.2 mx.test Service shutting down"),
+        "{rest}"
+    );
+    // New connections are refused once the listeners are closed.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(TcpStream::connect(s.addr).is_err());
+    busy.send(b"the end\r\n.\r\n");
+    let reply = busy.reply();
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}");
+    let rest = busy.rest();
+    assert!(rest.starts_with("421 4.3.2"), "{rest}");
+    handle.join().unwrap();
+    assert_eq!(s.queued().len(), 1);
+}
+
+#[test]
+fn many_pipelined_messages_on_one_connection() {
+    let s = Running::start(|_| {});
+    let mut c = s.connect();
+    assert!(c.cmd("EHLO client.test").contains("PIPELINING"));
+    for i in 0..50 {
+        c.send(
+            format!(
+                "MAIL FROM:<a@example.com>\r\nRCPT TO:<b{i}@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n"
+            )
+            .as_bytes(),
+        );
+        assert!(c.reply().starts_with("250 2.1.0"));
+        assert!(c.reply().starts_with("250 2.1.5"));
+        assert!(c.reply().starts_with("250 2.1.5"));
+        assert!(c.reply().starts_with("354"));
+        c.send(format!("Subject: {i}\r\n\r\n{}\r\n.\r\n", "x".repeat(i * 100)).as_bytes());
+        assert!(c.reply().starts_with("250 2.0.0"));
+    }
+    assert!(c.cmd("QUIT").starts_with("221"));
+    assert_eq!(s.queued().len(), 50);
+}
