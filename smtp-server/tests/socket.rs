@@ -20,8 +20,10 @@ impl Running {
     fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool")).unwrap();
-        let mut config = ServerConfig::default();
-        config.workers = 2;
+        let mut config = ServerConfig {
+            workers: 2,
+            ..ServerConfig::default()
+        };
         config.timeouts.shutdown_grace = 5;
         tweak(&mut config);
         let server = Server::builder()

@@ -1,0 +1,131 @@
+//! A plugin loaded from a `.so` decides over a real socket: the test plugin
+//! (`tests/plugins/test-plugin`) rejects the recipient its `[plugins.test-plugin]` table
+//! names, accepts the others (one through a pending verdict completed from its own thread),
+//! contains its own panic, and serves its XTEST extension verb.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use impulse::hooks::{toml, Registry};
+use impulse::server::config::ServerConfig;
+use impulse::server::spool::Spool;
+use impulse::server::Server;
+
+/// Builds the test plugin against the workspace's lock file; returns the `.so`.
+fn build_plugin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plugin_dir = root.join("tests/plugins/test-plugin");
+    std::fs::copy(root.join("Cargo.lock"), plugin_dir.join("Cargo.lock")).unwrap();
+    let target_dir = root.join("target/plugin-tests/serve");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(plugin_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the test plugin failed");
+    target_dir.join("debug").join(format!(
+        "{}test_plugin{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn reply(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.r.read_line(&mut line).unwrap() > 0, "closed: {out}");
+            out.push_str(line.trim_end());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return out;
+            }
+            out.push('\n');
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.reply()
+    }
+}
+
+#[test]
+fn a_so_plugin_rejects_and_accepts_as_configured() {
+    let so = build_plugin();
+    let configs: toml::Table = toml::from_str("[test-plugin]\nreject = 'bad@example.com'").unwrap();
+    let mut registry = Registry::new();
+    assert_eq!(
+        registry.load_dynamic(&so, &configs).unwrap(),
+        ["test-plugin"]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let handle = Server::builder()
+        .config(ServerConfig {
+            workers: 1,
+            ..ServerConfig::default()
+        })
+        .hostname("mx.test")
+        .listen("127.0.0.1:0".parse().unwrap())
+        .registry(Arc::new(registry))
+        .spool(spool.clone())
+        .build()
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let s = TcpStream::connect(handle.local_addrs()[0]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = Client {
+        r: BufReader::new(s.try_clone().unwrap()),
+        w: s,
+    };
+    assert!(c.reply().starts_with("220 mx.test"));
+    let ehlo = c.cmd("EHLO client.test");
+    assert!(ehlo.contains("XTEST ECHO"), "{ehlo}");
+    assert_eq!(c.cmd("XTEST hello"), "250 2.0.0 xtest hello");
+    assert!(c
+        .cmd("MAIL FROM:<a@example.com> XTEST-ID=42")
+        .starts_with("250 2.1.0"));
+    assert_eq!(
+        c.cmd("RCPT TO:<bad@example.com>"),
+        "550 5.1.1 Rejected by test-plugin"
+    );
+    // The trace is a transaction note: it keeps the refused recipient's hooks too.
+    assert_eq!(
+        c.cmd("RCPT TO:<good@example.com>"),
+        "250 2.1.5 first,p10,first,p10,p20,p30,last"
+    );
+    // Pending in the plugin's p30 hook, completed from its thread 20 ms later.
+    let slow = c.cmd("RCPT TO:<slow@example.com>");
+    assert!(slow.starts_with("250 2.1.5"), "{slow}");
+    // A panicking hook answers 451 and the server keeps serving.
+    assert!(c
+        .cmd("RCPT TO:<panic@example.com>")
+        .starts_with("451 4.3.0"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.w.write_all(b"Subject: plugin\r\n\r\nhi\r\n.\r\n")
+        .unwrap();
+    let queued = c.reply();
+    assert!(queued.starts_with("250 2.0.0 Ok: queued as"), "{queued}");
+    assert!(c.cmd("QUIT").starts_with("221"));
+    let list = spool.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].recipients, ["good@example.com", "slow@example.com"]);
+    handle.shutdown();
+    handle.join().unwrap();
+}
