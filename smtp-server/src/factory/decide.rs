@@ -114,6 +114,8 @@ impl Factory {
             },
             Pending::MessageComplete => match outcome {
                 Outcome::Queued(id) => {
+                    // The id is the driver's, but keep the reply one line whatever it holds.
+                    let id: String = id.chars().filter(|c| !c.is_control()).collect();
                     let text = format!("Ok: queued as {id}");
                     let reply = Reply::new(250, Some(EnhancedStatus::new(2, 0, 0)), &text);
                     self.send_reply(&reply);

@@ -83,6 +83,24 @@ fn decision_waits_and_backpressures() {
 }
 
 #[test]
+fn queue_id_cannot_split_the_reply() {
+    let mut h = Harness::with_decider(
+        config(),
+        Box::new(|e| match e {
+            Event::MessageComplete { .. } => Decision::Queued("ID\r\n250 2.0.0 forged".into()),
+            _ => Decision::Continue,
+        }),
+    );
+    h.send(b"EHLO c.example\r\n");
+    h.send(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n");
+    h.output();
+    assert_eq!(
+        h.exchange(b".\r\n"),
+        "250 2.0.0 Ok: queued as ID250 2.0.0 forged\r\n"
+    );
+}
+
+#[test]
 fn disconnect_decision() {
     let mut cfg = config();
     cfg.decisions.helo = true;
