@@ -12,14 +12,20 @@
 //! | module | what it is for |
 //! |---|---|
 //! | [`config`] | `impulse.toml`: listeners, limits, timeouts, spool, plugins, with embedded defaults |
+//! | [`factory`] | the sans-IO ESMTP message factory: one state machine per connection |
 //! | [`spool`] | the durable on-disk spool: streaming writer, group commit, recovery, read side |
 //!
-//! Status: the factory and event loop are being built (see the project's issue tracker).
-//! Nothing in this crate accepts connections yet.
+//! Status: the factory and the spool exist; the event loop that drives them is being built
+//! (see the project's issue tracker). Nothing in this crate accepts connections yet.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod factory;
 pub mod spool;
+
+pub use factory::{
+    Decision, Envelope, Event, EventKind, Extensions, Factory, FactoryConfig, FactoryError, State,
+};
 
 pub use hooks_api;
 pub use smtp_proto;

@@ -1,0 +1,224 @@
+//! [`FactoryConfig`]: limits, timeouts, advertised extensions and which events need a decision.
+
+use std::time::Duration;
+
+use smtp_proto::command::Leniency;
+use smtp_proto::data::BareLineEndings;
+use smtp_proto::limits::{self, Limits};
+use smtp_proto::sasl::Mechanism;
+
+use super::event::EventKind;
+use super::extensions::Extensions;
+
+/// Default idle / per-command timeout (RFC 5321 §4.5.3.2: at least 5 minutes).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default minimum DATA rate in bytes per second (Postfix's `smtpd_min_data_rate`).
+pub const DEFAULT_MIN_DATA_RATE: u64 = 500;
+/// Default most `Received:` headers a message may already carry.
+pub const DEFAULT_MAX_HOPS: u32 = 100;
+/// Default error count after which a real server would start slowing the client down.
+pub const DEFAULT_SOFT_ERROR_LIMIT: u32 = 10;
+/// Default error count after which the session ends with `421 4.7.0`.
+pub const DEFAULT_HARD_ERROR_LIMIT: u32 = 20;
+/// Default most replies queued for the client before the factory stops reading.
+pub const DEFAULT_MAX_QUEUED_REPLIES: usize = 64;
+/// Default most reply bytes queued for the client before the factory stops reading.
+pub const DEFAULT_MAX_TRANSMIT: usize = 16 * 1024;
+/// Default size of the decoded-body buffer handed to the driver through `poll_body`.
+pub const DEFAULT_BODY_CHUNK: usize = 32 * 1024;
+
+/// SMTP AUTH settings; AUTH is offered only when [`FactoryConfig::auth`] is `Some`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The mechanisms offered, in order. Only PLAIN and LOGIN are implemented by
+    /// [`smtp_proto::sasl::SaslServer`]; others are refused with `504`.
+    pub mechanisms: Vec<Mechanism>,
+    /// Offer and accept AUTH only over TLS (Postfix's `smtpd_tls_auth_only`): before TLS the
+    /// keyword is not advertised and `AUTH` gets `538 5.7.11`.
+    pub require_tls: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mechanisms: vec![Mechanism::Plain, Mechanism::Login],
+            require_tls: true,
+        }
+    }
+}
+
+/// Which optional events the driver wants to decide. For the others the factory applies the
+/// default reply at once and emits no event, so a server without plugins never round-trips
+/// through the driver on ordinary commands.
+///
+/// Always decided, whatever this says: [`EventKind::Auth`] (someone must check the
+/// credentials), [`EventKind::MessageComplete`] (someone must commit the message) and
+/// [`EventKind::Extension`] (a registered verb has no default behaviour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decisions {
+    /// Decide the connection before the banner ([`EventKind::Connect`]).
+    pub connect: bool,
+    /// Decide HELO/EHLO ([`EventKind::Helo`]).
+    pub helo: bool,
+    /// Decide MAIL FROM ([`EventKind::Mail`]).
+    pub mail: bool,
+    /// Decide each RCPT TO ([`EventKind::Rcpt`]).
+    pub rcpt: bool,
+    /// Decide DATA before `354` ([`EventKind::DataStart`]); answer
+    /// [`Decision::Queued`](super::Decision::Queued) to put a queue id in the `Received:`
+    /// header.
+    pub data_start: bool,
+    /// Decide unrecognised verbs ([`EventKind::Unknown`]) instead of answering `500 5.5.2`.
+    pub unknown: bool,
+}
+
+impl Decisions {
+    /// Decide nothing optional: the fast path.
+    pub const NONE: Decisions = Decisions {
+        connect: false,
+        helo: false,
+        mail: false,
+        rcpt: false,
+        data_start: false,
+        unknown: false,
+    };
+
+    /// Decide every event that can take a decision.
+    pub const ALL: Decisions = Decisions {
+        connect: true,
+        helo: true,
+        mail: true,
+        rcpt: true,
+        data_start: true,
+        unknown: true,
+    };
+
+    /// Whether an event of this kind waits for a [`Decision`](super::Decision).
+    pub fn wants(&self, kind: EventKind) -> bool {
+        match kind {
+            EventKind::Connect => self.connect,
+            EventKind::Helo => self.helo,
+            EventKind::Mail => self.mail,
+            EventKind::Rcpt => self.rcpt,
+            EventKind::DataStart => self.data_start,
+            EventKind::Unknown => self.unknown,
+            EventKind::Auth | EventKind::MessageComplete | EventKind::Extension => true,
+            EventKind::MessageStart
+            | EventKind::MessageAborted
+            | EventKind::StartTls
+            | EventKind::Reset
+            | EventKind::Close => false,
+        }
+    }
+}
+
+/// Everything a [`Factory`](super::Factory) needs to know about the server, shared by all
+/// connections (wrap it in an `Arc`). Defaults follow `limits-and-durability.md`.
+#[derive(Debug, Clone)]
+pub struct FactoryConfig {
+    /// The server's name: in the banner, the EHLO reply, `421` replies and `Received:`.
+    pub hostname: String,
+    /// Text after `220 hostname` in the banner (default `ESMTP Impulse`).
+    pub banner: String,
+    /// Parser limits: command line (2048), AUTH line (12288), address lengths.
+    pub limits: Limits,
+    /// Tolerated command syntax deviations. The default is strict except for
+    /// `bare_lf_line_ending` (Postfix's `smtpd_forbid_bare_newline = normalize`); with it off,
+    /// a command line ending in a bare LF gets `550 5.5.2` and the connection is closed.
+    pub leniency: Leniency,
+    /// Most accepted recipients per message (default 1000); more get `452 4.5.3`.
+    pub max_recipients: usize,
+    /// Largest message in bytes, advertised in SIZE (default 32 MiB); enforced at MAIL
+    /// (`SIZE=`) and after the end of data (`552 5.3.4`).
+    pub max_message_size: u64,
+    /// Most `Received:` headers a message may carry before ours (default 100); more get
+    /// `554 5.4.6` after the end of data.
+    pub max_hops: u32,
+    /// Idle timeout: the whole next command must arrive within this (default 300 s), else
+    /// `421 4.4.2`.
+    pub command_timeout: Duration,
+    /// DATA deadline cap: the body deadline starts at this and grows by `n / min_data_rate`
+    /// seconds per `n` bytes received, never beyond `now + data_timeout` (Postfix's per-request
+    /// deadline). Default 300 s.
+    pub data_timeout: Duration,
+    /// Minimum DATA rate in bytes per second (default 500); `0` disables the rate rule.
+    pub min_data_rate: u64,
+    /// Errors after which the driver may slow the client down (default 10); the factory only
+    /// reports it through [`Factory::error_count`](super::Factory::error_count).
+    pub soft_error_limit: u32,
+    /// Errors after which the factory answers `421 4.7.0 Error: too many errors` and closes
+    /// (default 20).
+    pub hard_error_limit: u32,
+    /// Replies queued before the factory stops consuming input (default 64).
+    pub max_queued_replies: usize,
+    /// Reply bytes queued before the factory stops consuming input (default 16 KiB).
+    pub max_transmit: usize,
+    /// Capacity of the decoded-body buffer exposed by `poll_body` (default 32 KiB, at least 64).
+    pub body_chunk: usize,
+    /// Policy for bare CR / bare LF inside the message (default `Normalize`).
+    pub bare_line_endings: BareLineEndings,
+    /// Advertise and accept SMTPUTF8 (default `true`).
+    pub smtputf8: bool,
+    /// TLS can be started: advertise STARTTLS before TLS (default `false` until the driver
+    /// has a certificate).
+    pub tls_available: bool,
+    /// Refuse mail commands before STARTTLS with `530 5.7.0` (default `false`).
+    pub require_tls: bool,
+    /// SMTP AUTH; `None` (the default) disables it.
+    pub auth: Option<AuthConfig>,
+    /// Refuse MAIL before a successful AUTH with `530 5.7.0` (default `false`).
+    pub require_auth: bool,
+    /// Answer `554 5.5.0 Error: SMTP protocol synchronization` and close when the client
+    /// talks before the banner, or sends more after a command that must end a pipelined
+    /// group before its reply was written (Postfix's `smtpd_forbid_unauth_pipelining`).
+    /// Default `true`.
+    pub forbid_pipelining_violations: bool,
+    /// Which optional events the driver decides (default: none).
+    pub decisions: Decisions,
+    /// Plugin ESMTP extensions: keywords, verbs and MAIL/RCPT parameters.
+    pub extensions: Extensions,
+}
+
+impl Default for FactoryConfig {
+    fn default() -> Self {
+        FactoryConfig {
+            hostname: "localhost".to_owned(),
+            banner: "ESMTP Impulse".to_owned(),
+            limits: Limits::default(),
+            leniency: Leniency {
+                bare_lf_line_ending: true,
+                ..Leniency::STRICT
+            },
+            max_recipients: limits::MAX_RECIPIENTS,
+            max_message_size: limits::MAX_MESSAGE_SIZE,
+            max_hops: DEFAULT_MAX_HOPS,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            data_timeout: DEFAULT_COMMAND_TIMEOUT,
+            min_data_rate: DEFAULT_MIN_DATA_RATE,
+            soft_error_limit: DEFAULT_SOFT_ERROR_LIMIT,
+            hard_error_limit: DEFAULT_HARD_ERROR_LIMIT,
+            max_queued_replies: DEFAULT_MAX_QUEUED_REPLIES,
+            max_transmit: DEFAULT_MAX_TRANSMIT,
+            body_chunk: DEFAULT_BODY_CHUNK,
+            bare_line_endings: BareLineEndings::Normalize,
+            smtputf8: true,
+            tls_available: false,
+            require_tls: false,
+            auth: None,
+            require_auth: false,
+            forbid_pipelining_violations: true,
+            decisions: Decisions::NONE,
+            extensions: Extensions::new(),
+        }
+    }
+}
+
+impl FactoryConfig {
+    /// The defaults with this hostname.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        FactoryConfig {
+            hostname: hostname.into(),
+            ..FactoryConfig::default()
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The `Received:` trace header (RFC 5321 §4.4) and RFC 5322 dates, without a date crate and
+//! without reading the clock: the wall-clock time is an input.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Formats `time` as an RFC 5322 `date-time` in UTC: `Thu, 01 Jan 1970 00:00:00 +0000`.
+/// Times before the Unix epoch are written as the epoch.
+pub fn rfc5322_date(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        DAYS[((days + 4) % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`, for non-negative day counts).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Copies `s` into `out`, turning control characters into spaces: nothing a client sent can
+/// add a header line or a line break.
+fn push_clean(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| if c.is_control() { ' ' } else { c }));
+}
+
+/// What goes into one `Received:` header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TraceInfo<'a> {
+    pub helo: &'a str,
+    pub peer: IpAddr,
+    pub hostname: &'a str,
+    /// `SMTP`, `ESMTP`, `ESMTPS`, `ESMTPSA`, `UTF8SMTPS`, ... (RFC 3848, RFC 6531 §3.7.3).
+    pub protocol: &'a str,
+    pub queue_id: Option<&'a str>,
+    /// The recipient, only when the message has exactly one (as Postfix does).
+    pub recipient: Option<&'a str>,
+    pub date: &'a str,
+}
+
+/// Builds the header, folded before `by`, `with` and `for` so no line gets long, ending in
+/// CRLF:
+///
+/// ```text
+/// Received: from client.example ([192.0.2.1])
+///         by mx.example (Impulse) with ESMTPS id 0123abcd
+///         for <bob@example.com>; Thu, 01 Jan 1970 00:00:00 +0000
+/// ```
+pub(crate) fn received_header(t: &TraceInfo<'_>) -> String {
+    let mut h = String::with_capacity(160);
+    h.push_str("Received: from ");
+    push_clean(&mut h, t.helo);
+    match t.peer {
+        IpAddr::V4(a) => {
+            let _ = write!(h, " ([{a}])");
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(h, " ([IPv6:{a}])");
+        }
+    }
+    h.push_str("\r\n\tby ");
+    push_clean(&mut h, t.hostname);
+    h.push_str(" (Impulse) with ");
+    h.push_str(t.protocol);
+    if let Some(id) = t.queue_id {
+        h.push_str(" id ");
+        push_clean(&mut h, id);
+    }
+    if let Some(rcpt) = t.recipient {
+        h.push_str("\r\n\tfor ");
+        push_clean(&mut h, rcpt);
+    }
+    h.push_str("; ");
+    h.push_str(t.date);
+    h.push_str("\r\n");
+    h
+}
+
+/// The `with` protocol name (RFC 3848, RFC 6531 §3.7.3).
+pub(crate) fn protocol(esmtp: bool, utf8: bool, tls: bool, auth: bool) -> &'static str {
+    match (esmtp, utf8, tls, auth) {
+        (false, _, _, _) => "SMTP",
+        (true, false, false, false) => "ESMTP",
+        (true, false, true, false) => "ESMTPS",
+        (true, false, false, true) => "ESMTPA",
+        (true, false, true, true) => "ESMTPSA",
+        (true, true, false, false) => "UTF8SMTP",
+        (true, true, true, false) => "UTF8SMTPS",
+        (true, true, false, true) => "UTF8SMTPA",
+        (true, true, true, true) => "UTF8SMTPSA",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc5322_date(t), "Tue, 14 Nov 2023 22:13:20 +0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+        let y2038 = UNIX_EPOCH + Duration::from_secs(2_147_483_647);
+        assert_eq!(rfc5322_date(y2038), "Tue, 19 Jan 2038 03:14:07 +0000");
+        let before = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(rfc5322_date(before), "Thu, 01 Jan 1970 00:00:00 +0000");
+    }
+
+    #[test]
+    fn header_has_no_injected_lines() {
+        let h = received_header(&TraceInfo {
+            helo: "evil\r\nX-Injected: 1",
+            peer: "2001:db8::1".parse().unwrap(),
+            hostname: "mx.example",
+            protocol: "ESMTPSA",
+            queue_id: Some("abc\n"),
+            recipient: Some("<a@b>"),
+            date: "Thu, 01 Jan 1970 00:00:00 +0000",
+        });
+        assert_eq!(
+            h,
+            "Received: from evil  X-Injected: 1 ([IPv6:2001:db8::1])\r\n\tby mx.example \
+             (Impulse) with ESMTPSA id abc \r\n\tfor <a@b>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}
