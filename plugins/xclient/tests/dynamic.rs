@@ -20,7 +20,7 @@ fn workspace() -> PathBuf {
 fn plugin_so() -> PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(|| {
-        let target = workspace().join("target/plugin-tests/xclient");
+        let target = workspace().join("target/plugin-tests/first-party");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
             .current_dir(workspace())
