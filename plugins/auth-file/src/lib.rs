@@ -29,6 +29,8 @@
 //!
 //! What this crate does not do: other SASL mechanisms, proxy authorization, account
 //! lockout, or any network I/O.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod passwd;
@@ -55,4 +57,7 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
 }
 
 hooks_api::plugin!("auth-file", env!("CARGO_PKG_VERSION"), init);
+// The `.so` entry points. Their symbol names are the same in every plugin, so a binary that
+// links several plugins statically enables `static-link` to leave them out.
+#[cfg(not(feature = "static-link"))]
 hooks_api::export_plugin!();

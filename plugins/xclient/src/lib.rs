@@ -35,6 +35,8 @@
 //! ends the chain before it; XCLIENT then still resets the session, transaction included.)
 //!
 //! What this crate does not do: XFORWARD, or any check of what the proxy claims.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cidr;
 pub mod command;
@@ -164,6 +166,9 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
 }
 
 hooks_api::plugin!("xclient", env!("CARGO_PKG_VERSION"), init);
+// The `.so` entry points. Their symbol names are the same in every plugin, so a binary that
+// links several plugins statically enables `static-link` to leave them out.
+#[cfg(not(feature = "static-link"))]
 hooks_api::export_plugin!();
 
 #[cfg(test)]
