@@ -121,7 +121,7 @@ mod tests {
         );
         set_user(&path, "alice", &hash).unwrap();
         set_user(&path, "bob", &hash).unwrap();
-        let mut db = UserDb::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let db = UserDb::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(db.len(), 2);
         assert!(db.verify("alice", b"correct horse"));
         #[cfg(unix)]

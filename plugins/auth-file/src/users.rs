@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -120,7 +120,7 @@ fn default_dummy() -> String {
 #[derive(Debug, Clone, Default)]
 pub struct UserDb {
     users: HashMap<String, StoredHash>,
-    dummy: Option<StoredHash>,
+    dummy: OnceLock<StoredHash>,
 }
 
 impl UserDb {
@@ -146,7 +146,10 @@ impl UserDb {
             }
             users.insert(user.to_owned(), hash);
         }
-        Ok(UserDb { users, dummy: None })
+        Ok(UserDb {
+            users,
+            dummy: OnceLock::new(),
+        })
     }
 
     /// The number of users.
@@ -166,16 +169,14 @@ impl UserDb {
 
     /// Checks `password` for `user`. An unknown user costs one verification against a dummy
     /// hash shaped like the file's hashes, so timing does not reveal which users exist.
-    pub fn verify(&mut self, user: &str, password: &[u8]) -> bool {
+    pub fn verify(&self, user: &str, password: &[u8]) -> bool {
         if let Some(hash) = self.users.get(user) {
             return hash.verify(password);
         }
-        let dummy = self
-            .dummy
-            .get_or_insert_with(|| match self.users.values().next() {
-                Some(hash) => hash.dummy_like(),
-                None => StoredHash::Argon2(default_dummy()),
-            });
+        let dummy = self.dummy.get_or_init(|| match self.users.values().next() {
+            Some(hash) => hash.dummy_like(),
+            None => StoredHash::Argon2(default_dummy()),
+        });
         let _ = dummy.verify(password);
         false
     }
@@ -220,7 +221,7 @@ pub fn read_file(path: &Path) -> Result<UserDb, String> {
 #[derive(Debug)]
 pub struct UserFile {
     path: PathBuf,
-    state: Mutex<(Stamp, Arc<Mutex<UserDb>>)>,
+    state: Mutex<(Stamp, Arc<UserDb>)>,
 }
 
 impl UserFile {
@@ -232,7 +233,7 @@ impl UserFile {
         let db = read_file(&path)?;
         Ok(UserFile {
             path,
-            state: Mutex::new((stamp, Arc::new(Mutex::new(db)))),
+            state: Mutex::new((stamp, Arc::new(db))),
         })
     }
 
@@ -243,7 +244,7 @@ impl UserFile {
 
     /// The current users, re-reading the file first if its modification time or size
     /// changed (one `stat`). A failed re-read keeps the previous users.
-    pub fn current(&self) -> Arc<Mutex<UserDb>> {
+    pub fn current(&self) -> Arc<UserDb> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match stamp(&self.path) {
             Ok(now) if now != state.0 => match read_file(&self.path) {
@@ -253,7 +254,7 @@ impl UserFile {
                         self.path.display(),
                         db.len()
                     );
-                    *state = (now, Arc::new(Mutex::new(db)));
+                    *state = (now, Arc::new(db));
                 }
                 Err(e) => {
                     hooks_api::log::warn!("auth-file: {e}; keeping the previous users");
@@ -269,11 +270,10 @@ impl UserFile {
         state.1.clone()
     }
 
-    /// Checks `password` for `user` against the current users.
+    /// Checks `password` for `user` against the current users. The lock is held for the
+    /// `stat` (and a re-read) only, not during the verification.
     pub fn verify(&self, user: &str, password: &[u8]) -> bool {
-        let db = self.current();
-        let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
-        db.verify(user, password)
+        self.current().verify(user, password)
     }
 }
 
@@ -342,16 +342,16 @@ mod tests {
 
     #[test]
     fn unknown_users_never_verify_and_use_a_dummy_like_the_file() {
-        let mut db = UserDb::parse(&format!("alice:{}", cheap_argon2("pw"))).unwrap();
+        let db = UserDb::parse(&format!("alice:{}", cheap_argon2("pw"))).unwrap();
         assert!(db.verify("alice", b"pw"));
         assert!(!db.verify("mallory", b"pw"));
-        let Some(StoredHash::Argon2(dummy)) = &db.dummy else {
+        let Some(StoredHash::Argon2(dummy)) = db.dummy.get() else {
             panic!("no dummy")
         };
         assert!(dummy.contains("m=8,t=1,p=1"), "{dummy}");
-        let mut bdb = UserDb::parse(&format!("bob:{}", bcrypt::hash("pw", 5).unwrap())).unwrap();
+        let bdb = UserDb::parse(&format!("bob:{}", bcrypt::hash("pw", 5).unwrap())).unwrap();
         assert!(!bdb.verify("nobody", b"pw"));
-        assert!(matches!(&bdb.dummy, Some(StoredHash::Bcrypt(h)) if h.starts_with("$2b$05$")));
+        assert!(matches!(bdb.dummy.get(), Some(StoredHash::Bcrypt(h)) if h.starts_with("$2b$05$")));
     }
 
     #[test]

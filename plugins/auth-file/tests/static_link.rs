@@ -55,7 +55,7 @@ fn impulse_passwd_adds_and_replaces_users() {
     assert!(run("bob", "two\n").0);
     assert!(run("alice", "three\n").0);
     let text = std::fs::read_to_string(&users).unwrap();
-    let mut db = impulse_plugin_auth_file::UserDb::parse(&text).unwrap();
+    let db = impulse_plugin_auth_file::UserDb::parse(&text).unwrap();
     assert_eq!(db.len(), 2);
     assert!(text.lines().next().unwrap().starts_with("alice:$argon2id$"));
     assert!(db.verify("alice", b"three"));
