@@ -302,9 +302,20 @@ impl<'a> Params<'a> {
             }
         };
         let mut seen_known = 0u16;
-        let mut tokens = text.split(' ').peekable();
-        while let Some(token) = tokens.next() {
-            if truncated && tokens.peek().is_none() {
+        let mut rest = Some(text);
+        while let Some(current) = rest {
+            // Split off the next token at a space (a byte loop: tokens are short).
+            let token = match current.bytes().position(|b| b == b' ') {
+                Some(sp) => {
+                    rest = Some(&current[sp + 1..]);
+                    &current[..sp]
+                }
+                None => {
+                    rest = None;
+                    current
+                }
+            };
+            if truncated && rest.is_none() {
                 return Err(ParamError::Syntax);
             }
             // `keyword [= value]`: the keyword runs to the first byte that is not a letter,

@@ -84,11 +84,17 @@ impl<'a> Command<'a> {
                 content = rest;
             }
         }
-        let (verb, args) = match content.iter().position(|&b| b == b' ') {
-            Some(sp) => (&content[..sp], Some(&content[sp + 1..])),
-            None => (content, None),
+        // The verb is letters, digits and hyphens up to the first space or the end.
+        let verb_len = content
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'-'))
+            .unwrap_or(content.len());
+        let (verb, args) = match content.split_at(verb_len) {
+            (verb, []) => (verb, None),
+            (verb, [b' ', args @ ..]) => (verb, Some(args)),
+            _ => return Err(CommandError::InvalidVerb),
         };
-        if verb.is_empty() || !verb.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
+        if verb.is_empty() {
             return Err(CommandError::InvalidVerb);
         }
         let Some(known) = Verb::lookup(verb) else {
@@ -140,13 +146,29 @@ fn has_cr_or_lf(line: &[u8]) -> bool {
     const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
     // Whether any byte of `w` is zero (exact: no false positives).
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
-    let mut chunks = line.chunks_exact(8);
-    let found = chunks.by_ref().any(|chunk| {
-        // `chunks_exact` makes the conversion infallible; the fallback has neither CR nor LF.
-        let w = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+    let check = |block: [u8; 8]| {
+        let w = u64::from_ne_bytes(block);
         has_zero(w ^ CRS) || has_zero(w ^ LFS)
-    });
-    found || chunks.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
+    };
+    let mut chunks = line.chunks_exact(8);
+    // `chunks_exact` makes the conversions infallible; the fallback has neither CR nor LF.
+    if chunks
+        .by_ref()
+        .any(|chunk| check(chunk.try_into().unwrap_or([0; 8])))
+    {
+        return true;
+    }
+    // The last partial block: the line's last eight bytes (overlapping blocks already seen),
+    // or the whole line padded when it is shorter.
+    let tail = match line.len().checked_sub(8) {
+        Some(start) => line[start..].try_into().unwrap_or([0; 8]),
+        None => {
+            let mut block = [0; 8];
+            block[..line.len()].copy_from_slice(line);
+            block
+        }
+    };
+    check(tail)
 }
 
 fn required(args: Option<&[u8]>) -> Result<&[u8]> {
