@@ -239,8 +239,16 @@ impl AddressLiteral<'_> {
 /// the token is not terminated (the parser then reports the syntax error).
 pub(crate) fn token_len(input: &[u8]) -> usize {
     let bracketed = input.first() == Some(&b'<');
+    let end = if bracketed { b'>' } else { b' ' };
+    // Usually the token ends before any quoted string or literal: find that end in a simple
+    // loop, and walk the grammar only from the first `"` or `[`.
+    let start = match memchr::memchr3(end, b'"', b'[', input) {
+        Some(i) if input[i] == end => return if bracketed { i + 1 } else { i },
+        Some(i) => i,
+        None => return input.len(),
+    };
     let (mut quoted, mut literal, mut escaped) = (false, false, false);
-    for (i, &b) in input.iter().enumerate() {
+    for (i, &b) in input.iter().enumerate().skip(start) {
         if quoted {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -317,30 +325,61 @@ fn mailbox<'a>(s: &'a str, opts: &AddressOptions) -> Result<Mailbox<'a>, Address
     })
 }
 
+/// [`BYTE_CLASS`] bit: RFC 5322 `atext`, extended by RFC 6531 with any non-ASCII byte.
+const ATEXT: u8 = 1;
+/// [`BYTE_CLASS`] bit: a letter, digit or hyphen of a domain label, or any non-ASCII byte (a
+/// U-label's, admitted under SMTPUTF8).
+const LDH: u8 = 2;
+
+/// The class bits of each byte value, so that the hot loops test a byte with one lookup.
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    let mut table = [0; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() || b >= 0x80 {
+            table[i] = ATEXT | LDH;
+        }
+        i += 1;
+    }
+    let specials = b"!#$%&'*+-/=?^_`{|}~";
+    let mut i = 0;
+    while i < specials.len() {
+        table[specials[i] as usize] |= ATEXT;
+        i += 1;
+    }
+    table[b'-' as usize] |= LDH;
+    table
+}
+
 /// RFC 5322 `atext`, extended by RFC 6531 with any non-ASCII byte (the encoding was already
 /// validated).
 pub(crate) fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+    BYTE_CLASS[usize::from(b)] & ATEXT != 0
 }
 
 /// The longest dot-string at the start of `s` (`Atom *("." Atom)`); the caller checks what
 /// follows.
 fn dot_string(s: &str) -> Result<&str, AddressError> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    loop {
-        let start = i;
-        while bytes.get(i).is_some_and(|&b| is_atext(b)) {
-            i += 1;
-        }
-        if i == start {
+    // Whether an atom must come next: at the start and after each dot.
+    let mut atom_due = true;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if is_atext(b) {
+            atom_due = false;
+        } else if atom_due {
             return Err(AddressError::Syntax);
-        }
-        if bytes.get(i) != Some(&b'.') {
+        } else if b == b'.' {
+            atom_due = true;
+        } else {
             return s.get(..i).ok_or(AddressError::Syntax);
         }
-        i += 1;
     }
+    if atom_due {
+        return Err(AddressError::Syntax);
+    }
+    Ok(s)
 }
 
 /// A quoted string at the start of `s`: the unquoted content and the index after the closing
@@ -398,19 +437,30 @@ fn domain_name<'a>(s: &'a str, opts: &AddressOptions) -> Result<Cow<'a, str>, Ad
     if !s.is_ascii() && !opts.smtputf8 {
         return Err(AddressError::Utf8NotPermitted);
     }
-    for label in s.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80);
-        if !ok {
+    let bytes = s.as_bytes();
+    let mut label_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'.' {
+            if !is_label(&bytes[label_start..i]) {
+                return Err(AddressError::Syntax);
+            }
+            label_start = i + 1;
+        } else if BYTE_CLASS[usize::from(b)] & LDH == 0 {
             return Err(AddressError::Syntax);
         }
     }
+    if !is_label(&bytes[label_start..]) {
+        return Err(AddressError::Syntax);
+    }
     Ok(Cow::Borrowed(s))
+}
+
+/// The shape of a label already known to hold only letters, digits and hyphens: 1 to 63
+/// octets, no hyphen first or last.
+fn is_label(label: &[u8]) -> bool {
+    label.len() <= 63
+        && label.first().is_some_and(|&b| b != b'-')
+        && label.last().is_some_and(|&b| b != b'-')
 }
 
 /// A standardized tag (`Ldh-str`): letters, digits, hyphens, not ending in a hyphen.

@@ -194,7 +194,7 @@ pub struct XtextError;
 
 /// Decodes xtext (RFC 3461 §4). Borrows when there is no `+XX` escape.
 pub fn xtext_decode(input: &[u8]) -> Result<Cow<'_, str>, XtextError> {
-    let xchar = |b: &u8| matches!(b, b'!'..=b'~') && *b != b'=' && *b != b'+';
+    let xchar = |b: &u8| is_xchar(*b);
     if input.iter().all(xchar) {
         return std::str::from_utf8(input)
             .map(Cow::Borrowed)
@@ -222,6 +222,19 @@ pub fn xtext_decode(input: &[u8]) -> Result<Cow<'_, str>, XtextError> {
     String::from_utf8(out)
         .map(Cow::Owned)
         .map_err(|_| XtextError)
+}
+
+/// [`xtext_decode`] for text already known to be UTF-8: borrows without validating it again.
+fn xtext_decode_str(input: &str) -> Result<Cow<'_, str>, XtextError> {
+    if input.bytes().all(is_xchar) {
+        return Ok(Cow::Borrowed(input));
+    }
+    xtext_decode(input.as_bytes())
+}
+
+/// Whether `b` stands for itself in xtext: printable ASCII but `+` and `=`.
+fn is_xchar(b: u8) -> bool {
+    matches!(b, b'!'..=b'~') && b != b'=' && b != b'+'
 }
 
 /// Encodes `input` as xtext: `+XX` for `+`, `=` and every byte outside `!`..=`~`. Borrows when
@@ -261,31 +274,74 @@ impl Params<'_> {
     /// parameters (RFC 6531 §3.3 extends `esmtp-value`).
     pub fn parse(input: &[u8], kind: ParamKind, smtputf8: bool) -> Result<Params<'_>, ParamError> {
         let mut params = Params::default();
+        params.parse_into(input, kind, smtputf8)?;
+        Ok(params)
+    }
+}
+
+impl<'a> Params<'a> {
+    /// [`Params::parse`] into `self`, which must be empty. The command parser fills the
+    /// parameters where they lie in the command rather than copy them in.
+    pub(crate) fn parse_into(
+        &mut self,
+        input: &'a [u8],
+        kind: ParamKind,
+        smtputf8: bool,
+    ) -> Result<(), ParamError> {
         if input.is_empty() {
-            return Ok(params);
+            return Ok(());
         }
+        // The encoding is checked once. Invalid UTF-8 is a syntax error of the token holding
+        // it, reported only after the tokens before it: so parse the valid prefix, whose last
+        // token is the one cut short.
+        let (text, truncated) = match std::str::from_utf8(input) {
+            Ok(text) => (text, false),
+            Err(e) => {
+                let valid = input.get(..e.valid_up_to()).unwrap_or_default();
+                (std::str::from_utf8(valid).unwrap_or_default(), true)
+            }
+        };
         let mut seen_known = 0u16;
-        for token in input.split(|&b| b == b' ') {
-            let (key, value) = match token.iter().position(|&b| b == b'=') {
-                Some(eq) => (&token[..eq], Some(&token[eq + 1..])),
-                None => (token, None),
+        let mut rest = Some(text);
+        while let Some(current) = rest {
+            // Split off the next token at a space (a byte loop: tokens are short).
+            let token = match current.bytes().position(|b| b == b' ') {
+                Some(sp) => {
+                    rest = Some(&current[sp + 1..]);
+                    &current[..sp]
+                }
+                None => {
+                    rest = None;
+                    current
+                }
             };
-            let key_ok = key.first().is_some_and(u8::is_ascii_alphanumeric)
-                && key.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-');
-            let value_ok = |v: &[u8]| {
+            if truncated && rest.is_none() {
+                return Err(ParamError::Syntax);
+            }
+            // `keyword [= value]`: the keyword runs to the first byte that is not a letter,
+            // digit or hyphen, which must be the `=` or the end of the token.
+            let key_len = token
+                .bytes()
+                .position(|b| !(b.is_ascii_alphanumeric() || b == b'-'))
+                .unwrap_or(token.len());
+            let (key, rest) = token.split_at(key_len);
+            let value = match rest.strip_prefix('=') {
+                Some(value) => Some(value),
+                None if rest.is_empty() => None,
+                None => return Err(ParamError::Syntax),
+            };
+            let key_ok = key
+                .as_bytes()
+                .first()
+                .is_some_and(u8::is_ascii_alphanumeric);
+            let value_ok = |v: &str| {
                 !v.is_empty()
-                    && v.iter()
-                        .all(|&b| matches!(b, b'!'..=b'~') && b != b'=' || b >= 0x80)
-                    && (smtputf8 || v.is_ascii())
+                    && v.bytes()
+                        .all(|b| matches!(b, b'!'..=b'~') && b != b'=' || (smtputf8 && b >= 0x80))
             };
             if !key_ok || !value.is_none_or(value_ok) {
                 return Err(ParamError::Syntax);
             }
-            let value = value
-                .map(std::str::from_utf8)
-                .transpose()
-                .map_err(|_| ParamError::Syntax)?;
-            let key = std::str::from_utf8(key).map_err(|_| ParamError::Syntax)?;
             match known(key, kind) {
                 Some(k) => {
                     let bit = 1 << k as u16;
@@ -293,24 +349,24 @@ impl Params<'_> {
                         return Err(ParamError::Duplicate);
                     }
                     seen_known |= bit;
-                    params.set(k, value).ok_or(ParamError::InvalidValue(k))?;
+                    self.set(k, value).ok_or(ParamError::InvalidValue(k))?;
                 }
                 None => {
-                    if params
+                    if self
                         .unknown
                         .iter()
                         .any(|u| u.keyword.eq_ignore_ascii_case(key))
                     {
                         return Err(ParamError::Duplicate);
                     }
-                    params.unknown.push(UnknownParam {
+                    self.unknown.push(UnknownParam {
                         keyword: Cow::Borrowed(key),
                         value: value.map(Cow::Borrowed),
                     });
                 }
             }
         }
-        Ok(params)
+        Ok(())
     }
 }
 
@@ -338,7 +394,7 @@ impl<'a> Params<'a> {
                 self.ret = Some(pick(v, &[("FULL", Ret::Full), ("HDRS", Ret::Hdrs)])?);
             }
             (Keyword::Envid, Some(v)) => {
-                let decoded = xtext_decode(v.as_bytes()).ok()?;
+                let decoded = xtext_decode_str(v).ok()?;
                 if decoded.len() > MAX_ENVID {
                     return None;
                 }
@@ -346,7 +402,7 @@ impl<'a> Params<'a> {
             }
             (Keyword::Auth, Some("<>")) => self.auth = Some(AuthParam::Null),
             (Keyword::Auth, Some(v)) => {
-                self.auth = Some(AuthParam::Mailbox(xtext_decode(v.as_bytes()).ok()?));
+                self.auth = Some(AuthParam::Mailbox(xtext_decode_str(v).ok()?));
             }
             (Keyword::Notify, Some(v)) => self.notify = Some(notify(v)?),
             (Keyword::Orcpt, Some(v)) => {
@@ -355,7 +411,7 @@ impl<'a> Params<'a> {
                 if addr_type.is_empty() || !addr_type.bytes().all(atext) {
                     return None;
                 }
-                let addr = xtext_decode(addr.as_bytes()).ok()?;
+                let addr = xtext_decode_str(addr).ok()?;
                 if addr.is_empty() || addr.len() > MAX_ORCPT {
                     return None;
                 }
@@ -475,21 +531,23 @@ fn pick<T: Copy>(v: &str, options: &[(&str, T)]) -> Option<T> {
 }
 
 fn known(key: &str, kind: ParamKind) -> Option<Keyword> {
-    let candidates: &[(&str, Keyword)] = match kind {
-        ParamKind::Mail => &[
-            ("SIZE", Keyword::Size),
-            ("BODY", Keyword::Body),
-            ("SMTPUTF8", Keyword::SmtpUtf8),
-            ("RET", Keyword::Ret),
-            ("ENVID", Keyword::Envid),
-            ("AUTH", Keyword::Auth),
-        ],
-        ParamKind::Rcpt => &[("NOTIFY", Keyword::Notify), ("ORCPT", Keyword::Orcpt)],
+    // The length and first letter single out the one candidate to compare.
+    let (name, keyword) = match (key.len(), key.as_bytes().first()?.to_ascii_uppercase()) {
+        (4, b'S') => ("SIZE", Keyword::Size),
+        (4, b'B') => ("BODY", Keyword::Body),
+        (8, b'S') => ("SMTPUTF8", Keyword::SmtpUtf8),
+        (3, b'R') => ("RET", Keyword::Ret),
+        (5, b'E') => ("ENVID", Keyword::Envid),
+        (4, b'A') => ("AUTH", Keyword::Auth),
+        (6, b'N') => ("NOTIFY", Keyword::Notify),
+        (5, b'O') => ("ORCPT", Keyword::Orcpt),
+        _ => return None,
     };
-    candidates
-        .iter()
-        .find(|(name, _)| key.eq_ignore_ascii_case(name))
-        .map(|&(_, k)| k)
+    let for_kind = match kind {
+        ParamKind::Mail => !matches!(keyword, Keyword::Notify | Keyword::Orcpt),
+        ParamKind::Rcpt => matches!(keyword, Keyword::Notify | Keyword::Orcpt),
+    };
+    (for_kind && key.eq_ignore_ascii_case(name)).then_some(keyword)
 }
 
 /// `NEVER` or a comma list of distinct `SUCCESS`, `FAILURE`, `DELAY`.
@@ -498,12 +556,12 @@ fn notify(v: &str) -> Option<Notify> {
         return Some(Notify::NEVER);
     }
     let mut n = Notify::NEVER;
-    for item in v.split(',') {
-        let flag = if item.eq_ignore_ascii_case("SUCCESS") {
+    for item in v.as_bytes().split(|&b| b == b',') {
+        let flag = if item.eq_ignore_ascii_case(b"SUCCESS") {
             &mut n.success
-        } else if item.eq_ignore_ascii_case("FAILURE") {
+        } else if item.eq_ignore_ascii_case(b"FAILURE") {
             &mut n.failure
-        } else if item.eq_ignore_ascii_case("DELAY") {
+        } else if item.eq_ignore_ascii_case(b"DELAY") {
             &mut n.delay
         } else {
             return None;

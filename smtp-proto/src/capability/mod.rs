@@ -198,14 +198,17 @@ impl Capability {
         };
         match known {
             Keyword::Size => {
-                let params: Vec<&str> = params.collect();
-                match params.as_slice() {
-                    [] => Capability::Size(0),
-                    [n] if n.bytes().all(|b| b.is_ascii_digit()) => match n.parse() {
-                        Ok(n) => Capability::Size(n),
-                        Err(_) => other(keyword, params.into_iter()),
-                    },
-                    _ => other(keyword, params.into_iter()),
+                let mut params = params.peekable();
+                let Some(first) = params.next() else {
+                    return Capability::Size(0);
+                };
+                let size = match params.peek() {
+                    None if first.bytes().all(|b| b.is_ascii_digit()) => first.parse().ok(),
+                    _ => None,
+                };
+                match size {
+                    Some(n) => Capability::Size(n),
+                    None => other(keyword, std::iter::once(first).chain(params)),
                 }
             }
             Keyword::Auth => Capability::Auth(upper_unique(params)),
@@ -245,9 +248,27 @@ fn is_separator(c: char) -> bool {
     c.is_ascii_whitespace() || c.is_ascii_control()
 }
 
+/// [`is_separator`] for a byte of UTF-8 text: separators are ASCII, so a byte that is one is
+/// a whole character. (ASCII whitespace and control characters are exactly the bytes up to
+/// space, and DEL.)
+fn is_separator_byte(b: u8) -> bool {
+    matches!(b, 0..=b' ' | 0x7f)
+}
+
 /// Splits a line into words on runs of separators.
 fn words(line: &str) -> impl Iterator<Item = &str> {
-    line.split(is_separator).filter(|w| !w.is_empty())
+    let mut rest = line;
+    std::iter::from_fn(move || {
+        let start = rest.bytes().position(|b| !is_separator_byte(b))?;
+        let word = &rest[start..];
+        let len = word
+            .bytes()
+            .position(is_separator_byte)
+            .unwrap_or(word.len());
+        let (word, after) = word.split_at(len);
+        rest = after;
+        Some(word)
+    })
 }
 
 /// The extensions a server advertised in its EHLO reply, with its domain and greeting.
@@ -275,11 +296,15 @@ pub fn parse_capabilities(reply: &Reply) -> Capabilities {
         let end = first.find(is_separator).unwrap_or(first.len());
         caps.domain = first[..end].to_owned();
         // Control characters in the greeting read as spaces, as `to_reply` writes them.
-        caps.greeting = first[end..]
-            .trim_start_matches(is_separator)
-            .replace(|c: char| c.is_ascii_control(), " ");
+        let greeting = first[end..].trim_start_matches(is_separator);
+        caps.greeting = if greeting.bytes().any(|b| b.is_ascii_control()) {
+            greeting.replace(|c: char| c.is_ascii_control(), " ")
+        } else {
+            greeting.to_owned()
+        };
     }
     if reply.is_positive_completion() {
+        caps.items.reserve_exact(lines.len());
         for line in lines {
             caps.insert_line(line);
         }

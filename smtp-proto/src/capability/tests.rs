@@ -272,3 +272,29 @@ fn greeting_control_characters_round_trip() {
     let again = parse_capabilities(&caps.to_reply(caps.domain(), caps.greeting()));
     assert_eq!(again, caps);
 }
+
+/// The byte test the word splitter uses agrees with the character test on every byte.
+#[test]
+fn separator_byte_matches_separator_char() {
+    for b in 0..=u8::MAX {
+        let expected = b.is_ascii() && is_separator(char::from(b));
+        assert_eq!(is_separator_byte(b), expected, "byte {b:#04x}");
+    }
+}
+
+#[test]
+fn size_parameters() {
+    let c = caps(b"250-mx\r\n250 SIZE 10\r\n");
+    assert_eq!(c.size(), Some(10));
+    for line in [
+        "SIZE 1 2",
+        "SIZE abc",
+        "SIZE +1",
+        "SIZE 99999999999999999999",
+    ] {
+        let c = caps(format!("250-mx\r\n250 {line}\r\n").as_bytes());
+        assert_eq!(c.size(), None, "{line}");
+        let params: Vec<&str> = line.split(' ').skip(1).collect();
+        assert_eq!(c.get("size"), Some(strings(&params).as_slice()), "{line}");
+    }
+}

@@ -269,7 +269,7 @@ pub enum Frame {
 /// for AUTH responses.
 pub fn frame_line(buf: &[u8], max_len: usize) -> Frame {
     let window = buf.get(..max_len).unwrap_or(buf);
-    match window.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', window) {
         Some(lf) => Frame::Complete(lf + 1),
         None if buf.len() >= max_len => Frame::TooLong,
         None => Frame::Incomplete,
@@ -289,7 +289,7 @@ pub enum Discard {
 /// Tells how many bytes of `buf` belong to a line already found [`Frame::TooLong`]: through
 /// the next LF, or everything if there is none yet.
 pub fn discard_line(buf: &[u8]) -> Discard {
-    match buf.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', buf) {
         Some(lf) => Discard::Through(lf + 1),
         None => Discard::All(buf.len()),
     }

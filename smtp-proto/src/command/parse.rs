@@ -27,22 +27,36 @@ enum Verb {
     Auth,
 }
 
-const VERBS: [(&[u8], Verb); 14] = [
-    (b"HELO", Verb::Helo),
-    (b"EHLO", Verb::Ehlo),
-    (b"MAIL", Verb::Mail),
-    (b"RCPT", Verb::Rcpt),
-    (b"DATA", Verb::Data),
-    (b"BDAT", Verb::Bdat),
-    (b"RSET", Verb::Rset),
-    (b"VRFY", Verb::Vrfy),
-    (b"EXPN", Verb::Expn),
-    (b"HELP", Verb::Help),
-    (b"NOOP", Verb::Noop),
-    (b"QUIT", Verb::Quit),
-    (b"STARTTLS", Verb::StartTls),
-    (b"AUTH", Verb::Auth),
-];
+impl Verb {
+    /// The typed verb for `name` (case-insensitive), if any.
+    #[inline]
+    fn lookup(name: &[u8]) -> Option<Verb> {
+        let &[a, b, c, d] = name else {
+            return name
+                .eq_ignore_ascii_case(b"STARTTLS")
+                .then_some(Verb::StartTls);
+        };
+        // Clearing bit 5 upper-cases ASCII letters; no other byte becomes an upper-case letter,
+        // so comparing to the upper-case names is a case-insensitive comparison.
+        let upper = u32::from_ne_bytes([a, b, c, d]) & u32::from_ne_bytes([!0x20; 4]);
+        Some(match &upper.to_ne_bytes() {
+            b"HELO" => Verb::Helo,
+            b"EHLO" => Verb::Ehlo,
+            b"MAIL" => Verb::Mail,
+            b"RCPT" => Verb::Rcpt,
+            b"DATA" => Verb::Data,
+            b"BDAT" => Verb::Bdat,
+            b"RSET" => Verb::Rset,
+            b"VRFY" => Verb::Vrfy,
+            b"EXPN" => Verb::Expn,
+            b"HELP" => Verb::Help,
+            b"NOOP" => Verb::Noop,
+            b"QUIT" => Verb::Quit,
+            b"AUTH" => Verb::Auth,
+            _ => return None,
+        })
+    }
+}
 
 impl<'a> Command<'a> {
     /// Parses one command line, its line ending included (as delimited by
@@ -58,73 +72,117 @@ impl<'a> Command<'a> {
             [.., b'\n'] => return Err(CommandError::BareLf),
             _ => return Err(CommandError::Unterminated),
         };
-        if content.contains(&b'\n') {
-            return Err(CommandError::BareLf);
-        }
-        if content.contains(&b'\r') {
-            return Err(CommandError::BareCr);
+        if has_cr_or_lf(content) {
+            return Err(if content.contains(&b'\n') {
+                CommandError::BareLf
+            } else {
+                CommandError::BareCr
+            });
         }
         if opts.leniency.trailing_whitespace {
             while let [rest @ .., b' ' | b'\t'] = content {
                 content = rest;
             }
         }
-        let (verb, args) = match content.iter().position(|&b| b == b' ') {
-            Some(sp) => (&content[..sp], Some(&content[sp + 1..])),
-            None => (content, None),
+        // The verb is letters, digits and hyphens up to the first space or the end.
+        let verb_len = content
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'-'))
+            .unwrap_or(content.len());
+        let (verb, args) = match content.split_at(verb_len) {
+            (verb, []) => (verb, None),
+            (verb, [b' ', args @ ..]) => (verb, Some(args)),
+            _ => return Err(CommandError::InvalidVerb),
         };
-        if verb.is_empty() || !verb.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
+        if verb.is_empty() {
             return Err(CommandError::InvalidVerb);
         }
-        let Some(&(_, known)) = VERBS
-            .iter()
-            .find(|(name, _)| verb.eq_ignore_ascii_case(name))
-        else {
+        let Some(known) = Verb::lookup(verb) else {
             return Ok(Command::Other {
                 verb: text(verb)?,
                 args: args.map(text).transpose()?,
             });
         };
-        Ok(match known {
+        // Each arm returns its `Result` as is: unwrapping and rewrapping would copy the
+        // (large) command once more.
+        match known {
             Verb::Helo => match Domain::parse(required(args)?, &ascii(opts)) {
-                Ok(domain @ Domain::Name(_)) => Command::Helo { domain },
-                _ => return Err(CommandError::InvalidDomain),
+                Ok(domain @ Domain::Name(_)) => Ok(Command::Helo { domain }),
+                _ => Err(CommandError::InvalidDomain),
             },
-            Verb::Ehlo => Command::Ehlo {
-                domain: Domain::parse(required(args)?, &ascii(opts))
-                    .map_err(|_| CommandError::InvalidDomain)?,
+            Verb::Ehlo => match Domain::parse(required(args)?, &ascii(opts)) {
+                Ok(domain) => Ok(Command::Ehlo { domain }),
+                Err(_) => Err(CommandError::InvalidDomain),
             },
-            Verb::Mail => mail(required(args)?, opts)?,
-            Verb::Rcpt => rcpt(required(args)?, opts)?,
-            Verb::Data => none(args, Command::Data)?,
-            Verb::Bdat => bdat(required(args)?)?,
-            Verb::Rset => none(args, Command::Rset)?,
-            Verb::Vrfy => Command::Vrfy {
+            Verb::Mail => mail(required(args)?, opts),
+            Verb::Rcpt => rcpt(required(args)?, opts),
+            Verb::Data => none(args, || Command::Data),
+            Verb::Bdat => bdat(required(args)?),
+            Verb::Rset => none(args, || Command::Rset),
+            Verb::Vrfy => Ok(Command::Vrfy {
                 arg: text(required(args)?)?,
-            },
-            Verb::Expn => Command::Expn {
+            }),
+            Verb::Expn => Ok(Command::Expn {
                 arg: text(required(args)?)?,
-            },
-            Verb::Help => Command::Help {
+            }),
+            Verb::Help => Ok(Command::Help {
                 arg: args.map(text).transpose()?,
-            },
-            Verb::Noop => Command::Noop {
+            }),
+            Verb::Noop => Ok(Command::Noop {
                 arg: args.map(text).transpose()?,
-            },
-            Verb::Quit => none(args, Command::Quit)?,
-            Verb::StartTls => none(args, Command::StartTls)?,
-            Verb::Auth => auth(required(args)?)?,
-        })
+            }),
+            Verb::Quit => none(args, || Command::Quit),
+            Verb::StartTls => none(args, || Command::StartTls),
+            Verb::Auth => auth(required(args)?),
+        }
     }
+}
+
+/// Whether `line` holds a CR or an LF, eight bytes at a time.
+fn has_cr_or_lf(line: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    // Whether any byte of `w` is zero (exact: no false positives).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let check = |block: [u8; 8]| {
+        let w = u64::from_ne_bytes(block);
+        has_zero(w ^ CRS) || has_zero(w ^ LFS)
+    };
+    let mut chunks = line.chunks_exact(8);
+    // `chunks_exact` makes the conversions infallible; the fallback has neither CR nor LF.
+    if chunks
+        .by_ref()
+        .any(|chunk| check(chunk.try_into().unwrap_or([0; 8])))
+    {
+        return true;
+    }
+    // The last partial block: the line's last eight bytes (overlapping blocks already seen),
+    // or the whole line padded when it is shorter.
+    let tail = match line.len().checked_sub(8) {
+        Some(start) => line[start..].try_into().unwrap_or([0; 8]),
+        None => {
+            let mut block = [0; 8];
+            block[..line.len()].copy_from_slice(line);
+            block
+        }
+    };
+    check(tail)
 }
 
 fn required(args: Option<&[u8]>) -> Result<&[u8]> {
     args.ok_or(CommandError::MissingArguments)
 }
 
-fn none(args: Option<&[u8]>, command: Command<'static>) -> Result<Command<'static>> {
+/// `command` if there are no arguments. (The command is built by the closure, after the check,
+/// rather than passed in and copied.)
+fn none(
+    args: Option<&[u8]>,
+    command: impl FnOnce() -> Command<'static>,
+) -> Result<Command<'static>> {
     match args {
-        None => Ok(command),
+        None => Ok(command()),
         Some(_) => Err(CommandError::UnexpectedArguments),
     }
 }
@@ -196,8 +254,12 @@ fn mail<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
         Err(AddressError::Syntax)
     }
     .map_err(CommandError::Sender)?;
-    let params = Params::parse(params, ParamKind::Mail, smtputf8)?;
-    Ok(Command::Mail { from, params })
+    let mut result = Ok(Command::Mail {
+        from,
+        params: Params::default(),
+    });
+    fill_params(&mut result, params, ParamKind::Mail, smtputf8);
+    result
 }
 
 fn rcpt<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
@@ -217,8 +279,27 @@ fn rcpt<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
         Mailbox::parse(path, &addr).map(ForwardPath::Mailbox)
     }
     .map_err(CommandError::Recipient)?;
-    let params = Params::parse(params, ParamKind::Rcpt, opts.smtputf8)?;
-    Ok(Command::Rcpt { to, params })
+    let mut result = Ok(Command::Rcpt {
+        to,
+        params: Params::default(),
+    });
+    fill_params(&mut result, params, ParamKind::Rcpt, opts.smtputf8);
+    result
+}
+
+/// Parses the parameters of the `MAIL` or `RCPT` command in `result` where they lie, rather
+/// than apart and then moved in: the command is a couple of hundred bytes, worth not copying.
+fn fill_params<'a>(
+    result: &mut Result<Command<'a>>,
+    input: &'a [u8],
+    kind: ParamKind,
+    smtputf8: bool,
+) {
+    if let Ok(Command::Mail { params, .. } | Command::Rcpt { params, .. }) = result {
+        if let Err(e) = params.parse_into(input, kind, smtputf8) {
+            *result = Err(e.into());
+        }
+    }
 }
 
 /// `BDAT chunk-size [SP "LAST"]` (RFC 3030 §2).

@@ -534,3 +534,21 @@ fn borrows_from_input() {
         }
     );
 }
+
+/// A CR or LF anywhere inside the line is refused, whatever its position relative to the
+/// eight-byte blocks the check reads.
+#[test]
+fn cr_or_lf_at_every_position() {
+    let options = ParseOptions::default();
+    for len in 0..40 {
+        for at in 0..len {
+            for (byte, error) in [(b'\r', CommandError::BareCr), (b'\n', CommandError::BareLf)] {
+                let mut line = vec![b'x'; len];
+                line[at] = byte;
+                let mut line = [b"NOOP ".as_slice(), &line].concat();
+                line.extend_from_slice(b"\r\n");
+                assert_eq!(Command::parse(&line, &options), Err(error), "{line:?}");
+            }
+        }
+    }
+}

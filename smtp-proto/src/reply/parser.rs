@@ -141,7 +141,7 @@ impl ReplyParser {
             let window = buf.len().min(line_end).min(reply_end);
             let found = buf
                 .get(self.scan..window)
-                .and_then(|rest| rest.iter().position(|&b| b == b'\n'));
+                .and_then(|rest| memchr::memchr(b'\n', rest));
             let Some(i) = found else {
                 self.scan = window.max(self.scan);
                 self.check_partial(&buf[self.line_start..self.scan.max(self.line_start)])?;
@@ -159,6 +159,11 @@ impl ReplyParser {
                 return Ok(None);
             };
             let lf = self.scan + i;
+            if self.lines.capacity() == 0 {
+                // Size the line list once, from the lines already in the buffer.
+                let hint = lines_hint(&buf[self.line_start..window], self.limits.reply_lines);
+                self.lines.reserve_exact(hint);
+            }
             let is_final = self.finish_line(&buf[self.line_start..lf], line)?;
             self.line_start = lf + 1;
             self.scan = lf + 1;
@@ -237,8 +242,8 @@ impl ReplyParser {
             Some(b'\r') => return Err(ReplyError::BareCr { line }),
             Some(_) => return Err(ReplyError::InvalidSeparator { line }),
         };
-        if let Some(&bad) = text.iter().find(|&&b| b == b'\r' || b == 0) {
-            return Err(if bad == 0 {
+        if let Some(bad) = memchr::memchr2(b'\r', 0, text) {
+            return Err(if text[bad] == 0 {
                 ReplyError::NulByte { line }
             } else {
                 ReplyError::BareCr { line }
@@ -248,9 +253,28 @@ impl ReplyParser {
             .normalizer
             .get_or_insert_with(|| LineNormalizer::new((expected / 100) as u8, None));
         let text = normalizer.line(text, true);
-        self.lines.push(String::from_utf8_lossy(text).into_owned());
+        self.lines.push(match std::str::from_utf8(text) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(text).into_owned(),
+        });
         Ok(is_final)
     }
+}
+
+/// How many lines the reply at the start of `buf` has, as far as `buf` shows it: through its
+/// final line (the first without `-` after the code), at most `max`. Only sizes the line
+/// list; the lines are validated as they are parsed.
+fn lines_hint(buf: &[u8], max: usize) -> usize {
+    let mut count = 0;
+    let mut line_start = 0;
+    for lf in memchr::memchr_iter(b'\n', buf) {
+        count += 1;
+        if count >= max || buf.get(line_start + 3) != Some(&b'-') {
+            break;
+        }
+        line_start = lf + 1;
+    }
+    count
 }
 
 /// Checks up to the first three bytes against the reply-code digit rules.
