@@ -90,6 +90,7 @@ mod hooks;
 mod limits;
 mod pool;
 mod queue;
+mod shutdown;
 mod worker;
 
 use std::net::SocketAddr;

@@ -15,11 +15,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::builder::Shared;
-use super::conn::{Conn, Waiting};
+use super::conn::Conn;
 use super::hooks::sync_session;
 use super::limits::Refusal;
 use super::{ConnId, ServerError};
-use crate::factory::{Decision, Event, Factory, State};
+use crate::factory::{Decision, Event, Factory};
 
 /// The `Waker`'s token.
 const WAKER: Token = Token(usize::MAX);
@@ -61,22 +61,22 @@ impl From<ConnId> for Token {
 /// One loop thread's state.
 pub(crate) struct Worker {
     index: usize,
-    poll: Poll,
+    pub(crate) poll: Poll,
     pub(crate) waker: Arc<Waker>,
     pub(crate) tx: Sender<Msg>,
     rx: Receiver<Msg>,
-    listeners: Vec<TcpListener>,
+    pub(crate) listeners: Vec<TcpListener>,
     pub(crate) conns: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     pub(crate) shared: Arc<Shared>,
     serial: u64,
     pub(crate) ticket: u64,
     /// Accepting stopped (cap reached or back-off) and must be retried.
-    accept_blocked: bool,
+    pub(crate) accept_blocked: bool,
     accept_paused_until: Option<Instant>,
     /// Connections to drive again (they ran out of rounds).
     again: Vec<(usize, u64)>,
-    grace: Option<Instant>,
+    pub(crate) grace: Option<Instant>,
 }
 
 impl Worker {
@@ -390,7 +390,7 @@ impl Worker {
     }
 
     /// Removes a finished connection, or updates its interest and deadline.
-    fn settle(&mut self, key: usize) {
+    pub(crate) fn settle(&mut self, key: usize) {
         let conn = &mut self.conns[key];
         if conn.finished() {
             self.remove(key);
@@ -510,70 +510,6 @@ impl Worker {
             conn.client(),
             conn.replies
         );
-    }
-
-    fn begin_shutdown(&mut self, now: Instant) {
-        self.grace = Some(now + self.shared.grace);
-        for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        self.accept_blocked = false;
-    }
-
-    fn shutdown_tick(&mut self, now: Instant) {
-        let Some(grace) = self.grace else { return };
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            if now >= grace {
-                self.force_close(key);
-            } else {
-                self.close_if_idle(key);
-            }
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.flush();
-                self.settle(key);
-            }
-        }
-    }
-
-    /// During shutdown: a connection between transactions gets `421 4.3.2` and is closed.
-    fn close_if_idle(&mut self, key: usize) {
-        let Some(conn) = self.conns.get(key) else {
-            return;
-        };
-        let idle = matches!(conn.waiting, Waiting::Nothing)
-            && conn.inbuf.is_empty()
-            && !conn.output_pending()
-            && matches!(
-                conn.factory.state(),
-                State::AwaitingHelo | State::AwaitingMail
-            );
-        if idle {
-            self.force_close(key);
-        }
-    }
-
-    /// Sends `421 4.3.2 Service shutting down` after whatever is queued, then closes.
-    fn force_close(&mut self, key: usize) {
-        let host = self.shared.factory.hostname.clone();
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if conn.closing {
-            return;
-        }
-        conn.closing = true;
-        conn.waiting = Waiting::Nothing;
-        if !conn.factory.is_closed() {
-            conn.trailer = format!("421 4.3.2 {host} Service shutting down\r\n").into_bytes();
-            conn.factory.handle_close();
-        }
-        while let Some(ev) = conn.factory.poll_event() {
-            if let Event::MessageAborted { .. } = ev {
-                conn.writer = None;
-            }
-        }
-        conn.writer = None;
     }
 }
 
