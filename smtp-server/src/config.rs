@@ -100,6 +100,10 @@ pub struct LimitsConfig {
     pub connections: usize,
     /// Most simultaneous connections from one IP address (`421 4.7.0` beyond).
     pub connections_per_ip: usize,
+    /// Loopback clients (127.0.0.0/8, ::1) are not held to `connections_per_ip`, as Postfix
+    /// exempts `$mynetworks` (`smtpd_client_event_limit_exceptions`): local load generators
+    /// and content filters open and close connections faster than the server sees them go.
+    pub exempt_loopback: bool,
 }
 
 impl Default for LimitsConfig {
@@ -113,6 +117,7 @@ impl Default for LimitsConfig {
             hard_errors: 20,
             connections: 20_000,
             connections_per_ip: 20,
+            exempt_loopback: true,
         }
     }
 }

@@ -227,7 +227,10 @@ fn an_idle_client_times_out_with_421() {
 
 #[test]
 fn connections_per_ip_are_capped() {
-    let s = Running::start(|c| c.limits.connections_per_ip = 2);
+    let s = Running::start(|c| {
+        c.limits.connections_per_ip = 2;
+        c.limits.exempt_loopback = false;
+    });
     let _a = s.connect();
     let _b = s.connect();
     let mut third = TcpStream::connect(s.addr).unwrap();

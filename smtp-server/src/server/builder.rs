@@ -220,7 +220,11 @@ impl ServerBuilder {
             factory: Arc::new(factory),
             registry,
             spool,
-            limits: ConnLimits::new(config.limits.connections, config.limits.connections_per_ip),
+            limits: ConnLimits::new(
+                config.limits.connections,
+                config.limits.connections_per_ip,
+                config.limits.exempt_loopback,
+            ),
             pool,
             hooks,
             grace: Duration::from_secs(config.timeouts.shutdown_grace),

@@ -21,15 +21,17 @@ pub(crate) enum Refusal {
 pub(crate) struct ConnLimits {
     max: usize,
     max_per_ip: usize,
+    exempt_loopback: bool,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl ConnLimits {
-    pub(crate) fn new(max: usize, max_per_ip: usize) -> Self {
+    pub(crate) fn new(max: usize, max_per_ip: usize, exempt_loopback: bool) -> Self {
         ConnLimits {
             max,
             max_per_ip,
+            exempt_loopback,
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
         }
@@ -48,7 +50,7 @@ impl ConnLimits {
         }
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
+        if *n >= self.max_per_ip && !(self.exempt_loopback && ip.is_loopback()) {
             drop(map);
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::PerIp);
@@ -77,7 +79,7 @@ mod tests {
 
     #[test]
     fn caps_hold_and_release() {
-        let l = ConnLimits::new(3, 2);
+        let l = ConnLimits::new(3, 2, true);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!(l.acquire(a), Ok(()));
@@ -89,5 +91,16 @@ mod tests {
         l.release(a);
         assert!(l.has_room());
         assert_eq!(l.acquire(b), Ok(()));
+    }
+
+    #[test]
+    fn loopback_may_be_exempt() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let l = ConnLimits::new(10, 1, true);
+        assert_eq!(l.acquire(lo), Ok(()));
+        assert_eq!(l.acquire(lo), Ok(()));
+        let l = ConnLimits::new(10, 1, false);
+        assert_eq!(l.acquire(lo), Ok(()));
+        assert_eq!(l.acquire(lo), Err(Refusal::PerIp));
     }
 }

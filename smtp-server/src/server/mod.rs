@@ -71,7 +71,8 @@
 //!
 //! Caps: [`LimitsConfig::connections`](crate::config::LimitsConfig) in all (beyond it the
 //! loops stop accepting and connections wait in the listen backlog) and
-//! `connections_per_ip` per client address (beyond it: `421 4.7.0`, then close). When
+//! `connections_per_ip` per client address (beyond it: `421 4.7.0`, then close; loopback
+//! clients are exempt unless `exempt_loopback = false`). When
 //! `accept` fails for lack of file descriptors (EMFILE/ENFILE) or memory, the loop stops
 //! accepting for 100 ms.
 //!
