@@ -147,7 +147,19 @@ fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
 impl Path<'_> {
     /// Parses a reverse-path including its angle brackets: `<>` or `<[route:]mailbox>`.
     pub fn parse<'a>(input: &'a [u8], opts: &AddressOptions) -> Result<Path<'a>, AddressError> {
-        let inner = bracketed(input, opts)?;
+        Path::parse_inner(bracketed(input, opts)?, opts)
+    }
+
+    /// [`Path::parse`] for input already known to be UTF-8 (the command parser validates its
+    /// arguments once rather than each piece).
+    pub(crate) fn parse_str<'a>(
+        input: &'a str,
+        opts: &AddressOptions,
+    ) -> Result<Path<'a>, AddressError> {
+        Path::parse_inner(bracketed_str(input, opts)?, opts)
+    }
+
+    fn parse_inner<'a>(inner: &'a str, opts: &AddressOptions) -> Result<Path<'a>, AddressError> {
         if inner.is_empty() {
             return Ok(Path::Null);
         }
@@ -170,7 +182,21 @@ impl ForwardPath<'_> {
         input: &'a [u8],
         opts: &AddressOptions,
     ) -> Result<ForwardPath<'a>, AddressError> {
-        let inner = bracketed(input, opts)?;
+        ForwardPath::parse_inner(bracketed(input, opts)?, opts)
+    }
+
+    /// [`ForwardPath::parse`] for input already known to be UTF-8.
+    pub(crate) fn parse_str<'a>(
+        input: &'a str,
+        opts: &AddressOptions,
+    ) -> Result<ForwardPath<'a>, AddressError> {
+        ForwardPath::parse_inner(bracketed_str(input, opts)?, opts)
+    }
+
+    fn parse_inner<'a>(
+        inner: &'a str,
+        opts: &AddressOptions,
+    ) -> Result<ForwardPath<'a>, AddressError> {
         if inner.eq_ignore_ascii_case("postmaster") {
             return Ok(ForwardPath::Postmaster);
         }
@@ -193,6 +219,17 @@ impl Mailbox<'_> {
             return Err(AddressError::PathTooLong);
         }
         mailbox(as_str(input, opts)?, opts)
+    }
+
+    /// [`Mailbox::parse`] for input already known to be UTF-8.
+    pub(crate) fn parse_str<'a>(
+        input: &'a str,
+        opts: &AddressOptions,
+    ) -> Result<Mailbox<'a>, AddressError> {
+        if input.len() > opts.limits.path {
+            return Err(AddressError::PathTooLong);
+        }
+        mailbox(check_encoding(input, opts)?, opts)
     }
 
     /// Detaches the value from the input buffer.
@@ -279,8 +316,16 @@ fn as_str<'a>(input: &'a [u8], opts: &AddressOptions) -> Result<&'a str, Address
     std::str::from_utf8(input).map_err(|_| AddressError::Syntax)
 }
 
-/// Strips `<` and `>`, checks the path length and the encoding.
-fn bracketed<'a>(input: &'a [u8], opts: &AddressOptions) -> Result<&'a str, AddressError> {
+/// [`as_str`] for text already known to be UTF-8: only the SMTPUTF8 check remains.
+fn check_encoding<'a>(input: &'a str, opts: &AddressOptions) -> Result<&'a str, AddressError> {
+    if !opts.smtputf8 && !input.is_ascii() {
+        return Err(AddressError::Utf8NotPermitted);
+    }
+    Ok(input)
+}
+
+/// Strips `<` and `>` and checks the path length.
+fn strip_brackets<'a>(input: &'a [u8], opts: &AddressOptions) -> Result<&'a [u8], AddressError> {
     let inner = match input {
         [b'<', inner @ .., b'>'] => inner,
         _ => return Err(AddressError::Syntax),
@@ -288,7 +333,20 @@ fn bracketed<'a>(input: &'a [u8], opts: &AddressOptions) -> Result<&'a str, Addr
     if inner.len() > opts.limits.path {
         return Err(AddressError::PathTooLong);
     }
-    as_str(inner, opts)
+    Ok(inner)
+}
+
+/// Strips `<` and `>`, checks the path length and the encoding.
+fn bracketed<'a>(input: &'a [u8], opts: &AddressOptions) -> Result<&'a str, AddressError> {
+    as_str(strip_brackets(input, opts)?, opts)
+}
+
+/// [`bracketed`] for text already known to be UTF-8.
+fn bracketed_str<'a>(input: &'a str, opts: &AddressOptions) -> Result<&'a str, AddressError> {
+    let len = strip_brackets(input.as_bytes(), opts)?.len();
+    // The brackets are ASCII, so these are character boundaries.
+    let inner = input.get(1..1 + len).ok_or(AddressError::Syntax)?;
+    check_encoding(inner, opts)
 }
 
 /// A mailbox, optionally preceded by a source route `@a,@b:` (accepted and dropped, RFC 5321
@@ -306,6 +364,9 @@ fn routed_mailbox<'a>(s: &'a str, opts: &AddressOptions) -> Result<Mailbox<'a>, 
 }
 
 fn mailbox<'a>(s: &'a str, opts: &AddressOptions) -> Result<Mailbox<'a>, AddressError> {
+    if let Some(mailbox) = simple_mailbox(s, opts) {
+        return Ok(mailbox);
+    }
     let (local_part, at) = if s.starts_with('"') {
         quoted_string(s)?
     } else {
@@ -325,11 +386,73 @@ fn mailbox<'a>(s: &'a str, opts: &AddressOptions) -> Result<Mailbox<'a>, Address
     })
 }
 
+/// The fast path of [`mailbox`] for the common form, an ASCII `dot-string@domain-name`
+/// within the limits: one pass over the bytes that finds the `@` and checks the atoms, the
+/// labels and the lengths as it goes, where the general parser below takes a pass for each.
+/// `None` for anything else (quoted local part, address literal, non-ASCII, any error): the
+/// general parser then decides, so this only ever accepts what it would accept, with the same
+/// result.
+#[inline]
+fn simple_mailbox<'a>(s: &'a str, opts: &AddressOptions) -> Option<Mailbox<'a>> {
+    let bytes = s.as_bytes();
+    // The local part: atoms of ASCII atext separated by single dots, up to the `@`.
+    let mut i = 0;
+    let mut atom_start = 0;
+    let at = loop {
+        let b = *bytes.get(i)?;
+        if BYTE_CLASS[usize::from(b)] & ASCII_ATEXT != 0 {
+            i += 1;
+        } else if i == atom_start {
+            return None;
+        } else if b == b'.' {
+            i += 1;
+            atom_start = i;
+        } else if b == b'@' {
+            break i;
+        } else {
+            return None;
+        }
+    };
+    if at > opts.limits.local_part || bytes.len() - at - 1 > opts.limits.domain {
+        return None;
+    }
+    // The domain: labels of ASCII letters, digits and hyphens separated by single dots, 1 to 63
+    // octets, no hyphen first or last.
+    let mut label_start = at + 1;
+    let mut i = label_start;
+    loop {
+        match bytes.get(i) {
+            Some(&b) if BYTE_CLASS[usize::from(b)] & ASCII_LDH != 0 => i += 1,
+            end @ (Some(b'.') | None) => {
+                let label = &bytes[label_start..i];
+                if !is_label(label) {
+                    return None;
+                }
+                if end.is_none() {
+                    break;
+                }
+                i += 1;
+                label_start = i;
+            }
+            Some(_) => return None,
+        }
+    }
+    // `@` is ASCII, so both are character boundaries.
+    Some(Mailbox {
+        local_part: Cow::Borrowed(s.get(..at)?),
+        domain: Domain::Name(Cow::Borrowed(s.get(at + 1..)?)),
+    })
+}
+
 /// [`BYTE_CLASS`] bit: RFC 5322 `atext`, extended by RFC 6531 with any non-ASCII byte.
 const ATEXT: u8 = 1;
 /// [`BYTE_CLASS`] bit: a letter, digit or hyphen of a domain label, or any non-ASCII byte (a
 /// U-label's, admitted under SMTPUTF8).
 const LDH: u8 = 2;
+/// [`BYTE_CLASS`] bit: [`ATEXT`] without the non-ASCII bytes, for [`simple_mailbox`].
+const ASCII_ATEXT: u8 = 4;
+/// [`BYTE_CLASS`] bit: [`LDH`] without the non-ASCII bytes, for [`simple_mailbox`].
+const ASCII_LDH: u8 = 8;
 
 /// The class bits of each byte value, so that the hot loops test a byte with one lookup.
 static BYTE_CLASS: [u8; 256] = byte_classes();
@@ -351,6 +474,16 @@ const fn byte_classes() -> [u8; 256] {
         i += 1;
     }
     table[b'-' as usize] |= LDH;
+    let mut i = 0;
+    while i < 0x80 {
+        if table[i] & ATEXT != 0 {
+            table[i] |= ASCII_ATEXT;
+        }
+        if table[i] & LDH != 0 {
+            table[i] |= ASCII_LDH;
+        }
+        i += 1;
+    }
     table
 }
 
@@ -457,6 +590,7 @@ fn domain_name<'a>(s: &'a str, opts: &AddressOptions) -> Result<Cow<'a, str>, Ad
 
 /// The shape of a label already known to hold only letters, digits and hyphens: 1 to 63
 /// octets, no hyphen first or last.
+#[inline]
 fn is_label(label: &[u8]) -> bool {
     label.len() <= 63
         && label.first().is_some_and(|&b| b != b'-')

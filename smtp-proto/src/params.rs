@@ -301,6 +301,32 @@ impl<'a> Params<'a> {
                 (std::str::from_utf8(valid).unwrap_or_default(), true)
             }
         };
+        self.parse_text_into(text, truncated, kind, smtputf8)
+    }
+
+    /// [`Params::parse_into`] for input already known to be UTF-8 (the command parser checks
+    /// its arguments once rather than each piece).
+    pub(crate) fn parse_str_into(
+        &mut self,
+        input: &'a str,
+        kind: ParamKind,
+        smtputf8: bool,
+    ) -> Result<(), ParamError> {
+        if input.is_empty() {
+            return Ok(());
+        }
+        self.parse_text_into(input, false, kind, smtputf8)
+    }
+
+    /// Parses `text`; `truncated` when it is the valid prefix of input that was not UTF-8,
+    /// whose last token is then a syntax error.
+    fn parse_text_into(
+        &mut self,
+        text: &'a str,
+        truncated: bool,
+        kind: ParamKind,
+        smtputf8: bool,
+    ) -> Result<(), ParamError> {
         let mut seen_known = 0u16;
         let mut rest = Some(text);
         while let Some(current) = rest {

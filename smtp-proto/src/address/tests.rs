@@ -344,3 +344,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn simple_form_edges() {
+    // The one-pass fast path and the general parser must agree at every edge of the form.
+    let limits = Limits {
+        local_part: 3,
+        domain: 5,
+        ..LIMITS
+    };
+    let small = AddressOptions {
+        smtputf8: false,
+        limits,
+    };
+    assert_eq!(path("<abc@a.bcd>"), Ok(Path::Mailbox(mb("abc", "a.bcd"))));
+    assert_eq!(
+        Path::parse(b"<abcd@a.b>", &small),
+        Err(AddressError::LocalPartTooLong)
+    );
+    assert_eq!(
+        Path::parse(b"<abc@a.bcde>", &small),
+        Err(AddressError::DomainTooLong)
+    );
+    assert_eq!(
+        Path::parse(b"<abc@a.bcd>", &small),
+        Ok(Path::Mailbox(mb("abc", "a.bcd")))
+    );
+    let label = "a".repeat(63);
+    assert_eq!(
+        path(&format!("<x@{label}.com>")),
+        Ok(Path::Mailbox(mb("x", &format!("{label}.com"))))
+    );
+    assert_eq!(
+        path(&format!("<x@{label}a.com>")),
+        Err(AddressError::Syntax)
+    );
+    for bad in [
+        "<.a@b>", "<a.@b>", "<a..b@c>", "<@b>", "<a@>", "<a@.b>", "<a@b.>", "<a@b..c>", "<a@-b>",
+        "<a@b->", "<a@b.-c>", "<a@b@c>", "<a b@c>",
+    ] {
+        assert_eq!(path(bad), Err(AddressError::Syntax), "{bad}");
+    }
+    assert_eq!(path("<a@b-c.d>"), Ok(Path::Mailbox(mb("a", "b-c.d"))));
+    assert_eq!(
+        Path::parse("<é@b>".as_bytes(), &UTF8),
+        Ok(Path::Mailbox(mb("é", "b")))
+    );
+}

@@ -159,16 +159,12 @@ fn has_cr_or_lf(line: &[u8]) -> bool {
         return true;
     }
     // The last partial block: the line's last eight bytes (overlapping blocks already seen),
-    // or the whole line padded when it is shorter.
-    let tail = match line.len().checked_sub(8) {
-        Some(start) => line[start..].try_into().unwrap_or([0; 8]),
-        None => {
-            let mut block = [0; 8];
-            block[..line.len()].copy_from_slice(line);
-            block
-        }
-    };
-    check(tail)
+    // or, when the line is shorter (`DATA`, `QUIT`...), its bytes one by one (padding a block
+    // would cost a variable-length copy, more than the few comparisons).
+    match line.len().checked_sub(8) {
+        Some(start) => check(line[start..].try_into().unwrap_or([0; 8])),
+        None => line.iter().any(|&b| b == b'\r' || b == b'\n'),
+    }
 }
 
 fn required(args: Option<&[u8]>) -> Result<&[u8]> {
@@ -235,7 +231,26 @@ fn split_path(rest: &[u8]) -> Result<(&[u8], &[u8])> {
     }
 }
 
+/// `part`, a suffix of the arguments, as text when the arguments are UTF-8 (`args_text`).
+#[inline]
+fn suffix_text<'a>(args_text: Option<&'a str>, part: &[u8]) -> Option<&'a str> {
+    args_text.and_then(|t| t.get(t.len().checked_sub(part.len())?..))
+}
+
+/// The path token, a prefix of `rest` (a suffix of the arguments), as text when the arguments
+/// are UTF-8.
+#[inline]
+fn path_text<'a>(args_text: Option<&'a str>, rest: &[u8], path: &[u8]) -> Option<&'a str> {
+    suffix_text(args_text, rest).and_then(|r| r.get(..path.len()))
+}
+
+// `mail` and `rcpt` check the encoding of their arguments once, up front, and hand the path and
+// the parameters down as `&str` when it is valid, rather than have each piece check its own.
+// When it is not, the pieces are parsed from bytes as before and report the error where
+// the invalid byte lies, in the same order.
+
 fn mail<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
+    let args_text = std::str::from_utf8(args).ok();
     let rest = after_prefix(args, b"FROM:", opts)?;
     let (path, params) = split_path(rest)?;
     // RFC 6531 §3.4: the SMTPUTF8 parameter is what permits UTF-8 in this very command.
@@ -246,10 +261,18 @@ fn mail<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
         smtputf8,
         limits: opts.limits,
     };
+    let text = path_text(args_text, rest, path);
     let from = if path.first() == Some(&b'<') {
-        Path::parse(path, &addr)
+        match text {
+            Some(text) => Path::parse_str(text, &addr),
+            None => Path::parse(path, &addr),
+        }
     } else if opts.leniency.missing_angle_brackets && !path.is_empty() {
-        Mailbox::parse(path, &addr).map(Path::Mailbox)
+        match text {
+            Some(text) => Mailbox::parse_str(text, &addr),
+            None => Mailbox::parse(path, &addr),
+        }
+        .map(Path::Mailbox)
     } else {
         Err(AddressError::Syntax)
     }
@@ -258,45 +281,68 @@ fn mail<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
         from,
         params: Params::default(),
     });
-    fill_params(&mut result, params, ParamKind::Mail, smtputf8);
+    let params_text = suffix_text(args_text, params);
+    fill_params(&mut result, params, params_text, ParamKind::Mail, smtputf8);
     result
 }
 
 fn rcpt<'a>(args: &'a [u8], opts: &ParseOptions) -> Result<Command<'a>> {
+    let args_text = std::str::from_utf8(args).ok();
     let rest = after_prefix(args, b"TO:", opts)?;
     let (path, params) = split_path(rest)?;
     let addr = AddressOptions {
         smtputf8: opts.smtputf8,
         limits: opts.limits,
     };
+    let text = path_text(args_text, rest, path);
     let to = if path.first() == Some(&b'<') {
-        ForwardPath::parse(path, &addr)
+        match text {
+            Some(text) => ForwardPath::parse_str(text, &addr),
+            None => ForwardPath::parse(path, &addr),
+        }
     } else if !opts.leniency.missing_angle_brackets || path.is_empty() {
         Err(AddressError::Syntax)
     } else if path.eq_ignore_ascii_case(b"postmaster") {
         Ok(ForwardPath::Postmaster)
     } else {
-        Mailbox::parse(path, &addr).map(ForwardPath::Mailbox)
+        match text {
+            Some(text) => Mailbox::parse_str(text, &addr),
+            None => Mailbox::parse(path, &addr),
+        }
+        .map(ForwardPath::Mailbox)
     }
     .map_err(CommandError::Recipient)?;
     let mut result = Ok(Command::Rcpt {
         to,
         params: Params::default(),
     });
-    fill_params(&mut result, params, ParamKind::Rcpt, opts.smtputf8);
+    let params_text = suffix_text(args_text, params);
+    fill_params(
+        &mut result,
+        params,
+        params_text,
+        ParamKind::Rcpt,
+        opts.smtputf8,
+    );
     result
 }
 
 /// Parses the parameters of the `MAIL` or `RCPT` command in `result` where they lie, rather
 /// than apart and then moved in: the command is a couple of hundred bytes, worth not copying.
+/// `text` is `input` when it is known to be UTF-8.
 fn fill_params<'a>(
     result: &mut Result<Command<'a>>,
     input: &'a [u8],
+    text: Option<&'a str>,
     kind: ParamKind,
     smtputf8: bool,
 ) {
     if let Ok(Command::Mail { params, .. } | Command::Rcpt { params, .. }) = result {
-        if let Err(e) = params.parse_into(input, kind, smtputf8) {
+        let parsed = match text {
+            Some(text) => params.parse_str_into(text, kind, smtputf8),
+            None => params.parse_into(input, kind, smtputf8),
+        };
+        if let Err(e) = parsed {
             *result = Err(e.into());
         }
     }

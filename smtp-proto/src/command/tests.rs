@@ -552,3 +552,25 @@ fn cr_or_lf_at_every_position() {
         }
     }
 }
+
+#[test]
+fn framing_finds_the_first_lf_wherever_it_is() {
+    // The search is word-at-a-time over the first bytes, then `memchr`: try every position on
+    // both sides of that boundary, with a second LF after the first.
+    for lf in 0..200 {
+        let mut buf = vec![b'a'; 300];
+        buf[lf] = b'\n';
+        buf[lf + 50] = b'\n';
+        assert_eq!(
+            frame_line(&buf, 2048),
+            Frame::Complete(lf + 1),
+            "LF at {lf}"
+        );
+        assert_eq!(
+            frame_line(&buf[..lf], 2048),
+            Frame::Incomplete,
+            "LF at {lf}"
+        );
+        assert_eq!(frame_line(&buf, lf), Frame::TooLong, "LF at {lf}");
+    }
+}
