@@ -141,6 +141,12 @@ impl EsmtpExtension {
         self.handler.is_some()
     }
 
+    /// `true` when the extension was built with [`advertise_if`](EsmtpExtension::advertise_if):
+    /// the host must ask [`advertised_to`](EsmtpExtension::advertised_to) per session.
+    pub fn is_conditional(&self) -> bool {
+        self.advertise.is_some()
+    }
+
     /// Whether the keyword is advertised to `session` (host side).
     pub fn advertised_to(&self, session: &SessionInfo) -> bool {
         match &self.advertise {

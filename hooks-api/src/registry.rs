@@ -114,6 +114,23 @@ impl Registry {
         self.add_decls(&linked_plugins(), configs)
     }
 
+    /// Adds the plugins linked into the binary that the operator configured: those with a
+    /// table in `configs` (`[plugins.NAME]`, empty or not), in name order; the others stay
+    /// inactive. A binary that links plugins it does not always want (`impulse` links the
+    /// first-party ones) uses this instead of [`Registry::load_static`], so a plugin whose
+    /// `init` needs settings does not stop a server that was not asked to run it. Returns
+    /// the names of the plugins added.
+    pub fn load_static_configured(
+        &mut self,
+        configs: &toml::Table,
+    ) -> Result<Vec<String>, LoadError> {
+        let chosen: Vec<&'static PluginDecl> = linked_plugins()
+            .into_iter()
+            .filter(|d| configs.contains_key(d.name))
+            .collect();
+        self.add_decls(&chosen, configs)
+    }
+
     /// Adds one plugin declared in code (embedders and tests).
     pub fn add(
         &mut self,

@@ -15,6 +15,9 @@ pub struct SessionInfo {
     pub peer: SocketAddr,
     /// Our address the client connected to.
     pub local: SocketAddr,
+    /// The client's host name (from reverse DNS, or as a trusted proxy reported it with
+    /// XCLIENT NAME), when known.
+    pub client_name: Option<String>,
     /// The name the client gave in HELO/EHLO, once it did.
     pub helo: Option<String>,
     /// `true` when the client greeted with EHLO, `false` for HELO (or no greeting yet).
@@ -32,6 +35,7 @@ impl SessionInfo {
         SessionInfo {
             peer,
             local,
+            client_name: None,
             helo: None,
             ehlo: false,
             tls: None,

@@ -177,8 +177,8 @@ fn value(attr: Attr, text: &str) -> Option<Value> {
 
 /// Applies parsed attributes: the session's peer and local addresses, HELO name, EHLO flag
 /// and authenticated identity change; an unavailable address or port leaves the old one;
-/// an unavailable HELO or LOGIN clears it. Every attribute is also noted in `notes` as
-/// `xclient.<attr>` (lower case), NAME included (the session has no field for it).
+/// an unavailable NAME, HELO or LOGIN clears it. Every attribute is also noted in `notes` as
+/// `xclient.<attr>` (lower case).
 pub fn apply(attrs: &[(Attr, Value)], session: &mut SessionInfo, notes: &mut Notes) {
     for (attr, value) in attrs {
         notes.set(
@@ -191,6 +191,8 @@ pub fn apply(attrs: &[(Attr, Value)], session: &mut SessionInfo, notes: &mut Not
             (Attr::DestAddr, Value::Ip(ip)) => session.local.set_ip(*ip),
             (Attr::DestPort, Value::Port(p)) => session.local.set_port(*p),
             (Attr::Proto, Value::Esmtp(e)) => session.ehlo = *e,
+            (Attr::Name, Value::Text(t)) => session.client_name = Some(t.clone()),
+            (Attr::Name, _) => session.client_name = None,
             (Attr::Helo, Value::Text(t)) => session.helo = Some(t.clone()),
             (Attr::Helo, _) => session.helo = None,
             (Attr::Login, Value::Text(t)) => session.auth = Some(t.clone()),
@@ -283,6 +285,7 @@ mod tests {
         assert_eq!(s.peer, "[2001:db8::7]:5000".parse().unwrap());
         assert_eq!(s.local, "192.0.2.25:25".parse().unwrap());
         assert_eq!(s.helo.as_deref(), Some("c.example"));
+        assert_eq!(s.client_name.as_deref(), Some("c.example"));
         assert!(!s.ehlo);
         assert_eq!(s.auth.as_deref(), Some("bob"));
         assert_eq!(notes.get("xclient.name"), Some("c.example"));
