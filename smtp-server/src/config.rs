@@ -134,6 +134,10 @@ pub struct TimeoutsConfig {
     pub data_min_rate: u64,
     /// How long a graceful shutdown lets transactions finish before closing.
     pub shutdown_grace: u64,
+    /// The longest wait for a plugin hook that went pending (`451 4.3.0` to the command,
+    /// or `421 4.3.0` before the banner and at HELO/EHLO; see
+    /// [`FactoryConfig::decision_timeout`](crate::factory::FactoryConfig::decision_timeout)).
+    pub hook: u64,
 }
 
 impl Default for TimeoutsConfig {
@@ -143,6 +147,7 @@ impl Default for TimeoutsConfig {
             data: 300,
             data_min_rate: 500,
             shutdown_grace: 30,
+            hook: 60,
         }
     }
 }
@@ -309,7 +314,7 @@ impl ServerConfig {
         if l.connections == 0 || l.connections_per_ip == 0 {
             return invalid("limits.connections and limits.connections_per_ip must be > 0".into());
         }
-        if self.timeouts.command == 0 || self.timeouts.data == 0 {
+        if self.timeouts.command == 0 || self.timeouts.data == 0 || self.timeouts.hook == 0 {
             return invalid("timeouts must be > 0 seconds".into());
         }
         if self.spool.sync_threads == 0 || self.pool_threads == 0 {

@@ -110,6 +110,7 @@ impl Factory {
         let date = received::rfc5322_date(self.wall);
         let header = received::received_header(&TraceInfo {
             helo: &env.helo,
+            name: self.session.client_name.as_deref(),
             peer: self.peer.ip(),
             hostname: &self.config.hostname,
             protocol: received::protocol(

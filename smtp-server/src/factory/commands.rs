@@ -18,6 +18,7 @@ use super::{
 impl Factory {
     /// One complete command line (LF included).
     pub(super) fn command_line(&mut self, line: &[u8], now: Instant) {
+        self.commands += 1;
         // The whole next command must arrive within the command timeout.
         self.deadline = Some(now + self.config.command_timeout);
         let opts = ParseOptions {
@@ -128,6 +129,8 @@ impl Factory {
     /// Accepts HELO/EHLO: resets any transaction, records the name, replies.
     pub(super) fn do_helo(&mut self, name: String, extended: bool, reply: Option<Reply>) {
         self.reset_transaction();
+        // A name reported by a session update (XCLIENT HELO) wins over the proxy's own.
+        let name = self.session.helo_override.clone().unwrap_or(name);
         self.session.helo = Some(name);
         self.session.esmtp = extended;
         let reply = match reply {
@@ -154,7 +157,7 @@ impl Factory {
         };
         self.config
             .extensions
-            .capabilities(&builtins)
+            .capabilities_except(&builtins, &self.hidden)
             .to_reply(&self.config.hostname, "")
     }
 
@@ -185,6 +188,9 @@ impl Factory {
         {
             return self.send(&r::SIZE_TOO_BIG);
         }
+        if self.storage_low {
+            return self.send(&r::NO_STORAGE);
+        }
         let (from, params) = (from.into_owned(), params.into_owned());
         if self.config.decisions.wants(EventKind::Mail) {
             let event = Event::Mail {
@@ -207,7 +213,7 @@ impl Factory {
         self.construct = Some(Construct {
             env: Envelope {
                 helo: self.session.helo.clone().unwrap_or_default(),
-                esmtp: self.session.esmtp,
+                esmtp: self.is_esmtp(),
                 tls: self.session.tls.is_some(),
                 auth: self.session.auth.clone(),
                 peer: self.peer,

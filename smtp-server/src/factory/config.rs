@@ -24,6 +24,8 @@ pub const DEFAULT_HARD_ERROR_LIMIT: u32 = 20;
 pub const DEFAULT_MAX_QUEUED_REPLIES: usize = 64;
 /// Default most reply bytes queued for the client before the factory stops reading.
 pub const DEFAULT_MAX_TRANSMIT: usize = 16 * 1024;
+/// Default longest wait for a decision (a plugin hook that went pending).
+pub const DEFAULT_DECISION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default size of the decoded-body buffer handed to the driver through `poll_body`.
 pub const DEFAULT_BODY_CHUNK: usize = 32 * 1024;
 
@@ -107,7 +109,8 @@ impl Decisions {
             | EventKind::MessageAborted
             | EventKind::StartTls
             | EventKind::Reset
-            | EventKind::Close => false,
+            | EventKind::Close
+            | EventKind::DecisionTimeout => false,
         }
     }
 }
@@ -141,6 +144,20 @@ pub struct FactoryConfig {
     /// seconds per `n` bytes received, never beyond `now + data_timeout` (Postfix's per-request
     /// deadline). Default 300 s.
     pub data_timeout: Duration,
+    /// The longest wait for a decision (default 60 s): a plugin hook that went pending and
+    /// was neither completed nor dropped must not park a connection for ever. When it runs
+    /// out, the factory answers the command itself with the reply RFC 5321 allows for it,
+    /// and the session goes on where it can:
+    ///
+    /// | awaiting | reply | then |
+    /// |---|---|---|
+    /// | MAIL, RCPT, DATA, extension and unknown verbs | `451 4.3.0` (local error in processing, §4.2.5) | the client may retry or go on |
+    /// | AUTH | `454 4.7.0 Temporary authentication failure` (RFC 4954 §6) | the client may retry |
+    /// | the connection (banner), HELO/EHLO | `421 4.3.0 <host>` (their reply sets have no 451; 421 is legal anywhere, §3.8) | close |
+    ///
+    /// The status is 4.3.0 (a problem of ours, RFC 3463), not 4.4.2 (a bad connection). The
+    /// end of data (the spool commit) has no such deadline: the spool always answers.
+    pub decision_timeout: Duration,
     /// Minimum DATA rate in bytes per second (default 500); `0` disables the rate rule.
     pub min_data_rate: u64,
     /// Errors after which the driver may slow the client down (default 10); the factory only
@@ -194,6 +211,7 @@ impl Default for FactoryConfig {
             max_hops: DEFAULT_MAX_HOPS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             data_timeout: DEFAULT_COMMAND_TIMEOUT,
+            decision_timeout: DEFAULT_DECISION_TIMEOUT,
             min_data_rate: DEFAULT_MIN_DATA_RATE,
             soft_error_limit: DEFAULT_SOFT_ERROR_LIMIT,
             hard_error_limit: DEFAULT_HARD_ERROR_LIMIT,

@@ -7,7 +7,7 @@ use smtp_proto::reply::Reply;
 use smtp_proto::status::EnhancedStatus;
 
 use super::replies as r;
-use super::{CloseReason, Decision, Factory, FactoryError, Pending, Phase, TlsInfo};
+use super::{CloseReason, Decision, Event, Factory, FactoryError, Pending, Phase, TlsInfo};
 
 /// A decision reduced to what the factory does with it.
 enum Outcome {
@@ -47,6 +47,7 @@ impl Factory {
         now: Instant,
     ) -> Result<(), FactoryError> {
         let pending = self.pending.take().ok_or(FactoryError::NoPendingDecision)?;
+        self.clock = now;
         self.deadline = Some(now + self.config.command_timeout);
         let outcome = match Outcome::from(decision) {
             Outcome::Disconnect(reply) => {
@@ -130,10 +131,42 @@ impl Factory {
                 _ => self.send(&r::UNRECOGNIZED),
             },
         }
-        if !self.session.esmtp && !matches!(self.phase, Phase::Closed) && self.pending.is_none() {
+        self.after_reply();
+        Ok(())
+    }
+
+    /// After the reply to a decided command: without EHLO, or after a session reset, the
+    /// client must wait for it.
+    fn after_reply(&mut self) {
+        if matches!(self.phase, Phase::Closed) || self.pending.is_some() {
+            return;
+        }
+        if std::mem::take(&mut self.group_after_reply) || !self.session.esmtp {
             self.end_group();
         }
-        Ok(())
+    }
+
+    /// The pending decision did not come in time: answer it as
+    /// [`FactoryConfig::decision_timeout`](super::FactoryConfig::decision_timeout) says.
+    pub(super) fn decision_timed_out(&mut self, now: Instant) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        self.emit(Event::DecisionTimeout {
+            kind: pending.kind(),
+        });
+        self.deadline = Some(now + self.config.command_timeout);
+        match pending {
+            Pending::Connect | Pending::Helo { .. } => {
+                let text = "Error: timeout waiting for a policy decision";
+                let reply = self.host_reply(421, EnhancedStatus::new(4, 3, 0), text);
+                self.out.push_with(|o| reply.write_to(o));
+                self.close(CloseReason::DecisionTimeout);
+            }
+            Pending::Auth { .. } => self.send(&r::AUTH_TIMEOUT),
+            _ => self.send(&r::DECISION_TIMEOUT),
+        }
+        self.after_reply();
     }
 
     /// The TLS handshake after STARTTLS succeeded at `now`: HELO/EHLO, transaction and AUTH

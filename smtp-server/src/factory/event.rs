@@ -40,6 +40,8 @@ pub enum EventKind {
     Reset,
     /// [`Event::Close`].
     Close,
+    /// [`Event::DecisionTimeout`].
+    DecisionTimeout,
 }
 
 /// Something the driver must know about or decide. Events that need a decision leave the
@@ -139,6 +141,15 @@ pub enum Event {
         /// Why.
         reason: CloseReason,
     },
+    /// The decision on an event of this kind did not arrive within
+    /// [`FactoryConfig::decision_timeout`](super::FactoryConfig::decision_timeout): the
+    /// factory answered the command itself (no decision). Forget the event you were
+    /// deciding and drop its late answer: a later
+    /// [`handle_decision`](super::Factory::handle_decision) would answer the *next* event.
+    DecisionTimeout {
+        /// The kind of the event that was awaiting a decision.
+        kind: EventKind,
+    },
 }
 
 impl Event {
@@ -159,6 +170,7 @@ impl Event {
             Event::StartTls => EventKind::StartTls,
             Event::Reset => EventKind::Reset,
             Event::Close { .. } => EventKind::Close,
+            Event::DecisionTimeout { .. } => EventKind::DecisionTimeout,
         }
     }
 
@@ -244,6 +256,12 @@ pub enum CloseReason {
     Rejected,
     /// The peer closed ([`Factory::handle_close`](super::Factory::handle_close)).
     PeerClosed,
+    /// The server is shutting down
+    /// ([`Factory::handle_shutdown`](super::Factory::handle_shutdown); `421 4.3.2` queued).
+    Shutdown,
+    /// The decision on the connection or on HELO/EHLO did not come in time (`421 4.3.0`
+    /// queued; see [`FactoryConfig::decision_timeout`](super::FactoryConfig::decision_timeout)).
+    DecisionTimeout,
 }
 
 /// TLS parameters reported by the driver after a STARTTLS handshake.

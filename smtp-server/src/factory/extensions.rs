@@ -220,6 +220,12 @@ impl Extensions {
 
     /// The capability list for an EHLO reply: built-ins, then registered keywords.
     pub fn capabilities(&self, builtins: &Builtins<'_>) -> Capabilities {
+        self.capabilities_except(builtins, &[])
+    }
+
+    /// The capability list for an EHLO reply without the registered keywords in `hidden`
+    /// (compared ignoring case): the extensions not advertised to this session.
+    pub fn capabilities_except(&self, builtins: &Builtins<'_>, hidden: &[String]) -> Capabilities {
         let mut caps = Capabilities::new();
         caps.insert(Capability::Pipelining);
         caps.insert(Capability::Size(builtins.size));
@@ -235,6 +241,9 @@ impl Extensions {
             caps.insert(Capability::Auth(mechs.to_vec()));
         }
         for e in &self.entries {
+            if hidden.iter().any(|h| h.eq_ignore_ascii_case(&e.keyword)) {
+                continue;
+            }
             caps.insert(Capability::Other {
                 keyword: e.keyword.clone(),
                 params: e.params.clone(),

@@ -19,6 +19,7 @@ impl Factory {
     /// again when [`wants_input`](Factory::wants_input) says so. Once closed, or while a TLS
     /// handshake is pending (after STARTTLS), input is consumed and discarded.
     pub fn handle_input(&mut self, input: &[u8], now: Instant) -> usize {
+        self.clock = now;
         let mut used = 0;
         loop {
             if matches!(self.phase, Phase::Closed | Phase::Tls) {

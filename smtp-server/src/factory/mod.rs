@@ -65,6 +65,7 @@ mod input;
 mod output;
 mod received;
 mod replies;
+mod session;
 mod state;
 
 #[cfg(test)]
@@ -82,8 +83,9 @@ use smtp_proto::status::{EnhancedStatus, ErrorReply};
 
 pub use config::{
     AuthConfig, Decisions, FactoryConfig, DEFAULT_BODY_CHUNK, DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_HARD_ERROR_LIMIT, DEFAULT_MAX_HOPS, DEFAULT_MAX_QUEUED_REPLIES, DEFAULT_MAX_TRANSMIT,
-    DEFAULT_MIN_DATA_RATE, DEFAULT_SOFT_ERROR_LIMIT,
+    DEFAULT_DECISION_TIMEOUT, DEFAULT_HARD_ERROR_LIMIT, DEFAULT_MAX_HOPS,
+    DEFAULT_MAX_QUEUED_REPLIES, DEFAULT_MAX_TRANSMIT, DEFAULT_MIN_DATA_RATE,
+    DEFAULT_SOFT_ERROR_LIMIT,
 };
 pub use error::FactoryError;
 pub use event::{
@@ -92,6 +94,7 @@ pub use event::{
 };
 pub use extensions::{Builtins, Extension, ExtensionError, Extensions};
 pub use received::rfc5322_date;
+pub use session::SessionUpdate;
 pub use state::State;
 
 use output::Transmit;
@@ -115,7 +118,13 @@ const MAX_EVENTS: usize = 64;
 ///    3. **Events.** `while let Some(ev) = f.poll_event()`: log, and for events where
 ///       [`Event::needs_decision`] is true run the hooks, inline or on a worker, and answer with
 ///       [`handle_decision`](Factory::handle_decision). Until then the factory consumes no
-///       input and has no timeout ([`State::AsyncHook`]).
+///       input ([`State::AsyncHook`]); its only deadline is
+///       [`FactoryConfig::decision_timeout`], after which it answers by itself
+///       ([`Event::DecisionTimeout`]: drop the late answer). Before answering an
+///       [`Event::Extension`] whose handler changed the session, call
+///       [`handle_session_update`](Factory::handle_session_update); before answering an
+///       [`Event::Helo`], [`hide_extensions`](Factory::hide_extensions) may choose this
+///       session's EHLO keywords.
 ///    4. **Resume.** If you hold unconsumed input and [`wants_input`](Factory::wants_input) is
 ///       true (a decision arrived, or the transmit queue drained), go back to step 1 with that
 ///       input before reading more. Do this before flushing the replies the decision produced,
@@ -127,7 +136,14 @@ const MAX_EVENTS: usize = 64;
 /// 3. On [`Event::StartTls`]: flush the `220`, run the TLS handshake (bytes from the socket go
 ///    to TLS, not to the factory), then [`handle_tls_established`](Factory::handle_tls_established).
 /// 4. On [`Event::Close`]: stop reading, flush the transmit queue, close the socket. When the
-///    peer closes first, call [`handle_close`](Factory::handle_close).
+///    peer closes first, call [`handle_close`](Factory::handle_close); to close it yourself
+///    (server shutdown), [`handle_shutdown`](Factory::handle_shutdown), which queues the
+///    `421` in order behind the replies already queued.
+///
+/// Besides: [`set_wall_clock`](Factory::set_wall_clock) and
+/// [`set_storage_available`](Factory::set_storage_available) once per wake-up (cheap), and
+/// [`commands`](Factory::commands), [`is_esmtp`](Factory::is_esmtp) and the other accessors
+/// for logs and the hooks' view of the session.
 ///
 /// Memory: at most one command line ([`Limits::command_line`](smtp_proto::Limits), 2048) or
 /// one AUTH line (12288) of input is retained, plus the bounded reply queue, body buffer and
@@ -156,6 +172,18 @@ pub struct Factory {
     /// A `MessageStart` event is queued: body chunks wait behind it.
     start_unpolled: bool,
     wall: SystemTime,
+    /// The latest `now` the driver passed in.
+    clock: Instant,
+    /// When the pending decision times out (`None` for the end of data).
+    decision_deadline: Option<Instant>,
+    /// Command lines received.
+    commands: u64,
+    /// Extension keywords not advertised to this session.
+    hidden: Vec<String>,
+    /// The spool is short of space: MAIL gets `452 4.3.1`.
+    storage_low: bool,
+    /// A session reset happened: the pending decision's reply ends a pipelining group.
+    group_after_reply: bool,
 }
 
 /// What the factory is reading.
@@ -227,6 +255,12 @@ struct Session {
     auth: Option<String>,
     /// Refused at connect time with a 5xx: only QUIT is served (RFC 5321 §3.1).
     refused: bool,
+    /// The client's host name, as a session update reported it (XCLIENT NAME).
+    client_name: Option<String>,
+    /// A HELO name reported by a session update: it replaces the name of later greetings.
+    helo_override: Option<String>,
+    /// EHLO vs HELO as a session update reported it (XCLIENT PROTO).
+    proto: Option<bool>,
 }
 
 /// The message construct: the envelope plus what the factory tracks about it.
@@ -264,6 +298,12 @@ impl Factory {
             banner_end: None,
             start_unpolled: false,
             wall: UNIX_EPOCH,
+            clock: now,
+            decision_deadline: None,
+            commands: 0,
+            hidden: Vec::new(),
+            storage_low: false,
+            group_after_reply: false,
         };
         if f.config.decisions.connect {
             f.await_decision(Pending::Connect, Event::Connect { peer, local });
@@ -288,22 +328,29 @@ impl Factory {
         }
     }
 
-    /// The earliest deadline: the whole next command must arrive by it (idle timeout), or the
-    /// body must progress at [`FactoryConfig::min_data_rate`]. `None` while a decision is
-    /// pending or once closed.
+    /// The earliest deadline: the whole next command must arrive by it (idle timeout), the
+    /// body must progress at [`FactoryConfig::min_data_rate`], or the pending decision must
+    /// arrive within [`FactoryConfig::decision_timeout`]. `None` while the end of data awaits
+    /// its decision (the spool commit) and once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.pending.is_some() {
-            return None;
+            return self.decision_deadline;
         }
         self.deadline
     }
 
-    /// Fires the deadline if `now` has reached it: `421 4.4.2 <host> Error: timeout exceeded`
-    /// and [`Event::Close`] (during a TLS handshake, just the close).
+    /// Fires the deadline if `now` has reached it. Idle or slow: `421 4.4.2 <host> Error:
+    /// timeout exceeded` and [`Event::Close`] (during a TLS handshake, just the close). A
+    /// decision that did not come in time is answered by the factory itself
+    /// ([`Event::DecisionTimeout`]; see [`FactoryConfig::decision_timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = now;
         match self.poll_timeout() {
             Some(deadline) if now >= deadline => {}
             _ => return,
+        }
+        if self.pending.is_some() {
+            return self.decision_timed_out(now);
         }
         if !matches!(self.phase, Phase::Tls) {
             let reply =
@@ -433,36 +480,6 @@ impl Factory {
         self.errors
     }
 
-    /// The HELO/EHLO name, once accepted.
-    pub fn helo(&self) -> Option<&str> {
-        self.session.helo.as_deref()
-    }
-
-    /// The TLS parameters, once STARTTLS completed.
-    pub fn tls(&self) -> Option<&TlsInfo> {
-        self.session.tls.as_ref()
-    }
-
-    /// The authenticated identity, once AUTH succeeded.
-    pub fn authenticated(&self) -> Option<&str> {
-        self.session.auth.as_deref()
-    }
-
-    /// The client's address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// Our address.
-    pub fn local(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &FactoryConfig {
-        &self.config
-    }
-
     // ---- internal helpers shared by the submodules ----
 
     fn send_banner(&mut self, reply: Option<Reply>, now: Instant) {
@@ -533,6 +550,11 @@ impl Factory {
     }
 
     fn await_decision(&mut self, pending: Pending, event: Event) {
+        self.decision_deadline = match pending {
+            // The spool commit (or the hook pool) always answers: it has no deadline here.
+            Pending::MessageComplete => None,
+            _ => Some(self.clock + self.config.decision_timeout),
+        };
         self.pending = Some(pending);
         self.emit(event);
     }

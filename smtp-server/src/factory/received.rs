@@ -54,6 +54,8 @@ fn push_clean(out: &mut String, s: &str) {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TraceInfo<'a> {
     pub helo: &'a str,
+    /// The client's host name, when known (XCLIENT NAME): `from helo (name [ip])`.
+    pub name: Option<&'a str>,
     pub peer: IpAddr,
     pub hostname: &'a str,
     /// `SMTP`, `ESMTP`, `ESMTPS`, `ESMTPSA`, `UTF8SMTPS`, ... (RFC 3848, RFC 6531 §3.7.3).
@@ -76,12 +78,17 @@ pub(crate) fn received_header(t: &TraceInfo<'_>) -> String {
     let mut h = String::with_capacity(160);
     h.push_str("Received: from ");
     push_clean(&mut h, t.helo);
+    h.push_str(" (");
+    if let Some(name) = t.name {
+        push_clean(&mut h, name);
+        h.push(' ');
+    }
     match t.peer {
         IpAddr::V4(a) => {
-            let _ = write!(h, " ([{a}])");
+            let _ = write!(h, "[{a}])");
         }
         IpAddr::V6(a) => {
-            let _ = write!(h, " ([IPv6:{a}])");
+            let _ = write!(h, "[IPv6:{a}])");
         }
     }
     h.push_str("\r\n\tby ");
@@ -139,6 +146,7 @@ mod tests {
     fn header_has_no_injected_lines() {
         let h = received_header(&TraceInfo {
             helo: "evil\r\nX-Injected: 1",
+            name: None,
             peer: "2001:db8::1".parse().unwrap(),
             hostname: "mx.example",
             protocol: "ESMTPSA",
@@ -151,5 +159,20 @@ mod tests {
             "Received: from evil  X-Injected: 1 ([IPv6:2001:db8::1])\r\n\tby mx.example \
              (Impulse) with ESMTPSA id abc \r\n\tfor <a@b>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
         );
+    }
+
+    #[test]
+    fn header_with_a_client_name() {
+        let h = received_header(&TraceInfo {
+            helo: "client.example",
+            name: Some("rdns.example"),
+            peer: "192.0.2.7".parse().unwrap(),
+            hostname: "mx.example",
+            protocol: "ESMTP",
+            queue_id: None,
+            recipient: None,
+            date: "Thu, 01 Jan 1970 00:00:00 +0000",
+        });
+        assert!(h.starts_with("Received: from client.example (rdns.example [192.0.2.7])\r\n"));
     }
 }

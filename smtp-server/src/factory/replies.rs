@@ -95,3 +95,16 @@ pub(crate) fn write(out: &mut Vec<u8>, reply: &ErrorReply) {
 
 /// `451 4.3.0` for a message whose construct was destroyed while its body was read.
 pub const ABORTED: ErrorReply = r(451, 4, 3, 0, "Error: message aborted");
+
+/// `452 4.3.1 Insufficient system storage` (MAIL while the spool is short of space).
+pub const NO_STORAGE: ErrorReply = r(452, 4, 3, 1, "Insufficient system storage");
+/// `451 4.3.0` when the decision on MAIL, RCPT, DATA or a verb did not come in time.
+pub const DECISION_TIMEOUT: ErrorReply = r(
+    451,
+    4,
+    3,
+    0,
+    "Error: timeout waiting for a policy decision, try again later",
+);
+/// `454 4.7.0` when the decision on AUTH credentials did not come in time (RFC 4954 §6).
+pub const AUTH_TIMEOUT: ErrorReply = r(454, 4, 7, 0, "Temporary authentication failure");

@@ -34,6 +34,9 @@ pub(crate) struct HookSet {
     pub message: bool,
     pub disconnect: bool,
     pub unknown: bool,
+    /// Some extension is advertised only when its condition holds for the session: HELO
+    /// is then decided, so the driver can pass the keywords to hide.
+    pub advertise_if: bool,
 }
 
 impl HookSet {
@@ -49,6 +52,10 @@ impl HookSet {
             message: has(HookPoint::Message) || has(HookPoint::Queue),
             disconnect: has(HookPoint::Disconnect),
             unknown: has(HookPoint::UnknownCommand),
+            advertise_if: registry
+                .extensions()
+                .iter()
+                .any(|e| e.extension.is_conditional()),
         }
     }
 }
@@ -277,6 +284,7 @@ fn factory_config(
     f.max_hops = u32::try_from(config.limits.hops).unwrap_or(u32::MAX);
     f.command_timeout = Duration::from_secs(config.timeouts.command);
     f.data_timeout = Duration::from_secs(config.timeouts.data);
+    f.decision_timeout = Duration::from_secs(config.timeouts.hook);
     f.min_data_rate = config.timeouts.data_min_rate;
     f.soft_error_limit = config.limits.soft_errors;
     f.hard_error_limit = config.limits.hard_errors;
@@ -287,7 +295,7 @@ fn factory_config(
     };
     f.decisions = Decisions {
         connect: hooks.connect,
-        helo: hooks.helo,
+        helo: hooks.helo || hooks.advertise_if,
         mail: hooks.mail,
         rcpt: hooks.rcpt,
         data_start: hooks.data_start,

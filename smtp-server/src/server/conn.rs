@@ -40,8 +40,6 @@ pub(crate) struct Conn {
     pub write_ready: bool,
     /// The peer closed its side (or reading failed).
     pub eof: bool,
-    /// Bytes to write after the factory's (the driver's own `421`s), then close.
-    pub trailer: Vec<u8>,
     /// Close once everything is written.
     pub closing: bool,
     /// Writing failed: the socket is unusable.
@@ -58,11 +56,6 @@ pub(crate) struct Conn {
     pub registered: Option<Interest>,
     /// The deadline armed in the loop's heap.
     pub armed: Option<Instant>,
-    /// Final reply lines written, for the disconnect log line.
-    pub replies: u64,
-    /// Where the transmit scan is in the current reply line.
-    line_pos: usize,
-    line_code: [u8; 3],
     /// Whether the disconnect hook already ran.
     pub disconnected: bool,
     /// The transaction awaiting its commit, for the log line.
@@ -82,7 +75,6 @@ impl Conn {
             read_ready: true,
             write_ready: true,
             eof: false,
-            trailer: Vec::new(),
             closing: false,
             dead: false,
             waiting: Waiting::Nothing,
@@ -93,9 +85,6 @@ impl Conn {
             txn_notes: Notes::default(),
             registered: None,
             armed: None,
-            replies: 0,
-            line_pos: 0,
-            line_code: [0; 3],
             disconnected: false,
             txn: None,
         }
@@ -160,8 +149,7 @@ impl Conn {
         }
     }
 
-    /// Step 5: writes the factory's replies, then the driver's trailer. Returns whether
-    /// anything was written.
+    /// Step 5: writes the factory's replies. Returns whether anything was written.
     pub(crate) fn flush(&mut self) -> bool {
         let mut wrote = false;
         while self.write_ready {
@@ -174,10 +162,8 @@ impl Conn {
                     self.write_ready = false;
                 }
                 Ok(n) => {
-                    let written = bytes[..n].to_vec();
-                    self.count_replies(&written);
                     if log::log_enabled!(log::Level::Debug) {
-                        log_trace(self.peer, ">", &written);
+                        log_trace(self.peer, ">", &bytes[..n]);
                     }
                     self.factory.advance_transmit(n);
                     wrote = true;
@@ -190,27 +176,7 @@ impl Conn {
                     self.eof = true;
                     self.closing = true;
                     self.dead = true;
-                    self.trailer.clear();
                     return wrote;
-                }
-            }
-        }
-        while self.write_ready && self.factory.poll_transmit().is_none() && !self.trailer.is_empty()
-        {
-            match self.sock.write(&self.trailer) {
-                Ok(n) => {
-                    let written: Vec<u8> = self.trailer.drain(..n).collect();
-                    if log::log_enabled!(log::Level::Debug) {
-                        log_trace(self.peer, ">", &written);
-                    }
-                    wrote = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.trailer.clear();
-                    self.closing = true;
-                    self.dead = true;
                 }
             }
         }
@@ -219,7 +185,7 @@ impl Conn {
 
     /// Whether bytes wait to be written.
     pub(crate) fn output_pending(&self) -> bool {
-        self.factory.poll_transmit().is_some() || !self.trailer.is_empty()
+        self.factory.poll_transmit().is_some()
     }
 
     /// Whether the connection is done: asked to close (by the factory or the driver) and
@@ -243,26 +209,6 @@ impl Conn {
             (true, false) => Some(Interest::READABLE),
             (false, true) => Some(Interest::WRITABLE),
             (false, false) => None,
-        }
-    }
-
-    /// Counts final reply lines (`NNN ` at the start of a line) except the banner's,
-    /// `354` and `334`: the commands answered, for the disconnect log line.
-    fn count_replies(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if b == b'\n' {
-                self.line_pos = 0;
-                continue;
-            }
-            if self.line_pos < 3 {
-                self.line_code[self.line_pos] = b;
-            } else if self.line_pos == 3 && b == b' ' {
-                let code = &self.line_code;
-                if code != b"354" && code != b"334" && code != b"220" {
-                    self.replies += 1;
-                }
-            }
-            self.line_pos = self.line_pos.saturating_add(1);
         }
     }
 

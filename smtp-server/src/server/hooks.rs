@@ -9,12 +9,15 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use hooks_api::{
     Auth, Command, Completion, Connect, Ctx, DataStart, Helo, Mail, Pending, PendingSource, Rcpt,
-    Recipient, Registry, Verdict,
+    Recipient, Registry, SessionInfo, Verdict,
 };
 
 use super::conn::{Conn, Waiting};
 use super::worker::{Msg, Worker};
-use crate::factory::{Decision, Envelope, Event, EventKind};
+use crate::factory::{Decision, Envelope, Event, EventKind, SessionUpdate};
+
+/// What an extension verb handler changed in the session, and whether it asked for a reset.
+type Changed = Option<(SessionUpdate, bool)>;
 
 /// A verdict that is not `Pending`, as the factory's decision. Hook verdicts map one to one.
 pub(crate) fn decision(verdict: Verdict) -> Decision {
@@ -79,13 +82,30 @@ impl PendingSource for LoopPending<'_> {
     }
 }
 
-/// Runs (or, with `resume`, resumes) the hook chain for `event` on `conn`.
+/// What changed between two views of the session, as the factory's input.
+fn session_update(before: &SessionInfo, after: &SessionInfo) -> SessionUpdate {
+    fn changed<T: PartialEq + Clone>(a: &T, b: &T) -> Option<T> {
+        (a != b).then(|| b.clone())
+    }
+    SessionUpdate {
+        peer: changed(&before.peer, &after.peer),
+        local: changed(&before.local, &after.local),
+        client_name: changed(&before.client_name, &after.client_name),
+        helo: changed(&before.helo, &after.helo),
+        esmtp: changed(&before.ehlo, &after.ehlo),
+        auth: changed(&before.auth, &after.auth),
+    }
+}
+
+/// Runs (or, with `resume`, resumes) the hook chain for `event` on `conn`. An extension
+/// verb handler's session changes are returned in `changed`.
 fn run_chain(
     registry: &Registry,
     conn: &mut Conn,
     event: &Event,
     source: &dyn PendingSource,
     resume: Option<(Pending, Verdict)>,
+    changed: &mut Changed,
 ) -> Verdict {
     let env = conn.factory.envelope().map(hooks_envelope);
     let Conn {
@@ -175,14 +195,14 @@ fn run_chain(
                 return Verdict::reject(502, "5.5.1", "Command not implemented");
             };
             let args = args.as_deref().unwrap_or("");
+            let before = session.clone();
             let mut ctx = Ctx::new(session, conn_notes, txn_notes, Command::new(verb, args))
                 .with_pending(source);
             let verdict = ext.call(&mut ctx, args);
-            if ctx.session_reset_requested() {
-                log::warn!(
-                    "{verb}: a session reset was requested; the factory cannot reset a \
-                     session yet, the request is ignored"
-                );
+            let reset = ctx.session_reset_requested();
+            let update = session_update(&before, session);
+            if reset || !update.is_empty() {
+                *changed = Some((update, reset));
             }
             verdict
         }
@@ -217,6 +237,7 @@ impl Worker {
         now: Instant,
     ) {
         let kind = event.kind();
+        let mut changed = None;
         let verdict = if self.hooked(kind) {
             let registry = self.shared.registry.clone();
             let source = LoopPending {
@@ -228,13 +249,21 @@ impl Worker {
             };
             let conn = &mut self.conns[key];
             sync_session(conn);
-            let v = run_chain(&registry, conn, &event, &source, resume);
+            let v = run_chain(&registry, conn, &event, &source, resume, &mut changed);
             self.ticket = source.next.get();
             v
         } else {
             Verdict::Continue
         };
         let conn = &mut self.conns[key];
+        if let Some((update, reset)) = changed {
+            log::debug!(
+                "{} {kind:?}: session update {update:?}, reset={reset}",
+                conn.client()
+            );
+            conn.factory.handle_session_update(update, reset);
+            sync_session(conn);
+        }
         match verdict {
             Verdict::Pending(pending) => {
                 log::debug!("{} {kind:?} hook pending", conn.client());
@@ -244,8 +273,16 @@ impl Worker {
                 };
             }
             verdict => {
-                if let Event::Helo { extended, .. } = &event {
-                    conn.session.ehlo = *extended;
+                if kind == EventKind::Helo && self.shared.hooks.advertise_if {
+                    // Per-session EHLO keywords: hide those whose condition is false now.
+                    sync_session(conn);
+                    let session = &conn.session;
+                    let hidden = self.shared.registry.extensions().iter().filter_map(|e| {
+                        let ext = &e.extension;
+                        (ext.is_conditional() && !ext.advertised_to(session))
+                            .then(|| ext.keyword().to_owned())
+                    });
+                    conn.factory.hide_extensions(hidden);
                 }
                 let d = decision(verdict);
                 if let Err(e) = conn.factory.handle_decision(d, now) {
@@ -271,12 +308,19 @@ impl Worker {
     }
 }
 
-/// Copies what the factory knows about the session into the hooks' view.
+/// Copies what the factory knows about the session into the hooks' view (the factory is
+/// the source of truth; extension handlers' changes reach it through
+/// [`Factory::handle_session_update`](crate::factory::Factory::handle_session_update)).
 pub(crate) fn sync_session(conn: &mut Conn) {
-    conn.session.helo = conn.factory.helo().map(str::to_owned);
-    conn.session.auth = conn.factory.authenticated().map(str::to_owned);
-    if let Some(env) = conn.factory.envelope() {
-        conn.session.ehlo = env.esmtp;
+    let f = &conn.factory;
+    let s = &mut conn.session;
+    s.peer = f.peer();
+    s.local = f.local();
+    s.helo = f.helo().map(str::to_owned);
+    s.ehlo = f.is_esmtp();
+    s.auth = f.authenticated().map(str::to_owned);
+    if s.client_name.as_deref() != f.client_name() {
+        s.client_name = f.client_name().map(str::to_owned);
     }
     if conn.session.tls.is_none() {
         if let Some(tls) = conn.factory.tls() {

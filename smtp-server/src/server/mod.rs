@@ -69,6 +69,14 @@
 //! client that pipelines too far ahead is left in the kernel's buffers). Readiness is a
 //! hint: a read or write that would block just clears it.
 //!
+//! Once a second at most, each loop checks the spool's free space (one `statvfs`,
+//! [`Spool::check_free_space`]); while it is below 1.5 × the message size limit, MAIL is
+//! answered `452 4.3.1`. A hook that goes pending parks its connection until the completion
+//! arrives or [`TimeoutsConfig::hook`](crate::config::TimeoutsConfig) runs out (the factory
+//! then answers the command; the late completion is dropped as stale). An extension verb
+//! handler's session changes (XCLIENT) are passed to the factory, and at EHLO the
+//! extensions whose `advertise_if` is false for the session are hidden.
+//!
 //! Caps: [`LimitsConfig::connections`](crate::config::LimitsConfig) in all (beyond it the
 //! loops stop accepting and connections wait in the listen backlog) and
 //! `connections_per_ip` per client address (beyond it: `421 4.7.0`, then close; loopback

@@ -49,9 +49,9 @@ impl Worker {
         }
     }
 
-    /// Sends `421 4.3.2 Service shutting down` after whatever is queued, then closes.
+    /// Sends `421 4.3.2 Service shutting down` after whatever is queued, then closes
+    /// ([`Factory::handle_shutdown`](crate::factory::Factory::handle_shutdown)).
     pub(crate) fn force_close(&mut self, key: usize) {
-        let host = self.shared.factory.hostname.clone();
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -60,10 +60,7 @@ impl Worker {
         }
         conn.closing = true;
         conn.waiting = Waiting::Nothing;
-        if !conn.factory.is_closed() {
-            conn.trailer = format!("421 4.3.2 {host} Service shutting down\r\n").into_bytes();
-            conn.factory.handle_close();
-        }
+        conn.factory.handle_shutdown();
         while let Some(ev) = conn.factory.poll_event() {
             if let Event::MessageAborted { .. } = ev {
                 conn.writer = None;

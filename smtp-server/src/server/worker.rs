@@ -15,11 +15,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::builder::Shared;
-use super::conn::Conn;
+use super::conn::{Conn, Waiting};
 use super::hooks::sync_session;
 use super::limits::Refusal;
 use super::{ConnId, ServerError};
 use crate::factory::{Decision, Event, Factory};
+use crate::spool::SpoolError;
 
 /// The `Waker`'s token.
 const WAKER: Token = Token(usize::MAX);
@@ -33,6 +34,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_ROUNDS: usize = 32;
 /// After the grace period, how long the last `421`s may take to be written.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
+/// How long a spool free-space check (one `statvfs`) is trusted.
+const STORAGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What other threads send a loop.
 pub(crate) enum Msg {
@@ -77,6 +80,10 @@ pub(crate) struct Worker {
     /// Connections to drive again (they ran out of rounds).
     again: Vec<(usize, u64)>,
     pub(crate) grace: Option<Instant>,
+    /// The spool had room for a message of the size limit at the last check.
+    storage_ok: bool,
+    /// When the free space is checked next.
+    storage_check_at: Instant,
 }
 
 impl Worker {
@@ -119,6 +126,8 @@ impl Worker {
             accept_paused_until: None,
             again: Vec::new(),
             grace: None,
+            storage_ok: true,
+            storage_check_at: Instant::now(),
         })
     }
 
@@ -152,6 +161,7 @@ impl Worker {
                 return Err(ServerError::io("epoll_wait", e));
             }
             let now = Instant::now();
+            self.check_storage(now);
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -186,6 +196,40 @@ impl Worker {
             self.remove(key);
         }
         Ok(())
+    }
+
+    /// Refreshes the spool free-space verdict at most once per [`STORAGE_CHECK_INTERVAL`]:
+    /// one `statvfs`, off the per-command path. A failed check counts as room (and is
+    /// logged): refusing all mail because `statvfs` failed would be worse.
+    fn check_storage(&mut self, now: Instant) {
+        if now < self.storage_check_at {
+            return;
+        }
+        self.storage_check_at = now + STORAGE_CHECK_INTERVAL;
+        let limit = self.shared.factory.max_message_size;
+        let ok = match self.shared.spool.check_free_space(limit) {
+            Ok(()) => true,
+            Err(SpoolError::NoSpace {
+                available,
+                required,
+            }) => {
+                if self.storage_ok {
+                    log::warn!(
+                        "spool: {available} bytes free, {required} needed: \
+                         answering MAIL with 452 4.3.1"
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                log::warn!("spool free-space check: {e}");
+                true
+            }
+        };
+        if ok && !self.storage_ok {
+            log::info!("spool: enough free space again");
+        }
+        self.storage_ok = ok;
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -351,6 +395,7 @@ impl Worker {
             return;
         };
         conn.factory.set_wall_clock(SystemTime::now());
+        conn.factory.set_storage_available(self.storage_ok);
         let mut rounds = 0;
         loop {
             // Input, body and events until none moves (held input before any flush, so
@@ -480,6 +525,18 @@ impl Worker {
             Event::Close { reason } => {
                 log::debug!("{} closing: {reason:?}", self.conns[key].client());
             }
+            Event::DecisionTimeout { kind } => {
+                // The factory answered; a late completion finds no waiting hook and is
+                // dropped as stale.
+                let conn = &mut self.conns[key];
+                log::warn!(
+                    "{}: a {kind:?} hook did not complete in time; answered by the server",
+                    conn.client()
+                );
+                if matches!(conn.waiting, Waiting::Hook { .. }) {
+                    conn.waiting = Waiting::Nothing;
+                }
+            }
             event if event.needs_decision() => self.decide(key, event, None, now),
             _ => {}
         }
@@ -508,7 +565,7 @@ impl Worker {
         log::info!(
             "disconnect from {} commands={}",
             conn.client(),
-            conn.replies
+            conn.factory.commands()
         );
     }
 }

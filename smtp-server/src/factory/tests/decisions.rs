@@ -70,7 +70,11 @@ fn decision_waits_and_backpressures() {
     let n = h.f.handle_input(input, now);
     assert_eq!(n, 25 + 23, "stops after the RCPT awaiting a decision");
     assert_eq!(h.f.state(), State::AsyncHook(EventKind::Rcpt));
-    assert_eq!(h.f.poll_timeout(), None);
+    // Only the decision deadline is armed.
+    assert_eq!(
+        h.f.poll_timeout(),
+        Some(now + crate::factory::DEFAULT_DECISION_TIMEOUT)
+    );
     assert!(!h.f.wants_input());
     assert_eq!(h.f.handle_input(&input[n..], now), 0);
     assert!(matches!(h.f.poll_event(), Some(Event::Rcpt { .. })));

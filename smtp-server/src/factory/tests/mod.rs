@@ -4,6 +4,7 @@ mod backpressure;
 mod decisions;
 mod errors;
 mod props;
+mod session;
 mod sync;
 mod tls_auth;
 mod transaction;

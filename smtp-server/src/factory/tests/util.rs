@@ -10,6 +10,8 @@ use smtp_proto::status::EnhancedStatus;
 use crate::factory::{Decision, Event, EventKind, Factory, FactoryConfig};
 
 pub(super) type Decider = Box<dyn FnMut(&Event) -> Decision>;
+/// Runs before a decision with the factory (a driver applying session updates).
+pub(super) type BeforeDecision = Box<dyn FnMut(&mut Factory, &Event)>;
 
 pub(super) const PEER: &str = "192.0.2.7:40000";
 pub(super) const LOCAL: &str = "198.51.100.1:25";
@@ -46,6 +48,10 @@ pub(super) struct Harness {
     pub decider: Decider,
     /// Whether the simulated client reads our replies.
     pub flush: bool,
+    /// Events of this kind are left undecided (a hook that never completes).
+    pub hold: Option<EventKind>,
+    /// Runs before each decision, with the factory (a driver applying session updates).
+    pub before_decision: Option<BeforeDecision>,
 }
 
 impl Harness {
@@ -70,6 +76,8 @@ impl Harness {
             events: Vec::new(),
             decider,
             flush: true,
+            hold: None,
+            before_decision: None,
         };
         h.pump();
         h
@@ -103,7 +111,10 @@ impl Harness {
                 if let Event::MessageStart { received, .. } = &event {
                     self.body.extend_from_slice(received.as_bytes());
                 }
-                if event.needs_decision() {
+                if event.needs_decision() && self.hold != Some(event.kind()) {
+                    if let Some(before) = &mut self.before_decision {
+                        before(&mut self.f, &event);
+                    }
                     let d = (self.decider)(&event);
                     self.f.handle_decision(d, self.now).unwrap();
                 }
