@@ -1,6 +1,11 @@
 //! The `impulse` command: the operator's entry point to the Impulse toolkit.
 
 use clap::{Parser, Subcommand};
+// Linked so that `Registry::load_static_configured` finds them; `impulse serve` activates
+// those with a `[plugins.NAME]` table.
+use impulse_plugin_auth_file as _;
+use impulse_plugin_bounce_rules as _;
+use impulse_plugin_xclient as _;
 
 mod cli;
 

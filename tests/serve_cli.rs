@@ -1,7 +1,8 @@
 //! `impulse serve` as an operator runs it: clear errors with a non-zero exit, and a server
-//! that answers, then stops gracefully on SIGTERM (idle clients get `421 4.3.2`).
+//! that answers, then stops gracefully on SIGTERM (idle clients get `421 4.3.2`). The
+//! first-party plugins linked into the binary are active only when configured.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -64,25 +65,28 @@ fn serve_answers_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut log = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(log.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(a) = line.trim().split("listening on ").nth(1) {
-            break a.to_owned();
-        }
-    };
+    let (addr, startup) = listening(&mut log);
+    // No config: none of the linked plugins is active (auth-file would need its `file`).
+    assert!(startup.contains("plugins []"), "{startup}");
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut banner = [0u8; 14];
     s.read_exact(&mut banner).unwrap();
     assert_eq!(&banner, b"220 cli.test E");
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    s.write_all(b"NOOP\r\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "250 2.0.0 Ok\r\n");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let mut rest = String::new();
-    let _ = s.read_to_string(&mut rest);
+    let _ = r.read_to_string(&mut rest);
     assert!(
         rest.contains("421 4.3.2 cli.test Service shutting down"),
         "{rest}"
@@ -91,4 +95,76 @@ fn serve_answers_and_stops_on_sigterm() {
     let mut tail = String::new();
     let _ = log.read_to_string(&mut tail);
     assert!(tail.contains("disconnect from [127.0.0.1]"), "{tail}");
+    assert!(tail.contains(" commands=1"), "{tail}");
+}
+
+/// Reads the log up to the `listening on` line: the address, and the lines before it.
+fn listening(log: &mut impl BufRead) -> (String, String) {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "server exited: {seen}"
+        );
+        if let Some(a) = line.trim().split("listening on ").nth(1) {
+            return (a.to_owned(), seen);
+        }
+        seen.push_str(&line);
+    }
+}
+
+#[test]
+fn a_plugins_table_activates_a_linked_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("impulse.toml");
+    std::fs::write(
+        &config,
+        "listen = [\"127.0.0.1:0\"]\n\
+         [plugins.bounce-rules]\n\
+         class = [{ id = 201, name = \"CliGreylisted\", category = \"soft\" }]\n\
+         [plugins.xclient]\n\
+         authorized = [\"127.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let mut child = impulse()
+        .args(["serve", "--hostname", "cli.test", "--config"])
+        .arg(&config)
+        .arg("--spool")
+        .arg(dir.path().join("spool"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let (addr, startup) = listening(&mut log);
+    assert!(
+        startup.contains("plugins [bounce-rules, xclient]"),
+        "{startup}"
+    );
+    // And through behaviour: xclient's keyword is advertised to this loopback client.
+    let s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    w.write_all(b"EHLO c.test\r\n").unwrap();
+    let mut ehlo = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        ehlo.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    }
+    assert!(ehlo.contains("XCLIENT NAME ADDR"), "{ehlo}");
+    w.write_all(b"QUIT\r\n").unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
 }

@@ -2,8 +2,10 @@
 //!
 //! With no arguments it listens on 127.0.0.1:2525, spools to `./spool` and greets with the
 //! system's host name. `--config FILE` reads an `impulse.toml`; `--listen`, `--spool`,
-//! `--hostname` and `--plugin` override it. Plugins linked into the binary are loaded first
-//! (`Registry::from_static`), then each `.so` with its `[plugins.NAME]` table.
+//! `--hostname` and `--plugin` override it. Plugins linked into the binary (the first-party
+//! auth-file, bounce-rules and xclient) are activated only when the config has their
+//! `[plugins.NAME]` table (`Registry::load_static_configured`), then each `.so` is loaded
+//! with its table.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,18 +62,27 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             plugins: args.plugins,
         })
         .map_err(|e| e.to_string())?;
-    let mut registry =
-        Registry::from_static(&config.plugins).map_err(|e| format!("linked plugins: {e}"))?;
+    let mut registry = Registry::new();
+    registry
+        .load_static_configured(&config.plugins)
+        .map_err(|e| format!("linked plugins: {e}"))?;
     for file in &config.plugin_files {
         registry
             .load_dynamic(file, &config.plugins)
             .map_err(|e| format!("plugin {}: {e}", file.display()))?;
     }
+    let names = registry.plugin_names();
+    for table in config.plugins.keys() {
+        if !names.contains(&table.as_str()) {
+            log::warn!("[plugins.{table}]: no plugin of that name is linked or loaded");
+        }
+    }
     log::info!(
-        "impulse {} starting: spool {}, hostname {}",
+        "impulse {} starting: spool {}, hostname {}, plugins [{}]",
         env!("CARGO_PKG_VERSION"),
         config.spool.dir.display(),
-        config.effective_hostname()
+        config.effective_hostname(),
+        names.join(", ")
     );
     let server = Server::builder()
         .config(config)

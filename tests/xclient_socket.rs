@@ -1,0 +1,150 @@
+//! The xclient plugin, linked statically, over a real socket: a trusted proxy's XCLIENT
+//! rewrites the session (peer address, client name, HELO name), the client greets again,
+//! and the message is spooled with the reported values; the keyword is advertised only to
+//! authorized peers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use impulse::hooks::{toml, Registry};
+use impulse::server::config::ServerConfig;
+use impulse::server::spool::Spool;
+use impulse::server::{Server, ServerHandle};
+use impulse_plugin_xclient as _;
+
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(handle: &ServerHandle) -> Client {
+        let s = TcpStream::connect(handle.local_addrs()[0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        }
+    }
+
+    fn reply(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.r.read_line(&mut line).unwrap() > 0, "closed: {out}");
+            out.push_str(line.trim_end());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return out;
+            }
+            out.push('\n');
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.reply()
+    }
+}
+
+/// A server with only the xclient plugin active, `authorized` as given.
+fn start(authorized: &str, spool: &Spool) -> ServerHandle {
+    let configs: toml::Table =
+        toml::from_str(&format!("[xclient]\nauthorized = [{authorized:?}]\n")).unwrap();
+    let mut registry = Registry::new();
+    assert_eq!(
+        registry.load_static_configured(&configs).unwrap(),
+        ["xclient"]
+    );
+    Server::builder()
+        .config(ServerConfig {
+            workers: 1,
+            ..ServerConfig::default()
+        })
+        .hostname("mx.test")
+        .listen("127.0.0.1:0".parse().unwrap())
+        .registry(Arc::new(registry))
+        .spool(spool.clone())
+        .build()
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn xclient_rewrites_the_session_and_the_spooled_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let handle = start("127.0.0.0/8", &spool);
+    let mut c = Client::connect(&handle);
+    assert!(c.reply().starts_with("220 mx.test"));
+    let ehlo = c.cmd("EHLO proxy.local");
+    assert!(
+        ehlo.contains("XCLIENT NAME ADDR PORT PROTO HELO LOGIN"),
+        "{ehlo}"
+    );
+    assert_eq!(
+        c.cmd("XCLIENT ADDR=192.0.2.7 NAME=client.example HELO=spoofed.example"),
+        "220 [127.0.0.1] ESMTP"
+    );
+    // The session starts over: a greeting is needed first.
+    assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("503 5.5.1"));
+    let ehlo = c.cmd("EHLO proxy.local");
+    assert!(ehlo.starts_with("250-mx.test"), "{ehlo}");
+    // The reported client, 192.0.2.7, is not authorized: no XCLIENT for it.
+    assert!(!ehlo.contains("XCLIENT"), "{ehlo}");
+    assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("250 2.1.0"));
+    assert!(c.cmd("RCPT TO:<b@example.net>").starts_with("250 2.1.5"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.w.write_all(b"Subject: via proxy\r\n\r\nhi\r\n.\r\n")
+        .unwrap();
+    let queued = c.reply();
+    assert!(queued.starts_with("250 2.0.0 Ok: queued as"), "{queued}");
+    assert!(c.cmd("QUIT").starts_with("221"));
+
+    let list = spool.list().unwrap();
+    assert_eq!(list.len(), 1);
+    let env = spool.read_envelope(list[0].id).unwrap();
+    assert_eq!(env.helo, "spoofed.example");
+    assert!(env.peer.starts_with("192.0.2.7:"), "{}", env.peer);
+    let mut message = String::new();
+    spool
+        .open_message(list[0].id)
+        .unwrap()
+        .read_to_string(&mut message)
+        .unwrap();
+    assert!(
+        message.starts_with("Received: from spoofed.example (client.example [192.0.2.7])\r\n"),
+        "{message}"
+    );
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn xclient_is_advertised_only_to_authorized_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    // Loopback is not in 10.0.0.0/8.
+    let handle = start("10.0.0.0/8", &spool);
+    let mut c = Client::connect(&handle);
+    c.reply();
+    let ehlo = c.cmd("EHLO proxy.local");
+    assert!(!ehlo.contains("XCLIENT"), "{ehlo}");
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    assert_eq!(
+        c.cmd("XCLIENT ADDR=192.0.2.7"),
+        "550 5.7.0 Error: insufficient authorization"
+    );
+    assert!(c.cmd("QUIT").starts_with("221"));
+    handle.shutdown();
+    handle.join().unwrap();
+
+    let handle = start("127.0.0.0/8", &spool);
+    let mut c = Client::connect(&handle);
+    c.reply();
+    assert!(c.cmd("EHLO proxy.local").contains("XCLIENT"));
+    handle.shutdown();
+    handle.join().unwrap();
+}
