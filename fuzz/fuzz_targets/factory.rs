@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use smtp_proto::reply::Reply;
 use smtp_server::factory::{
-    AuthConfig, Decision, Decisions, Event, Extensions, Factory, FactoryConfig, TlsInfo,
+    AuthConfig, Decision, Decisions, Event, Extensions, Factory, FactoryConfig, State, TlsInfo,
 };
 
 fn config(steer: u8) -> FactoryConfig {
@@ -91,7 +91,9 @@ fuzz_target!(|input: &[u8]| {
         }
         while let Some(event) = f.poll_event() {
             pick = pick.wrapping_mul(31).wrapping_add(7);
-            if event.needs_decision() {
+            // A decision polled after its deadline (the factory answered it itself, and an
+            // `Event::DecisionTimeout` follows) has nothing left to answer.
+            if event.needs_decision() && matches!(f.state(), State::AsyncHook(_)) {
                 f.handle_decision(decision(pick), now).unwrap();
             }
             if matches!(event, Event::StartTls) {
