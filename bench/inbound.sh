@@ -17,15 +17,19 @@
 #
 # Environment:
 #   BENCH_SCALE=N     divide every message count by N (smoke test; default 1 = the issue's loads)
+#   BENCH_ROUNDS=N    run the three loads N times (servers interleaved) and report medians
+#                     (default 1; at most 5)
 #   BENCH_TIMEOUT=S   give up on one smtp-source run after S seconds (default 300)
 #   BENCH_NO_BUILD=1  use the existing target/release/impulse without `cargo build --release`
+#   BENCH_FS=loop     put spools, Postfix's queue and logs on a fresh 8 GiB (sparse) journalled
+#                     ext4 image, loop-mounted (root); default: a temp dir under /tmp
 #   BENCH_KEEP=1      keep the temp dir (spools, logs, Postfix queue) for inspection
 #   BENCH_SERVERS     space-separated subset of: impulse impulse-discard smtp-sink postfix-hold
 #   RUST_LOG          impulse's log level (default info, as an operator runs it; to a file)
 #
 # Needs: cargo, python3, smtp-source and smtp-sink (Debian: apt-get install postfix), and for
 # the Postfix column root and the postfix user/postdrop group that the package creates.
-# Bounded: at most 27,000 messages per server, each run under BENCH_TIMEOUT; every process
+# Bounded: at most 27,000 messages per server and round, each run under BENCH_TIMEOUT; every process
 # started here is stopped on exit. Loopback only.
 
 set -uo pipefail
@@ -34,6 +38,7 @@ set -uo pipefail
 SCALE=${BENCH_SCALE:-1}
 TMO=${BENCH_TIMEOUT:-300}
 SERVERS=${BENCH_SERVERS:-impulse impulse-discard smtp-sink postfix-hold}
+ROUNDS=${BENCH_ROUNDS:-1}
 FROM=bench-sender@example.com
 RCPT=bench-rcpt@example.net
 HELO=bench-client.example.com
@@ -52,13 +57,27 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "on Debian/Ubuntu: apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postfix python3"
     exit 2
 fi
+case $ROUNDS in [1-5]) ;; *) say "BENCH_ROUNDS must be 1..5"; exit 2 ;; esac
 build_impulse || { say "cannot build impulse"; exit 2; }
 
 raise_nofile 65536
 WORK=$(mktemp -d /tmp/impulse-bench.XXXXXX)
-chmod 755 "$WORK" # Postfix's unprivileged daemons must reach their queue directory
 PIDS=()
 POSTFIX_CONF=""
+IMG=""
+if [ "${BENCH_FS:-}" = loop ]; then
+    # A fresh journalled ext4 (mkfs defaults) on a loop device, mounted on the work dir: the
+    # same file system for every run, with no other process's files and no recently deleted
+    # inodes (see docs/BENCHMARKS.md).
+    IMG=$(mktemp /tmp/impulse-bench-fs.XXXXXX)
+    if ! { truncate -s 8G "$IMG" && mkfs.ext4 -q -F "$IMG" && mount -o loop "$IMG" "$WORK"; }; then
+        say "BENCH_FS=loop: cannot make or mount an ext4 image (needs root, mkfs.ext4, loop devices)"
+        rm -f "$IMG"
+        rmdir "$WORK"
+        exit 2
+    fi
+fi
+chmod 755 "$WORK" # Postfix's unprivileged daemons must reach their queue directory
 
 cleanup() {
     local p
@@ -73,7 +92,11 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    if [ -n "$IMG" ]; then
+        umount "$WORK" 2>/dev/null || { sleep 1; umount "$WORK"; }
+        rm -f "$IMG"
+        rmdir "$WORK"
+    elif [ "${BENCH_KEEP:-0}" = 1 ]; then
         say "kept $WORK"
     else
         rm -rf "$WORK"
@@ -231,7 +254,7 @@ say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}'
 say "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "postfix tools: $SMTP_SOURCE (Postfix $(postconf -d -h mail_version 2>/dev/null || echo '?')); impulse: $IMPULSE"
-say "work dir: $WORK (spools on $(df -T "$WORK" | awk 'NR==2 {print $2 " " $1}'))"
+say "work dir: $WORK (spools on $(df -T "$WORK" | awk 'NR==2 {print $2 " " $1}')$([ -n "$IMG" ] && echo ", fresh loop-mounted image"))"
 
 ACTIVE=()
 for s in $SERVERS; do
@@ -243,10 +266,16 @@ for s in $SERVERS; do
         *) say "unknown server $s" ;;
     esac
 done
+dev=$(df "$WORK" | awk 'NR==2 {print $1}')
+if [ -r "/sys/fs/ext4/${dev##*/}/journal_task" ]; then
+    jt=$(cat "/sys/fs/ext4/${dev##*/}/journal_task")
+    [ "$jt" = "<none>" ] && say "note: ext4 without a journal here: creating files right after many were deleted is slow (see docs/BENCHMARKS.md)"
+fi
 for s in "${ACTIVE[@]}"; do say "  $s on 127.0.0.1:${PORT[$s]}"; done
 [ ${#ACTIVE[@]} -gt 0 ] || { say "no server could be started"; exit 1; }
 
-declare -A RATE NOTE HWM CPU
+declare -A RATE NOTE HWM CPU RATES CPUS
+for round in $(seq "$ROUNDS"); do
 for i in "${!LOAD_NAMES[@]}"; do
     load=${LOAD_NAMES[$i]}
     # shellcheck disable=SC2206
@@ -257,7 +286,7 @@ for i in "${!LOAD_NAMES[@]}"; do
     msgs=0
     for j in "${!args[@]}"; do [ "${args[$j]}" = -m ] && msgs=${args[j + 1]}; done
     say ""
-    say "== load $load: smtp-source ${args[*]} (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    say "== round $round/$ROUNDS, load $load: smtp-source ${args[*]} (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     for s in "${ACTIVE[@]}"; do
         before=$(stored "$s")
         cpu0=""
@@ -272,7 +301,7 @@ for i in "${!LOAD_NAMES[@]}"; do
         if [ -n "$cpu0" ]; then
             cpu1=$(cpu_ms "${CPU_PID[$s]}")
             cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v m="$msgs" 'BEGIN { printf "%.0f", (b - a) * 1000 / m }')
-            CPU[$s,$i]=$cpu
+            CPUS[$s,$i]+=" $cpu"
         fi
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
         rate=$(awk -v m="$msgs" -v t="$secs" 'BEGIN { printf "%.0f", m / t }')
@@ -283,8 +312,8 @@ for i in "${!LOAD_NAMES[@]}"; do
         case $s in impulse | postfix-hold)
             [ $((after - before)) != "$msgs" ] && note="$note stored $((after - before)) of $msgs" ;;
         esac
-        RATE[$s,$i]=$rate
-        NOTE[$s,$i]=$note
+        RATES[$s,$i]+=" $rate"
+        [ -n "$note" ] && NOTE[$s,$i]+="[round $round] $note "
         extra=""
         if [ -n "${IMPULSE_PID[$s]:-}" ]; then
             HWM[$s,$i]=$(mem_kib "${IMPULSE_PID[$s]}" VmHWM)
@@ -293,8 +322,20 @@ for i in "${!LOAD_NAMES[@]}"; do
         say "   $(printf '%-16s %8s msgs/s  (%s msgs in %s s, server CPU %s us/msg%s) %s' "$s" "$rate" "$msgs" "$secs" "${cpu:-?}" "$extra" "$note")"
     done
 done
+done
 
 # ---------------------------------------------------------------- report
+median() { # numbers -> their median (the lower middle one for an even count)
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+for k in "${!RATES[@]}"; do
+    # shellcheck disable=SC2086
+    RATE[$k]=$(median ${RATES[$k]})
+done
+for k in "${!CPUS[@]}"; do
+    # shellcheck disable=SC2086
+    CPU[$k]=$(median ${CPUS[$k]})
+done
 ratio() { # A B -> A/B with two decimals, or n/a
     if [ -n "${1:-}" ] && [ -n "${2:-}" ] && [ "$2" != 0 ]; then
         awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
@@ -319,6 +360,7 @@ for i in "${!LOAD_NAMES[@]}"; do
         "${imp:-n/a}" "${dis:-n/a}" "${snk:-n/a}" "${pfx:-n/a}" \
         "$(ratio "$imp" "$pfx")" "$(ratio "$imp" "$snk")" "$(ratio "$dis" "$snk")"
 done
+[ "$ROUNDS" -gt 1 ] && echo "(medians of $ROUNDS rounds; every round's figures are above)"
 echo "(msgs/s; imp/pfx target >= 3, imp/sink target >= 0.5, disc/sink target >= 1.0)"
 echo ""
 echo "server CPU time per message (user+system, microseconds; Postfix: master and its children):"
