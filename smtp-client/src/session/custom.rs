@@ -48,13 +48,23 @@ impl Session {
         id: StateId,
         f: impl FnOnce(&mut dyn ClientState, &mut dyn ClientContext) -> StateAction,
     ) -> StateAction {
-        match self.customs.get_mut(id.index()).and_then(Option::take) {
-            Some(mut state) => {
-                let action = f(state.as_mut(), &mut self.shared);
+        // A state that panicked is dropped: it answers `panicked()` from then on. States
+        // from hooks-api registrations are guarded there too; this covers the ones given to
+        // `register_state` directly.
+        let Some(mut state) = self.customs.get_mut(id.index()).and_then(Option::take) else {
+            return StateAction::panicked();
+        };
+        let shared = &mut self.shared;
+        let run = std::panic::AssertUnwindSafe(|| f(state.as_mut(), shared));
+        match std::panic::catch_unwind(run) {
+            Ok(action) => {
                 self.customs[id.index()] = Some(state);
                 action
             }
-            None => StateAction::panicked(),
+            Err(_) => {
+                log::error!("client: custom state {} panicked; failing", id.0);
+                StateAction::panicked()
+            }
         }
     }
 

@@ -257,14 +257,15 @@ impl Session {
             return;
         }
         if self.expect.front() == Some(&Await::QuitReply) {
+            // Closing right after QUIT without a 221 loses nothing.
             self.finish(None);
-        } else if self.expect.is_empty() && self.txn.is_none() && self.parked.is_some() {
-            // An idle connection the server dropped: nothing was lost.
-            log::debug!("client: server closed the idle connection");
-            self.abort(Error::PeerClosed);
-        } else {
-            self.abort(Error::PeerClosed);
+            return;
         }
+        if self.is_idle() {
+            // An idle connection the server dropped: nothing was in flight.
+            log::debug!("client: server closed the idle connection");
+        }
+        self.abort(Error::PeerClosed);
     }
 
     /// The connection failed (a read or write error other than a timeout).

@@ -148,7 +148,7 @@ impl Session {
     }
 
     fn on_auth_reply(&mut self, reply: Reply) -> Flow {
-        if reply.code() == 235 || reply.is_positive_completion() {
+        if reply.is_positive_completion() {
             self.auth = None;
             return Flow::Next;
         }

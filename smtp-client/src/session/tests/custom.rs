@@ -270,3 +270,33 @@ fn plugin_registrations_build_the_chain() {
     f.server("250 b\r\n");
     assert!(f.sent().starts_with("MAIL FROM:"));
 }
+
+struct Boom;
+
+impl ClientState for Boom {
+    fn name(&self) -> &str {
+        "boom"
+    }
+    fn enter(&mut self, _: &mut dyn ClientContext) -> StateAction {
+        panic!("boom")
+    }
+    fn on_reply(&mut self, _: &mut dyn ClientContext, _: &Reply) -> StateAction {
+        StateAction::Next
+    }
+}
+
+#[test]
+fn a_panicking_state_fails_the_message_not_the_process() {
+    let mut reg = StateRegistry::new();
+    reg.register_state("boom", Anchor::After("rcpt".into()), || Box::new(Boom))
+        .unwrap();
+    let mut f = Fake::with(reg.build(), SessionConfig::new("client.test"));
+    f.setup(EHLO_PLAIN);
+    f.queue(msg(&["b@y.test"]));
+    f.server("250 ok\r\n");
+    f.server("250 ok\r\n");
+    assert!(f.sent().ends_with("RSET\r\n"));
+    let done = f.done();
+    assert_eq!(kinds(&done[0]), [OutcomeKind::Deferred]);
+    assert_eq!(done[0][0].reply.code(), 451);
+}
