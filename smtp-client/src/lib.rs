@@ -1,16 +1,42 @@
 //! # smtp-client — the Impulse SMTP client
 //!
-//! A modular client after Momentum's design: a sans-IO session whose states live in a registry
-//! (`register_smtp_client_state(state, insert_after)`), so plugins can insert their own states
-//! after any built-in one; per-session client arguments that become MAIL/RCPT parameters;
-//! reply policy as data (timeouts, retries, RSET after 503); and two drivers — a blocking one on
-//! `std::net` and a mio engine for volume — kept in a `driver` module.
+//! A modular client after Momentum's design: a sans-IO [`Session`] whose states live in a
+//! registry ([`StateRegistry::register_state`], Momentum's `register_smtp_client_state`), so
+//! plugins can insert their own states after any built-in one; per-session and per-message
+//! client arguments that become MAIL/RCPT parameters; reply policy as data ([`Policy`]:
+//! timeouts, retries, RSET after 503, resets); per-recipient outcomes classified by
+//! [`smtp_proto::classify`]; and drivers kept in [`driver`].
 //!
-//! All SMTP parsing is done by [`smtp_proto`] (replies, `smtp_parse_capabilities`, DATA
-//! dot-stuffing, classification of failures).
+//! All SMTP parsing is done by [`smtp_proto`] (replies, `smtp_parse_capabilities`, command
+//! serialization, DATA dot-stuffing, SASL, classification of failures).
 //!
-//! Status: the state machine and drivers are being built (see the project's issue tracker).
+//! | module | what it owns |
+//! |---|---|
+//! | [`session`] | the sans-IO state machine: `handle_*` in, `poll_*` out |
+//! | [`registry`] | the chain of states: built-ins and custom states |
+//! | [`policy`] | timeouts, retries, pipelining, TLS and AUTH rules |
+//! | [`message`] | what is sent and what is reported |
+//! | [`driver`] | I/O: the blocking driver on `std::net` |
+//!
+//! What it does not do yet: STARTTLS (a session whose policy requires TLS fails with
+//! [`Error::TlsUnavailable`]), BDAT/CHUNKING, and the mio engine for many connections.
 #![warn(missing_docs)]
 
+pub mod driver;
+pub mod error;
+pub mod message;
+pub mod policy;
+pub mod registry;
+pub mod session;
+
+pub use error::{Error, Stage};
+pub use message::{Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
+pub use policy::{Policy, TlsMode};
+pub use registry::{
+    Builtin, RegistryError, StateEntry, StateId, StateKind, StateMachine, StateRegistry,
+};
+pub use session::{Session, SessionConfig};
+
 pub use hooks_api;
+pub use hooks_api::{Anchor, ClientArgs, ClientContext, ClientState, StateAction};
 pub use smtp_proto;

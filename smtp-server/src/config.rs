@@ -160,6 +160,11 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
     /// Threads that fsync message files in parallel (group commit).
     pub sync_threads: usize,
+    /// For benchmarks only: accept every message and drop it. The default queue hook
+    /// answers `250` with a fresh queue id without storing anything (no spool file is
+    /// created unless message or queue hooks need to read the message, and that copy is
+    /// deleted). Never turn this on for real mail.
+    pub discard: bool,
 }
 
 impl Default for SpoolConfig {
@@ -167,6 +172,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             dir: PathBuf::from("./spool"),
             sync_threads: 16,
+            discard: false,
         }
     }
 }

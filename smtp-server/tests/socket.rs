@@ -305,3 +305,21 @@ fn many_pipelined_messages_on_one_connection() {
     assert!(c.cmd("QUIT").starts_with("221"));
     assert_eq!(s.queued().len(), 50);
 }
+
+#[test]
+fn discard_mode_answers_250_and_stores_nothing() {
+    let s = Running::start(|c| c.spool.discard = true);
+    let mut c = s.connect();
+    for i in 0..3 {
+        envelope(&mut c);
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(format!("Subject: {i}\r\n\r\nbody\r\n.\r\n").as_bytes());
+        let reply = c.reply();
+        assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
+        assert!(QueueId::parse(reply.rsplit(' ').next().unwrap()).is_ok());
+    }
+    assert!(c.cmd("QUIT").starts_with("221"));
+    assert!(s.queued().is_empty());
+    let tmp = s.spool.dir().join("tmp");
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+}

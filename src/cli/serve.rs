@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// A plugin .so to load after the configured ones (repeatable).
     #[arg(long = "plugin", value_name = "FILE.so")]
     pub plugins: Vec<PathBuf>,
+    /// For benchmarks: accept and drop every message, nothing is stored (the same as
+    /// `[spool] discard = true`). Never use it for real mail.
+    #[arg(long)]
+    pub discard: bool,
 }
 
 /// Runs the server; returns the process exit code (0 after a clean shutdown, 1 on error).
@@ -62,6 +66,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             plugins: args.plugins,
         })
         .map_err(|e| e.to_string())?;
+    if args.discard {
+        config.spool.discard = true;
+    }
     let mut registry = Registry::new();
     registry
         .load_static_configured(&config.plugins)
@@ -70,6 +77,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         registry
             .load_dynamic(file, &config.plugins)
             .map_err(|e| format!("plugin {}: {e}", file.display()))?;
+    }
+    if config.spool.discard {
+        log::warn!("discard mode: every message is accepted and dropped, nothing is stored");
     }
     let names = registry.plugin_names();
     for table in config.plugins.keys() {

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub hooks: HookSet,
     pub grace: Duration,
     pub control: Arc<Control>,
+    /// `[spool] discard`: accept and drop every message (benchmarks).
+    pub discard: bool,
 }
 
 /// A built server (see [`Server`]).
@@ -236,6 +238,7 @@ impl ServerBuilder {
             hooks,
             grace: Duration::from_secs(config.timeouts.shutdown_grace),
             control: Arc::new(Control::default()),
+            discard: config.spool.discard,
         });
         Ok(Server {
             inner: Built {

@@ -17,7 +17,7 @@ use super::conn::{Conn, Waiting};
 use super::hooks::{decision, hooks_envelope};
 use super::worker::{Msg, Worker};
 use crate::factory::{Decision, Envelope, MessageStats};
-use crate::spool::{self, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
+use crate::spool::{self, QueueId, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
 
 /// How much of the message the header parser of message hooks sees.
 const HEADER_PREFIX: u64 = 64 * 1024;
@@ -75,6 +75,10 @@ impl Worker {
         let conn = &mut self.conns[key];
         conn.spool_error = None;
         conn.writer = None;
+        if self.shared.discard && self.shared.pool.is_none() {
+            // `[spool] discard` and no hook reads the message: nothing to write.
+            return;
+        }
         let mut env = spool_envelope(envelope);
         env.tls = conn
             .factory
@@ -110,6 +114,15 @@ impl Worker {
             size: stats.data.size,
             nrcpt: envelope.recipients.len(),
         });
+        if shared.discard && shared.pool.is_none() {
+            // `[spool] discard`: the default queue hook drops the message.
+            let id = QueueId::generate().to_string();
+            log::debug!("{id}: discarded (client {})", conn.client());
+            let _ = conn.factory.handle_decision(Decision::Queued(id), now);
+            conn.txn = None;
+            conn.txn_notes.clear();
+            return;
+        }
         let writer = match (conn.spool_error.take(), conn.writer.take()) {
             (None, Some(w)) => w,
             (err, _) => {
@@ -132,6 +145,7 @@ impl Worker {
                 let env = hooks_envelope(&envelope);
                 let registry = shared.registry.clone();
                 let spool = shared.spool.clone();
+                let discard = shared.discard;
                 let guard = Reply {
                     tx,
                     waker,
@@ -142,7 +156,7 @@ impl Worker {
                 let job = Box::new(move || {
                     let mut guard = guard;
                     let (d, notes) = run_message_hooks(
-                        &registry, &spool, writer, &env, session, conn_notes, txn_notes,
+                        &registry, &spool, discard, writer, &env, session, conn_notes, txn_notes,
                     );
                     guard.send(d, Some(notes));
                 });
@@ -251,10 +265,12 @@ fn settle_pending(source: &ChannelPending) -> Verdict {
 }
 
 /// Runs the message chain, then the queue chain, then (if no queue hook took the message)
-/// the spool commit. On a hook-pool thread.
+/// the spool commit (or, with `[spool] discard`, the drop). On a hook-pool thread.
+#[allow(clippy::too_many_arguments)]
 fn run_message_hooks(
     registry: &Registry,
     spool: &Spool,
+    discard: bool,
     mut writer: SpoolWriter,
     env: &hooks_api::Envelope,
     mut session: SessionInfo,
@@ -312,6 +328,11 @@ fn run_message_hooks(
         (Verdict::Accept(_), Some(id)) => {
             writer.abort();
             Decision::Queued(id)
+        }
+        // No queue hook took it and `[spool] discard`: drop it.
+        (Verdict::Continue, _) if discard => {
+            writer.abort();
+            Decision::Queued(QueueId::generate().to_string())
         }
         // No queue hook took it: the durable spool, the default queue hook, does.
         (Verdict::Continue, _) => match spool.commit_blocking(writer) {

@@ -202,7 +202,8 @@ impl Worker {
     /// one `statvfs`, off the per-command path. A failed check counts as room (and is
     /// logged): refusing all mail because `statvfs` failed would be worse.
     fn check_storage(&mut self, now: Instant) {
-        if now < self.storage_check_at {
+        if now < self.storage_check_at || (self.shared.discard && self.shared.pool.is_none()) {
+            // (`[spool] discard` without message hooks writes nothing.)
             return;
         }
         self.storage_check_at = now + STORAGE_CHECK_INTERVAL;

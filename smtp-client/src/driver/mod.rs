@@ -1,0 +1,9 @@
+//! I/O drivers around the sans-IO [`Session`](crate::Session).
+//!
+//! | driver | for |
+//! |---|---|
+//! | [`blocking`] | simple embedding: one connection on `std::net`, one thread |
+//!
+//! A mio engine for many connections comes with a later increment.
+
+pub mod blocking;

@@ -1,0 +1,160 @@
+//! What the client sends ([`Message`]) and what it reports ([`RecipientOutcome`], [`Event`]).
+
+use hooks_api::ClientArgs;
+use smtp_proto::classify::{self, BounceClass, Category};
+use smtp_proto::sasl::Secret;
+use smtp_proto::{EnhancedStatus, Reply};
+
+use crate::error::Error;
+
+/// One message: an envelope, the body as it should be stored (line endings are normalised
+/// to CRLF and dot-stuffing is applied on the way out), and per-message client arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The reverse-path without brackets; empty for the null path `<>`.
+    pub from: String,
+    /// The forward-paths without brackets.
+    pub recipients: Vec<String>,
+    /// The message (headers and body).
+    pub body: Vec<u8>,
+    /// Per-message ESMTP parameters (Momentum's `smtp_client_args`): `NOTIFY` and `ORCPT`
+    /// go on every RCPT TO, every other keyword on MAIL FROM.
+    pub args: ClientArgs,
+}
+
+impl Message {
+    /// A message from `from` to `recipients` with this body and no arguments.
+    pub fn new<S: Into<String>>(
+        from: impl Into<String>,
+        recipients: impl IntoIterator<Item = S>,
+        body: impl Into<Vec<u8>>,
+    ) -> Self {
+        Message {
+            from: from.into(),
+            recipients: recipients.into_iter().map(Into::into).collect(),
+            body: body.into(),
+            args: ClientArgs::new(),
+        }
+    }
+}
+
+/// Credentials for AUTH. `Debug` redacts the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A user name and password: PLAIN, else LOGIN.
+    Password {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// A user name and an OAuth 2.0 bearer token: XOAUTH2.
+    OAuth2 {
+        /// The user name.
+        user: String,
+        /// The access token.
+        token: Secret,
+    },
+}
+
+/// A message's number within its session, in the order messages were queued (from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// How a recipient's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    /// The server accepted the message for this recipient (2xx at end of data).
+    Delivered,
+    /// A temporary failure (4xx, or a session error): try again later.
+    Deferred,
+    /// A permanent failure (5xx): do not retry.
+    Bounced,
+}
+
+/// The final word on one recipient of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    /// The recipient, as given in the [`Message`].
+    pub recipient: String,
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// The reply that decided it: the server's, or one the client made up for a local
+    /// decision (see [`local`](Self::local)).
+    pub reply: Reply,
+    /// The bounce class from [`smtp_proto::classify`] (1 Undetermined when delivered).
+    pub class: BounceClass,
+    /// `true` when the client decided without the server's word (a refused address, a
+    /// message too large for the advertised SIZE, a session error).
+    pub local: bool,
+}
+
+impl RecipientOutcome {
+    /// The outcome `reply` gives `recipient`: the kind from the code class, the bounce class
+    /// from [`classify::classify`].
+    pub fn from_reply(recipient: &str, reply: Reply, local: bool) -> Self {
+        let kind = if reply.is_positive_completion() {
+            OutcomeKind::Delivered
+        } else if reply.is_permanent() {
+            OutcomeKind::Bounced
+        } else {
+            OutcomeKind::Deferred
+        };
+        let class = if kind == OutcomeKind::Delivered {
+            classify::for_id(classify::id::UNDETERMINED)
+                .unwrap_or_else(|| classify::classify(reply.code(), reply.status(), &reply.text()))
+        } else {
+            classify::classify(reply.code(), reply.status(), &reply.text())
+        };
+        RecipientOutcome {
+            recipient: recipient.to_owned(),
+            kind,
+            reply,
+            class,
+            local,
+        }
+    }
+
+    /// `true` when delivered.
+    pub fn is_delivered(&self) -> bool {
+        self.kind == OutcomeKind::Delivered
+    }
+
+    /// The bounce class's category.
+    pub fn category(&self) -> Category {
+        self.class.category
+    }
+}
+
+/// What a session reports, in order, through [`Session::poll_event`](crate::Session::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// One recipient's outcome is final.
+    Recipient {
+        /// The message.
+        message: MessageId,
+        /// The outcome.
+        outcome: RecipientOutcome,
+    },
+    /// Every recipient of a message has its outcome (the same ones, in message order).
+    MessageDone {
+        /// The message.
+        message: MessageId,
+        /// One outcome per recipient, in the order of [`Message::recipients`].
+        outcomes: Vec<RecipientOutcome>,
+    },
+    /// The session is over: after QUIT (`error: None`), or because of `error`.
+    SessionDone {
+        /// Why it ended early, if it did.
+        error: Option<Error>,
+    },
+}
+
+/// A reply the client makes up for a local decision.
+pub(crate) fn local_reply(code: u16, status: (u8, u16, u16), text: &str) -> Reply {
+    Reply::new(
+        code,
+        Some(EnhancedStatus::new(status.0, status.1, status.2)),
+        text,
+    )
+}

@@ -1,0 +1,174 @@
+//! Everything decided about a message before a byte of it is sent: address syntax, SIZE,
+//! 8BITMIME and SMTPUTF8 needs, client arguments as MAIL/RCPT parameters, dot-stuffing.
+
+use hooks_api::ClientArgs;
+use smtp_proto::address::{AddressError, AddressOptions, AddressRole};
+use smtp_proto::params::ParamKind;
+use smtp_proto::Reply;
+use smtp_proto::{dot_stuff, Capabilities, Command, ForwardPath, Keyword, Limits, Params, Path};
+
+use crate::message::{local_reply, Message};
+
+/// A message ready to go: the wire form of its commands and body.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// `MAIL FROM:<..> params` CRLF.
+    pub(crate) mail: Vec<u8>,
+    /// `(recipient index, RCPT TO:<..> params CRLF)` for every recipient that passed.
+    pub(crate) rcpts: Vec<(usize, Vec<u8>)>,
+    /// Recipients refused locally, with the reply they get.
+    pub(crate) refused: Vec<(usize, Reply)>,
+    /// The dot-stuffed body, end-of-data line included.
+    pub(crate) body: Vec<u8>,
+}
+
+/// RCPT parameters; every other client argument goes on MAIL.
+fn is_rcpt_param(key: &str) -> bool {
+    key.eq_ignore_ascii_case("NOTIFY") || key.eq_ignore_ascii_case("ORCPT")
+}
+
+/// Refuses the bytes that would break out of `<...>` or inject a line, whatever the parser
+/// says: CR, LF, NUL, `<` and `>`.
+fn raw_address_ok(addr: &str) -> bool {
+    !addr
+        .bytes()
+        .any(|b| matches!(b, b'\r' | b'\n' | 0 | b'<' | b'>'))
+}
+
+fn address_reply(e: AddressError, role: AddressRole) -> Reply {
+    e.reply(role).into()
+}
+
+/// Checks `message` against the server's capabilities and builds its commands. `Err` fails
+/// the whole message with that reply, before anything is sent.
+pub(crate) fn prepare(
+    message: &Message,
+    caps: &Capabilities,
+    session_args: &ClientArgs,
+    message_args: &ClientArgs,
+    limits: Limits,
+) -> Result<Prepared, Reply> {
+    let opts = AddressOptions {
+        smtputf8: true,
+        limits,
+    };
+    let utf8_offered = caps.has(Keyword::SmtpUtf8);
+    if !raw_address_ok(&message.from) {
+        return Err(address_reply(AddressError::Syntax, AddressRole::Sender));
+    }
+    let from_text = format!("<{}>", message.from);
+    let from = Path::parse(from_text.as_bytes(), &opts)
+        .map_err(|e| address_reply(e, AddressRole::Sender))?;
+    let mut needs_utf8 = !message.from.is_ascii();
+    if needs_utf8 && !utf8_offered {
+        return Err(local_reply(
+            553,
+            (5, 6, 7),
+            "Non-ASCII sender needs SMTPUTF8, which the server does not offer",
+        ));
+    }
+
+    let mut refused = Vec::new();
+    let mut paths = Vec::new();
+    for (i, rcpt) in message.recipients.iter().enumerate() {
+        if !raw_address_ok(rcpt) {
+            refused.push((
+                i,
+                address_reply(AddressError::Syntax, AddressRole::Recipient),
+            ));
+            continue;
+        }
+        let text = format!("<{rcpt}>");
+        match ForwardPath::parse(text.as_bytes(), &opts) {
+            Ok(_) if !rcpt.is_ascii() && !utf8_offered => refused.push((
+                i,
+                local_reply(
+                    553,
+                    (5, 6, 7),
+                    "Non-ASCII recipient needs SMTPUTF8, which the server does not offer",
+                ),
+            )),
+            Ok(path) => {
+                needs_utf8 |= !rcpt.is_ascii();
+                paths.push((i, path.into_owned()));
+            }
+            Err(e) => refused.push((i, address_reply(e, AddressRole::Recipient))),
+        }
+    }
+
+    let eight_bit = message.body.iter().any(|&b| b >= 0x80);
+    if eight_bit && !caps.has(Keyword::EightBitMime) {
+        return Err(local_reply(
+            554,
+            (5, 6, 3),
+            "Message has 8-bit content and the server does not offer 8BITMIME",
+        ));
+    }
+    let body = dot_stuff(&message.body);
+    let size = body.len().saturating_sub(3) as u64;
+    if let Some(max) = caps.size().filter(|&max| max > 0) {
+        if size > max {
+            return Err(local_reply(
+                552,
+                (5, 3, 4),
+                &format!("Message size {size} exceeds the server's SIZE limit {max}"),
+            ));
+        }
+    }
+
+    let mut mail_params = String::new();
+    let mut rcpt_params = String::new();
+    if caps.size().is_some() {
+        mail_params.push_str(&format!(" SIZE={size}"));
+    }
+    if eight_bit {
+        mail_params.push_str(" BODY=8BITMIME");
+    }
+    if needs_utf8 {
+        mail_params.push_str(" SMTPUTF8");
+    }
+    let session_only = session_args
+        .iter()
+        .filter(|(k, _)| message_args.get(k).is_none());
+    for (key, value) in session_only.chain(message_args.iter()) {
+        let params = if is_rcpt_param(key) {
+            &mut rcpt_params
+        } else {
+            &mut mail_params
+        };
+        params.push(' ');
+        params.push_str(key);
+        if !value.is_empty() {
+            params.push('=');
+            params.push_str(value);
+        }
+    }
+    let parse = |text: &str, kind| {
+        Params::parse(text.trim_start().as_bytes(), kind, needs_utf8)
+            .map(Params::into_owned)
+            .map_err(|e| -> Reply { e.reply().into() })
+    };
+    let mail_params = parse(&mail_params, ParamKind::Mail)?;
+    let rcpt_params = parse(&rcpt_params, ParamKind::Rcpt)?;
+    let mail = Command::Mail {
+        from,
+        params: mail_params,
+    }
+    .to_bytes();
+    let rcpts = paths
+        .into_iter()
+        .map(|(i, to)| {
+            let cmd = Command::Rcpt {
+                to,
+                params: rcpt_params.clone(),
+            };
+            (i, cmd.to_bytes())
+        })
+        .collect();
+    Ok(Prepared {
+        mail,
+        rcpts,
+        refused,
+        body,
+    })
+}
