@@ -31,6 +31,8 @@ enum Command {
     /// Run the ESMTP server (defaults: 127.0.0.1:2525, ./spool, the system host name) until
     /// SIGTERM or SIGINT.
     Serve(cli::serve::ServeArgs),
+    /// Send a message and print each recipient's outcome with its bounce class.
+    Send(cli::send::SendArgs),
     /// Inspect a spool directory: list, show, cat and rm queued messages.
     Spool(cli::spool::SpoolArgs),
     /// Inspect plugin `.so` files.
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
             println!("{} {} ({})", class.id, class.name, class.category);
         }
         Command::Serve(args) => return cli::serve::run(args),
+        Command::Send(args) => return cli::send::run(args),
         Command::Spool(args) => return cli::spool::run(args),
         Command::Plugin {
             command: PluginCommand::Check { file, config },

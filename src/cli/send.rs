@@ -1,0 +1,171 @@
+//! `impulse send`: send one message through the blocking client and print each recipient's
+//! outcome with its bounce class.
+//!
+//! Exit status: 0 when every recipient was accepted, 1 when any recipient bounced (5xx), 75
+//! (`EX_TEMPFAIL`) when some were deferred (4xx, connection or session failure) and none
+//! bounced, 2 for bad arguments.
+
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::Args;
+use smtp_client::driver::blocking::{Client, Options};
+use smtp_client::smtp_proto::sasl::Secret;
+use smtp_client::{Credentials, Message, OutcomeKind, RecipientOutcome, TlsMode};
+
+/// `impulse send --server HOST:PORT --from A --to B [--to C ...] [--data FILE|-] ...`
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The server to talk to, `HOST:PORT`.
+    #[arg(long)]
+    server: String,
+    /// The envelope sender (`MAIL FROM`); an empty string sends the null path `<>`.
+    #[arg(long)]
+    from: String,
+    /// An envelope recipient (`RCPT TO`); repeat for more.
+    #[arg(long = "to", required = true)]
+    to: Vec<String>,
+    /// The message (headers and body) from a file, or `-` for standard input. Without it a
+    /// short test message is generated.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The name to send in EHLO/HELO. Default: this machine's host name.
+    #[arg(long)]
+    helo: Option<String>,
+    /// Use STARTTLS when the server offers it (opportunistic).
+    #[arg(long, conflicts_with = "tls_required")]
+    starttls: bool,
+    /// Never send in plaintext: without TLS every recipient is deferred.
+    #[arg(long)]
+    tls_required: bool,
+    /// Authenticate with `USER:PASS` (PLAIN, else LOGIN).
+    #[arg(long)]
+    auth: Option<String>,
+}
+
+/// Runs `impulse send`.
+pub fn run(args: SendArgs) -> ExitCode {
+    match send(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("impulse send: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn send(args: SendArgs) -> Result<ExitCode, String> {
+    let addr: SocketAddr = args
+        .server
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve --server {}: {e}", args.server))?
+        .next()
+        .ok_or_else(|| format!("--server {} has no address", args.server))?;
+    let body = match &args.data {
+        None => test_message(&args.from, &args.to),
+        Some(path) if path.as_os_str() == "-" => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("cannot read the message from standard input: {e}"))?;
+            body
+        }
+        Some(path) => std::fs::read(path)
+            .map_err(|e| format!("cannot read the message from {}: {e}", path.display()))?,
+    };
+    let helo = args
+        .helo
+        .unwrap_or_else(|| smtp_server::config::ServerConfig::default().effective_hostname());
+    let mut options = Options::new(helo);
+    options.session.policy.tls = if args.tls_required {
+        TlsMode::Required
+    } else if args.starttls {
+        TlsMode::Opportunistic
+    } else {
+        TlsMode::Disabled
+    };
+    if let Some(auth) = args.auth {
+        let (user, password) = auth.split_once(':').ok_or("--auth takes USER:PASS")?;
+        options.session.credentials = Some(Credentials::Password {
+            user: user.to_owned(),
+            password: Secret::new(password),
+        });
+    }
+    let message = Message::new(args.from, args.to.clone(), body);
+
+    let outcomes = match Client::connect(addr, options) {
+        Ok(mut connection) => {
+            let result = connection.send(&message);
+            let _ = connection.quit();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            // The session failed before per-recipient replies: every recipient is deferred.
+            let reply = e.reply();
+            args.to
+                .iter()
+                .map(|rcpt| RecipientOutcome::from_reply(rcpt, reply.clone(), true))
+                .collect()
+        }
+    };
+    for outcome in &outcomes {
+        print_outcome(outcome);
+    }
+    let bounced = outcomes.iter().any(|o| o.kind == OutcomeKind::Bounced);
+    let deferred = outcomes.iter().any(|o| o.kind == OutcomeKind::Deferred);
+    Ok(if bounced {
+        ExitCode::from(1)
+    } else if deferred {
+        ExitCode::from(75)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One line per recipient: `<addr>: delivered|deferred|bounced: reply [class]`.
+fn print_outcome(outcome: &RecipientOutcome) {
+    let kind = match outcome.kind {
+        OutcomeKind::Delivered => "delivered",
+        OutcomeKind::Deferred => "deferred",
+        OutcomeKind::Bounced => "bounced",
+    };
+    let reply = outcome.reply.to_bytes();
+    let reply = String::from_utf8_lossy(&reply);
+    let reply = reply.trim_end().replace("\r\n", " / ");
+    let origin = if outcome.local { " (local)" } else { "" };
+    if outcome.kind == OutcomeKind::Delivered {
+        println!("<{}>: {kind}: {reply}", outcome.recipient);
+    } else {
+        let class = &outcome.class;
+        println!(
+            "<{}>: {kind}{origin}: {reply} [class {} {} ({})]",
+            outcome.recipient, class.id, class.name, class.category
+        );
+    }
+}
+
+/// A short RFC 5322 test message.
+fn test_message(from: &str, to: &[String]) -> Vec<u8> {
+    let date = smtp_server::factory::rfc5322_date(SystemTime::now());
+    let from = if from.is_empty() { "<>" } else { from };
+    format!(
+        "From: <{from}>\r\nTo: {}\r\nSubject: test message from impulse send\r\n\
+Date: {date}\r\nMessage-ID: <{}.impulse-send@localhost>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nThis is a test message sent by impulse send.\r\n",
+        to.iter()
+            .map(|t| format!("<{t}>"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+    .into_bytes()
+}
