@@ -2,8 +2,7 @@
 //! configuration table, and drives the AUTH chain as the server does: accepted, rejected,
 //! `538` without TLS, and pending verdicts completed from the plugin's own thread.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -17,35 +16,14 @@ use hooks_api::{
     SessionInfo, TlsInfo, Verdict,
 };
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "../../../tests/support/plugin_so.rs"]
+mod build_so;
 
 /// Builds the plugin's cdylib once per test binary and returns its path.
 fn plugin_so() -> PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(|| {
-        let target = workspace().join("target/plugin-tests/first-party");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--lib",
-                "-p",
-                "impulse-plugin-auth-file",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the auth-file plugin failed");
-        let file = format!(
-            "{}impulse_plugin_auth_file{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        );
-        target.join("debug").join(file)
+        build_so::build_plugin_so("impulse-plugin-auth-file", "impulse_plugin_auth_file")
     })
     .clone()
 }

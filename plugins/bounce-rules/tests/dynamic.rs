@@ -2,8 +2,7 @@
 //! classifier, and checks that the configured classes and rules reach the host's registry
 //! and decide the classification of sample replies.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hooks_api::smtp_proto::classify::{self, Category};
@@ -11,35 +10,14 @@ use hooks_api::smtp_proto::EnhancedStatus;
 use hooks_api::toml;
 use hooks_api::{LoadError, Registry};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "../../../tests/support/plugin_so.rs"]
+mod build_so;
 
 /// Builds the plugin's cdylib once per test binary and returns its path.
 fn plugin_so() -> PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(|| {
-        let target = workspace().join("target/plugin-tests/first-party");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--lib",
-                "-p",
-                "impulse-plugin-bounce-rules",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the bounce-rules plugin failed");
-        let file = format!(
-            "{}impulse_plugin_bounce_rules{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        );
-        target.join("debug").join(file)
+        build_so::build_plugin_so("impulse-plugin-bounce-rules", "impulse_plugin_bounce_rules")
     })
     .clone()
 }

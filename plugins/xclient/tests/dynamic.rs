@@ -2,8 +2,7 @@
 //! server will: EHLO advertisement, the XCLIENT verb from authorized and unauthorized peers,
 //! bad syntax, and XCLIENT inside a transaction (after the MAIL chain ran).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hooks_api::smtp_proto::{classify, Params, Path as ReversePath};
@@ -12,37 +11,14 @@ use hooks_api::{
     Command as Verb, Ctx, HookPoint, Mail, Notes, Order, Registry, SessionInfo, Verdict,
 };
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "../../../tests/support/plugin_so.rs"]
+mod build_so;
 
 /// Builds the plugin's cdylib once per test binary and returns its path.
 fn plugin_so() -> PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        let target = workspace().join("target/plugin-tests/first-party");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--lib",
-                "-p",
-                "impulse-plugin-xclient",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the xclient plugin failed");
-        let file = format!(
-            "{}impulse_plugin_xclient{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        );
-        target.join("debug").join(file)
-    })
-    .clone()
+    SO.get_or_init(|| build_so::build_plugin_so("impulse-plugin-xclient", "impulse_plugin_xclient"))
+        .clone()
 }
 
 fn loaded() -> Registry {
