@@ -126,6 +126,18 @@ fn a_so_plugin_rejects_and_accepts_as_configured() {
     let list = spool.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].recipients, ["good@example.com", "slow@example.com"]);
+    // The plugin's transaction note travels with the message in the spool envelope.
+    let envelope = spool.read_envelope(list[0].id).unwrap();
+    let trace = envelope
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("test-plugin.trace="))
+        .unwrap_or_else(|| panic!("no trace note in {:?}", envelope.notes));
+    // Every RCPT's hooks, up to the panicking one's p20.
+    assert_eq!(
+        trace,
+        "first,p10,first,p10,p20,p30,last,first,p10,p20,p30,last,first,p10,p20"
+    );
     handle.shutdown();
     handle.join().unwrap();
 }

@@ -3,11 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_server::config::ServerConfig;
 use smtp_server::server::{Server, ServerHandle};
-use smtp_server::spool::{QueueId, Spool};
+use smtp_server::spool::{QueueId, RealIo, Spool, SpoolOptions};
 
 struct Running {
     handle: Option<ServerHandle>,
@@ -19,7 +20,12 @@ struct Running {
 impl Running {
     fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Running {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        // No tmp-file stock, so that `tmp/` holds only messages in flight.
+        let options = SpoolOptions {
+            tmp_stock: 0,
+            ..SpoolOptions::default()
+        };
+        let spool = Spool::open_with(dir.path().join("spool"), options, Arc::new(RealIo)).unwrap();
         let mut config = ServerConfig {
             workers: 2,
             ..ServerConfig::default()

@@ -62,6 +62,7 @@ mod io;
 pub mod memfs;
 mod reader;
 mod recovery;
+mod stock;
 mod writer;
 
 #[cfg(test)]
@@ -72,8 +73,6 @@ mod tests_faults;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-use crossbeam_channel::Sender;
 
 pub use committer::CommitCallback;
 pub use error::{SpoolError, REPLY_LOCAL_ERROR, REPLY_NO_SPACE};
@@ -88,7 +87,7 @@ pub use reader::MessageReader;
 pub use recovery::RecoveryReport;
 pub use writer::{MessageWindow, SpoolWriter};
 
-use committer::{Counters, Job};
+use committer::{Counters, Job, JobQueue};
 use reader::open_layout;
 
 /// Tuning of a [`Spool`].
@@ -105,14 +104,19 @@ pub struct SpoolOptions {
     /// a spool a server is using (`impulse spool ...`) turn this off: recovery would delete
     /// the server's in-flight tmp files.
     pub recover: bool,
+    /// Empty files kept created in `tmp/` by a spool thread, so that [`Spool::begin`] makes
+    /// no system call (default 32; 0 turns the stock off and `begin` creates its file).
+    /// Only a spool opened with `recover` keeps a stock.
+    pub tmp_stock: usize,
 }
 
 impl Default for SpoolOptions {
     fn default() -> Self {
         SpoolOptions {
             buffer_size: 64 * 1024,
-            sync_threads: 16,
+            sync_threads: 32,
             recover: true,
+            tmp_stock: 32,
         }
     }
 }
@@ -126,14 +130,23 @@ pub(crate) struct Shared {
     pub queue_dir: PathBuf,
     pub quarantine_dir: PathBuf,
     pub buffer_size: usize,
+    /// Ready-made tmp files for [`Spool::begin`].
+    pub stock: Option<stock::Stock>,
 }
 
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
-    jobs: Sender<Job>,
+    jobs: Arc<JobQueue>,
     counters: Arc<Counters>,
     report: RecoveryReport,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The sync threads finish the commits already queued, then exit.
+        self.jobs.close();
+    }
 }
 
 /// A durable on-disk spool. Cheap to clone (all clones share the directory and threads);
@@ -185,14 +198,15 @@ impl Spool {
         io: Arc<dyn SpoolIo>,
     ) -> Result<Spool, SpoolError> {
         let root = dir.as_ref().to_path_buf();
-        let shared = Arc::new(Shared {
+        let mut shared = Shared {
             tmp_dir: root.join("tmp"),
             queue_dir: root.join("queue"),
             quarantine_dir: root.join("quarantine"),
             root,
             io,
             buffer_size: options.buffer_size.max(4096),
-        });
+            stock: None,
+        };
         let report = if options.recover {
             for d in [&shared.tmp_dir, &shared.queue_dir, &shared.quarantine_dir] {
                 shared
@@ -213,6 +227,12 @@ impl Spool {
                 .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
             RecoveryReport::default()
         };
+        if options.recover && options.tmp_stock > 0 {
+            let stock = stock::start(shared.io.clone(), shared.tmp_dir.clone(), options.tmp_stock)
+                .map_err(|e| SpoolError::io("spawn", &shared.root, e))?;
+            shared.stock = Some(stock);
+        }
+        let shared = Arc::new(shared);
         let counters = Arc::new(Counters::default());
         let jobs = committer::start(shared.clone(), options.sync_threads, counters.clone())
             .map_err(|e| SpoolError::io("spawn", &shared.root, e))?;
@@ -257,8 +277,7 @@ impl Spool {
     /// spool thread with `Ok(id)` once the message is durable, or `Err` (the file removed).
     /// Only an `Ok` allows a `250`.
     pub fn commit(&self, writer: SpoolWriter, done: CommitCallback) {
-        if let Err(e) = self.inner.jobs.send(Job { writer, done }) {
-            let Job { writer, done } = e.into_inner();
+        if let Err(Job { writer, done }) = self.inner.jobs.push(Job { writer, done }) {
             drop(writer);
             done(Err(SpoolError::Closed));
         }
