@@ -329,3 +329,28 @@ fn discard_mode_answers_250_and_stores_nothing() {
     let tmp = s.spool.dir().join("tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
 }
+
+#[test]
+fn a_message_sent_with_a_half_close_is_answered_and_the_connection_closed_at_once() {
+    // The client sends the body and shuts its sending side in the same breath (data and
+    // FIN arrive together): the server must not take the short read for "nothing more" and miss the end
+    // of file, nor wait for the idle timeout.
+    let s = Running::start(|c| c.timeouts.command = 60);
+    let mut c = s.connect();
+    assert!(c.cmd("EHLO client.test").contains("PIPELINING"));
+    c.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert!(c.reply().starts_with("354"));
+    c.send(b"Subject: half-close\r\n\r\nbody\r\n.\r\n");
+    c.w.shutdown(std::net::Shutdown::Write).unwrap();
+    let started = std::time::Instant::now();
+    let queued = c.reply();
+    assert!(queued.starts_with("250 2.0.0 Ok: queued as"), "{queued}");
+    // Then the server closes its side (an end of file, after an optional 421).
+    let mut rest = String::new();
+    c.r.read_to_string(&mut rest).unwrap();
+    assert!(rest.is_empty() || rest.starts_with("421"), "{rest:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(s.queued().len(), 1);
+}
