@@ -32,18 +32,22 @@
 //!
 //! # The commit protocol
 //!
-//! 1. [`Spool::begin`] creates `tmp/<id>` with `O_EXCL` and buffers the header and envelope;
+//! 1. [`Spool::begin`] takes an empty file from the tmp stock (kept created in `tmp/` with
+//!    `O_EXCL` by a spool thread; created on the spot when the stock is empty), gives the
+//!    message a fresh queue id and buffers the header and envelope;
 //! 2. [`SpoolWriter::write_all`] streams the message through a fixed-size buffer;
-//! 3. [`Spool::commit`] hands the writer to a sync thread, which writes the END record (with
-//!    the CRC-32 of the whole file) and fsyncs the file;
-//! 4. the committer thread renames `tmp/<id>` to `queue/<id>` for every file synced meanwhile,
-//!    fsyncs `queue/` once for the whole batch (group commit), then calls each callback with
-//!    `Ok(id)`. Any failure on the way calls it with `Err` (and removes the file): never
-//!    `Ok` for a message that is not durable.
+//! 3. [`Spool::commit`] queues the writer for a sync thread, which writes the END record
+//!    (with the CRC-32 of the whole file), fdatasyncs the file and renames it to
+//!    `queue/<id>` (never replacing a file);
+//! 4. the same thread waits for a directory fsync of `queue/` that began after its rename:
+//!    the first thread to need one runs it for every rename done so far (group commit). Then
+//!    it calls the callback with `Ok(id)`. Any failure on the way calls it with `Err` (and
+//!    removes the file): never `Ok` for a message that is not durable.
 //!
 //! # Which calls block
 //!
-//! * block on file I/O: [`Spool::open`] (recovery reads every queued file), [`Spool::begin`],
+//! * block on file I/O: [`Spool::open`] (recovery reads every queued file), [`Spool::begin`]
+//!   (only when the tmp stock is empty),
 //!   [`SpoolWriter::write_all`], [`SpoolWriter::abort`] and dropping a writer (unlink),
 //!   [`Spool::commit_blocking`] (waits for the fsyncs), [`Spool::check_free_space`]
 //!   (`statvfs`), and the read side ([`Spool::list`], [`Spool::read_envelope`],
@@ -96,8 +100,8 @@ pub struct SpoolOptions {
     /// Capacity of each writer's buffer, in bytes (default 64 KiB). This is all the memory a
     /// message in flight costs, whatever its size.
     pub buffer_size: usize,
-    /// Threads that finish and fsync files in parallel before the committer batches the
-    /// renames (default 16: fsync waits on the disk, not the CPU, and the file system
+    /// Threads that carry commits through the file sync, the rename and the shared directory
+    /// sync in parallel (default 16: fsync waits on the disk, not the CPU, and the file system
     /// batches concurrent fsyncs in one journal commit).
     pub sync_threads: usize,
     /// Create the directories and run startup recovery (default `true`). Tools that inspect
@@ -114,7 +118,7 @@ impl Default for SpoolOptions {
     fn default() -> Self {
         SpoolOptions {
             buffer_size: 64 * 1024,
-            sync_threads: 32,
+            sync_threads: 16,
             recover: true,
             tmp_stock: 32,
         }
@@ -179,7 +183,7 @@ pub struct SpoolStats {
     pub commits: u64,
     /// Commits that completed with `Err`.
     pub failures: u64,
-    /// Directory fsyncs of `queue/` done by the committer: fewer than `commits` when group
+    /// Directory fsyncs of `queue/` done by the sync threads: fewer than `commits` when group
     /// commit shares them.
     pub dir_fsyncs: u64,
 }

@@ -212,7 +212,7 @@ impl SpoolWriter {
         Ok(())
     }
 
-    /// Releases the finished file to the committer: from now on the queue owns it.
+    /// Releases the finished file for its rename: from now on the queue owns it.
     pub(crate) fn into_tmp_path(mut self) -> (QueueId, PathBuf) {
         self.done = true;
         (self.id, std::mem::take(&mut self.tmp_path))
