@@ -7,14 +7,11 @@
 //! `cargo run --example` runs (cargo builds the example binaries themselves during
 //! `cargo test`), without starting a nested cargo from inside a test.
 
-use std::io::Read;
-use std::sync::Arc;
-
 use impulse::client::OutcomeKind;
-use impulse::hooks::Registry;
-use impulse::server::config::ServerConfig;
-use impulse::server::spool::Spool;
-use impulse::server::{Server, ServerHandle};
+
+#[path = "support/server.rs"]
+mod test_server;
+use test_server::TestServer;
 
 #[allow(dead_code)]
 #[path = "../examples/send_mail.rs"]
@@ -24,35 +21,16 @@ mod send_mail;
 #[path = "../examples/custom_client_state.rs"]
 mod custom_client_state;
 
-fn server(spool: &Spool) -> ServerHandle {
-    Server::builder()
-        .config(ServerConfig {
-            workers: 1,
-            ..ServerConfig::default()
-        })
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .registry(Arc::new(Registry::new()))
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap()
-}
-
-fn spooled(spool: &Spool) -> Vec<(String, Vec<String>, String)> {
-    spool
+/// Every message in the server's spool: sender, recipients, stored text.
+fn spooled(server: &TestServer) -> Vec<(String, Vec<String>, String)> {
+    server
+        .spool
         .list()
         .unwrap()
         .iter()
         .map(|e| {
-            let mut body = String::new();
-            spool
-                .open_message(e.id)
-                .unwrap()
-                .read_to_string(&mut body)
-                .unwrap();
-            (e.sender.clone(), e.recipients.clone(), body)
+            let text = String::from_utf8(server.stored(e.id)).unwrap();
+            (e.sender.clone(), e.recipients.clone(), text)
         })
         .collect()
 }
@@ -69,12 +47,10 @@ fn send_mail_arguments_default_to_the_local_test_server() {
 
 #[test]
 fn send_mail_delivers_and_prints_each_recipient_with_its_class() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = server(&spool);
+    let server = TestServer::start();
     let args = send_mail::Args::parse(
         [
-            handle.local_addrs()[0].to_string(),
+            server.addr.to_string(),
             "me@client.test".to_owned(),
             "you@mx.test".to_owned(),
             "bad address@mx.test".to_owned(),
@@ -107,7 +83,7 @@ fn send_mail_delivers_and_prints_each_recipient_with_its_class() {
     );
     assert!(lines[2].ends_with("[decided by the client]"), "{out}");
 
-    let stored = spooled(&spool);
+    let stored = spooled(&server);
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].0, "me@client.test");
     assert_eq!(stored[0].1, ["you@mx.test"]);
@@ -118,17 +94,14 @@ fn send_mail_delivers_and_prints_each_recipient_with_its_class() {
         "{}",
         stored[0].2
     );
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 #[test]
 fn custom_client_state_prints_its_chain_and_runs_noop_before_mail() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = server(&spool);
+    let server = TestServer::start();
     let mut out = Vec::new();
-    let outcomes = custom_client_state::run(handle.local_addrs()[0], &mut out).unwrap();
+    let outcomes = custom_client_state::run(server.addr, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(outcomes[0].is_delivered(), "{outcomes:?}\n{out}");
 
@@ -178,7 +151,6 @@ fn custom_client_state_prints_its_chain_and_runs_noop_before_mail() {
         out.contains("postmaster@example.com: Delivered 250 Ok: queued as "),
         "{out}"
     );
-    assert_eq!(spooled(&spool).len(), 1);
-    handle.shutdown();
-    handle.join().unwrap();
+    assert_eq!(spooled(&server).len(), 1);
+    server.stop();
 }
