@@ -36,7 +36,7 @@ pub mod session;
 
 pub use driver::engine::{Delivery, Engine, EngineBuilder, Stats, Ticket};
 pub use error::{Error, Stage};
-pub use message::{Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
+pub use message::{Body, Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
 pub use policy::{Policy, TlsMode};
 pub use registry::{
     Builtin, RegistryError, StateEntry, StateId, StateKind, StateMachine, StateRegistry,

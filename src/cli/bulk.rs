@@ -60,7 +60,7 @@ pub fn run(bulk: Bulk) -> Result<ExitCode, String> {
     let engine = Engine::builder(bulk.addr)
         .connections(bulk.concurrency)
         .max_deliveries_per_connection(bulk.per_connection)
-        .queue_capacity(bulk.concurrency.saturating_mul(2).max(64))
+        .queue_capacity(bulk.concurrency.max(64))
         .session(bulk.session)
         .build()
         .map_err(|e| format!("cannot start the engine: {e}"))?;

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
@@ -29,8 +29,6 @@ pub(super) struct Loop {
     conns: Slab<Conn>,
     pending: VecDeque<Job>,
     jobs: Receiver<Job>,
-    /// The submitting side is gone: no more jobs will come.
-    jobs_closed: bool,
     done: Sender<Delivery>,
     shared: Arc<Shared>,
     settings: Settings,
@@ -54,7 +52,6 @@ impl Loop {
             conns: Slab::with_capacity(settings.connections.min(4096)),
             pending: VecDeque::new(),
             jobs,
-            jobs_closed: false,
             done,
             shared,
             settings,
@@ -72,7 +69,6 @@ impl Loop {
             self.settings.connections
         );
         loop {
-            self.take_jobs();
             let now = Instant::now();
             self.dispatch(now);
             if self.finished() {
@@ -82,7 +78,7 @@ impl Loop {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(now));
             self.shared.parked.store(true, Ordering::SeqCst);
-            // A job sent after `take_jobs` but before `parked` was set did not wake us.
+            // A job sent after `dispatch` looked but before `parked` was set did not wake us.
             let timeout = if self.jobs.is_empty() && !self.shutdown_requested() {
                 timeout
             } else {
@@ -142,18 +138,17 @@ impl Loop {
         self.conns.is_empty()
     }
 
-    /// Moves jobs from the channel to the local queue, up to one per connection.
-    fn take_jobs(&mut self) {
-        while self.pending.len() < self.settings.connections {
-            match self.jobs.try_recv() {
-                Ok(job) => self.pending.push_back(job),
-                Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Disconnected) => {
-                    self.jobs_closed = true;
-                    return;
-                }
-            }
+    /// The next message to send: one going to another connection first, then the queue.
+    fn next_job(&mut self) -> Option<Job> {
+        if let Some(job) = self.pending.pop_front() {
+            return Some(job);
         }
+        self.jobs.try_recv().ok()
+    }
+
+    /// Messages waiting for a connection.
+    fn waiting(&self) -> usize {
+        self.pending.len() + self.jobs.len()
     }
 
     /// Gives waiting messages to ready connections, opens connections for the rest, closes
@@ -174,18 +169,15 @@ impl Loop {
             if conn.deliveries >= self.settings.max_deliveries {
                 log::debug!("engine: connection {key} reached its message limit");
                 conn.session.close(now);
-            } else if let Some(job) = self.pending.pop_front() {
+            } else if let Some(job) = self.next_job() {
                 self.assign(key, job, now);
-            } else if conn.idle_since.is_none() {
-                conn.idle_since = Some(now);
+            } else if let Some(conn) = self.conns.get_mut(key) {
+                conn.idle_since.get_or_insert(now);
             }
             self.settle(key, now);
-            if self.pending.is_empty() {
-                self.take_jobs();
-            }
         }
         let room = self.settings.connections.saturating_sub(self.conns.len());
-        let wanted = self.pending.len().saturating_sub(setting_up).min(room);
+        let wanted = self.waiting().saturating_sub(setting_up).min(room);
         for _ in 0..wanted {
             self.open(now);
         }
@@ -278,8 +270,9 @@ impl Loop {
             .map(|e| e.reply())
             .unwrap_or_else(|| Error::PeerClosed.reply());
         self.failures = 0;
-        self.take_jobs();
-        while let Some(job) = self.pending.pop_front() {
+        // The messages waiting now; later ones get connections of their own.
+        for _ in 0..self.waiting() {
+            let Some(job) = self.next_job() else { break };
             let outcomes = job
                 .message
                 .recipients
