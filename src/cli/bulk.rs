@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,7 +61,7 @@ pub fn run(bulk: Bulk) -> Result<ExitCode, String> {
     let engine = Engine::builder(bulk.addr)
         .connections(bulk.concurrency)
         .max_deliveries_per_connection(bulk.per_connection)
-        .queue_capacity(bulk.concurrency.max(64))
+        .queue_capacity(bulk.concurrency.max(256))
         .session(bulk.session)
         .build()
         .map_err(|e| format!("cannot start the engine: {e}"))?;
@@ -69,12 +70,22 @@ pub fn run(bulk: Bulk) -> Result<ExitCode, String> {
     let started = Instant::now();
 
     let count = bulk.count;
+    let submitted = AtomicU64::new(0);
     let mut tally = std::thread::scope(|scope| {
         let engine = &engine;
+        let submitted = &submitted;
         let (from, to, size, data) = (&bulk.from, &bulk.to, bulk.size, &bulk.data);
         let producer = scope.spawn(move || -> Result<(), String> {
             let padding = padding(size);
+            let refill = engine.queue_capacity() / 2;
             for n in 0..count {
+                if engine.queued() >= engine.queue_capacity() {
+                    // Wait for the queue to drain by half rather than hand over messages one
+                    // slot at a time (each a thread wake-up on both sides).
+                    while engine.queued() > refill {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 let body = match data {
                     Some(body) => body.clone(),
                     None => test_message(from, to, n, count, size, &padding),
@@ -82,24 +93,29 @@ pub fn run(bulk: Bulk) -> Result<ExitCode, String> {
                 engine
                     .submit(Message::new(from.clone(), to.iter().cloned(), body))
                     .map_err(|e| format!("cannot submit message {n}: {e}"))?;
+                submitted.fetch_add(1, Ordering::SeqCst);
             }
             Ok(())
         });
         let mut tally = Tally::default();
         while tally.messages < count {
-            match deliveries.recv_timeout(Duration::from_millis(200)) {
-                Ok(delivery) => {
-                    tally.add(&delivery.outcomes);
-                    bar.inc(1);
+            // Collected in batches every few milliseconds: waiting on the channel for each
+            // delivery would cost the engine thread a wake-up of this one per message.
+            let before = tally.messages;
+            for delivery in deliveries.try_iter() {
+                tally.add(&delivery.outcomes);
+            }
+            bar.inc(tally.messages - before);
+            if tally.messages < count {
+                if producer.is_finished()
+                    && submitted.load(Ordering::SeqCst) == tally.messages
+                    && deliveries.is_empty()
+                {
+                    // The producer stopped early (an error) and everything it submitted
+                    // came back.
+                    break;
                 }
-                Err(_) if producer.is_finished() && tally.messages < count => {
-                    // The producer stopped early (an error): stop waiting for more once
-                    // everything it submitted came back.
-                    if engine.stats().deliveries == tally.messages {
-                        break;
-                    }
-                }
-                Err(_) => {}
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
         match producer.join() {

@@ -70,7 +70,7 @@ impl Loop {
         );
         loop {
             let now = Instant::now();
-            self.dispatch(now);
+            let hungry = self.dispatch(now);
             if self.finished() {
                 break;
             }
@@ -78,11 +78,14 @@ impl Loop {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(now));
             self.shared.parked.store(true, Ordering::SeqCst);
-            // A job sent after `dispatch` looked but before `parked` was set did not wake us.
-            let timeout = if self.jobs.is_empty() && !self.shutdown_requested() {
-                timeout
-            } else {
+            // A job sent after `dispatch` looked but before `parked` was set did not wake
+            // us; that matters only if a connection could take it now. Otherwise the
+            // connections' own events wake us.
+            let late_job = hungry && !self.jobs.is_empty();
+            let timeout = if late_job || self.shutdown_requested() {
                 Some(Duration::ZERO)
+            } else {
+                timeout
             };
             let polled = self.poll.poll(&mut self.events, timeout);
             self.shared.parked.store(false, Ordering::SeqCst);
@@ -152,8 +155,10 @@ impl Loop {
     }
 
     /// Gives waiting messages to ready connections, opens connections for the rest, closes
-    /// connections that reached their limit.
-    fn dispatch(&mut self, now: Instant) {
+    /// connections that reached their limit. Returns `true` when a message submitted now
+    /// could be sent at once (a connection is ready for it, or one could be opened).
+    fn dispatch(&mut self, now: Instant) -> bool {
+        let mut hungry = false;
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         let mut setting_up = 0;
         for key in keys {
@@ -173,6 +178,7 @@ impl Loop {
                 self.assign(key, job, now);
             } else if let Some(conn) = self.conns.get_mut(key) {
                 conn.idle_since.get_or_insert(now);
+                hungry = true;
             }
             self.settle(key, now);
         }
@@ -181,6 +187,7 @@ impl Loop {
         for _ in 0..wanted {
             self.open(now);
         }
+        hungry || self.conns.len() < self.settings.connections
     }
 
     fn assign(&mut self, key: usize, mut job: Job, now: Instant) {

@@ -308,6 +308,19 @@ impl Engine {
         Ok(ticket)
     }
 
+    /// How many submitted messages wait for a connection now.
+    pub fn queued(&self) -> usize {
+        self.jobs.as_ref().map_or(0, Sender::len)
+    }
+
+    /// How many messages may wait before [`submit`](Self::submit) blocks.
+    pub fn queue_capacity(&self) -> usize {
+        self.jobs
+            .as_ref()
+            .and_then(Sender::capacity)
+            .unwrap_or_default()
+    }
+
     /// The outcomes: one [`Delivery`] per submitted message, in the order they end. The
     /// channel is unbounded: keep draining it. It disconnects after [`shutdown`](Self::shutdown)
     /// once every delivery was received.
