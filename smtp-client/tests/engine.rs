@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_client::driver::engine::{Delivery, Engine, EngineBuilder, Ticket};
-use smtp_client::{Message, OutcomeKind, SessionConfig};
+use smtp_client::smtp_proto::Reply;
+use smtp_client::{
+    Anchor, ClientContext, ClientState, Message, OutcomeKind, SessionConfig, StateAction,
+    StateRegistry,
+};
 use smtp_server::config::ServerConfig;
 use smtp_server::server::{Server, ServerHandle};
 use smtp_server::spool::Spool;
@@ -262,6 +266,69 @@ fn a_server_that_silently_drops_idle_connections() {
     assert!(d.iter().all(Delivery::is_delivered), "{d:?}");
     assert_eq!(server.messages.load(Ordering::SeqCst), 10);
     engine.shutdown();
+}
+
+#[test]
+fn a_refused_greeting_fails_the_waiting_messages_with_the_servers_reply() {
+    let server = Scripted::start(|_| Script::RefuseGreeting);
+    let engine = builder(server.addr)
+        .connections(1)
+        .attempts(2)
+        .build()
+        .unwrap();
+    for d in run(&engine, 3, &["a@scripted.test"]) {
+        assert_eq!(kinds(&d), [OutcomeKind::Bounced]);
+        assert_eq!(d.outcomes[0].reply.code(), 554);
+        assert_eq!(d.attempts, 0, "never given to a connection");
+    }
+    assert_eq!(server.messages.load(Ordering::SeqCst), 0);
+    assert!(engine.stats().connections_failed >= 2);
+    engine.shutdown();
+}
+
+/// Sends NOOP after EHLO.
+struct Noop;
+
+impl ClientState for Noop {
+    fn name(&self) -> &str {
+        "xnoop"
+    }
+    fn enter(&mut self, _: &mut dyn ClientContext) -> StateAction {
+        StateAction::command("NOOP")
+    }
+    fn on_reply(&mut self, _: &mut dyn ClientContext, reply: &Reply) -> StateAction {
+        if reply.is_positive_completion() {
+            StateAction::Next
+        } else {
+            StateAction::Fail {
+                reply: reply.clone(),
+            }
+        }
+    }
+}
+
+#[test]
+fn custom_states_run_on_every_engine_connection() {
+    let server = Scripted::start(|_| Script::Serve);
+    let mut registry = StateRegistry::new();
+    registry
+        .register_state("xnoop", Anchor::After("ehlo".into()), || Box::new(Noop))
+        .unwrap();
+    let engine = builder(server.addr)
+        .machine(registry.build())
+        .connections(2)
+        .max_deliveries_per_connection(2)
+        .build()
+        .unwrap();
+    let d = run(&engine, 8, &["a@scripted.test"]);
+    assert!(d.iter().all(Delivery::is_delivered), "{d:?}");
+    engine.shutdown();
+    let connections = server.connections.load(Ordering::SeqCst);
+    assert!(
+        connections >= 4,
+        "{connections} connections for 8 messages, 2 each"
+    );
+    assert_eq!(server.noops.load(Ordering::SeqCst), connections);
 }
 
 #[test]

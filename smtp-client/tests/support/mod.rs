@@ -98,6 +98,8 @@ pub enum Script {
     CloseAtMail,
     /// Serves one message, then closes without a word while the client is idle.
     CloseAfterOneMessage,
+    /// Greets with `554 5.3.2`, then answers only QUIT.
+    RefuseGreeting,
 }
 
 /// A tiny ESMTP server on a std thread: one thread per connection, each following the
@@ -106,6 +108,8 @@ pub struct Scripted {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub messages: Arc<AtomicUsize>,
+    /// NOOP commands received.
+    pub noops: Arc<AtomicUsize>,
 }
 
 impl Scripted {
@@ -114,29 +118,36 @@ impl Scripted {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let messages = Arc::new(AtomicUsize::new(0));
-        let (c, m) = (connections.clone(), messages.clone());
+        let noops = Arc::new(AtomicUsize::new(0));
+        let (c, m, o) = (connections.clone(), messages.clone(), noops.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let n = c.fetch_add(1, Ordering::SeqCst);
-                let m = m.clone();
-                std::thread::spawn(move || serve(stream, pick(n), &m));
+                let (m, o) = (m.clone(), o.clone());
+                std::thread::spawn(move || serve(stream, pick(n), &m, &o));
             }
         });
         Scripted {
             addr,
             connections,
             messages,
+            noops,
         }
     }
 }
 
-fn serve(stream: TcpStream, script: Script, messages: &AtomicUsize) {
+fn serve(stream: TcpStream, script: Script, messages: &AtomicUsize, noops: &AtomicUsize) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut out = stream.try_clone().unwrap();
     let mut lines = BufReader::new(stream);
     let mut say = |s: &str| out.write_all(s.as_bytes()).is_ok();
-    if !say("220 scripted.test ESMTP\r\n") {
+    let greeting = if script == Script::RefuseGreeting {
+        "554 5.3.2 scripted.test no service here\r\n"
+    } else {
+        "220 scripted.test ESMTP\r\n"
+    };
+    if !say(greeting) {
         return;
     }
     let mut line = String::new();
@@ -161,17 +172,21 @@ fn serve(stream: TcpStream, script: Script, messages: &AtomicUsize) {
             continue;
         }
         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        if verb == "NOOP" {
+            noops.fetch_add(1, Ordering::SeqCst);
+        }
         let reply = match verb.as_str() {
+            "QUIT" => {
+                say("221 2.0.0 bye\r\n");
+                return;
+            }
+            _ if script == Script::RefuseGreeting => "503 5.5.1 no service\r\n",
             "EHLO" => "250-scripted.test\r\n250 PIPELINING\r\n",
             "MAIL" if script == Script::CloseAtMail => return,
             "MAIL" | "RCPT" | "RSET" | "NOOP" => "250 2.0.0 ok\r\n",
             "DATA" => {
                 in_data = true;
                 "354 go on\r\n"
-            }
-            "QUIT" => {
-                say("221 2.0.0 bye\r\n");
-                return;
             }
             _ => "502 5.5.2 unknown\r\n",
         };
