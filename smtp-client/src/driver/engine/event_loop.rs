@@ -400,7 +400,7 @@ impl Loop {
         if conn.session.is_idle() && !conn.ready_once {
             conn.ready_once = true;
             self.failures = 0;
-            log::debug!("engine: connection {key} ready");
+            log::info!("engine: connection {key} to {} ready", self.settings.addr);
         }
         let ready_once = conn.ready_once;
         let error = conn.session.error().cloned();
@@ -445,8 +445,9 @@ impl Loop {
         if !ready_once {
             self.setup_failed(error.unwrap_or(Error::PeerClosed));
         } else {
-            log::debug!(
-                "engine: connection {key} closed after {} messages",
+            log::info!(
+                "engine: connection {key} to {} closed after {} messages",
+                self.settings.addr,
                 conn.deliveries
             );
         }
