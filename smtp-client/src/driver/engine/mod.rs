@@ -52,7 +52,7 @@
 //!
 //! Memory: the engine thread reads into one shared 16 KiB buffer; a connection owns its
 //! session (a few hundred bytes plus the reply being parsed), the message it carries, and the
-//! bytes the kernel would not take yet. The socket goes through a small [`transport`] enum so
+//! bytes the kernel would not take yet. The socket goes through a small `Transport` enum so
 //! that a TLS stream can take the place of the plain one.
 
 use std::net::SocketAddr;
@@ -70,7 +70,7 @@ use crate::session::SessionConfig;
 
 mod conn;
 mod event_loop;
-pub mod transport;
+mod transport;
 
 /// The engine's number for a submitted message, unique within one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -341,7 +341,8 @@ impl Engine {
     }
 
     /// Sends every message already submitted, closes every connection with QUIT, and
-    /// joins the engine thread.
+    /// joins the engine thread. A connection still being set up is waited for (within the
+    /// connect timeout and the policy's greeting and command timeouts).
     pub fn shutdown(mut self) {
         self.stop();
     }

@@ -3,8 +3,8 @@
 //! The engine reads and writes through [`Transport`] only, so a TLS stream (a rustls
 //! `ClientConnection` over the same `mio::net::TcpStream`, after STARTTLS) can be added as one
 //! more variant without touching the event loop: `read` then returns decrypted bytes and
-//! `write` takes plaintext, and [`wants_write`](Transport::wants_write) reports records the
-//! stream still has to send.
+//! `write` takes plaintext (a `wants_write` check in the connection's flush would then send
+//! the records the TLS stream still holds).
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -13,45 +13,36 @@ use mio::net::TcpStream;
 
 /// A connection's byte stream.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum Transport {
+pub(crate) enum Transport {
     /// Plain TCP.
     Plain(TcpStream),
 }
 
 impl Transport {
     /// The socket, to register with the poller.
-    pub fn socket(&mut self) -> &mut TcpStream {
+    pub(crate) fn socket(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
         }
     }
 
     /// Reads bytes from the server (`Ok(0)` at end of stream).
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
         }
     }
 
     /// Writes bytes for the server; returns how many were taken.
-    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write(buf),
         }
     }
 
-    /// `true` when the stream holds bytes of its own to send (TLS records); never for plain
-    /// TCP.
-    pub fn wants_write(&self) -> bool {
-        match self {
-            Transport::Plain(_) => false,
-        }
-    }
-
     /// Whether the TCP connect finished: `Ok(true)` connected, `Ok(false)` still connecting,
     /// `Err` failed.
-    pub fn connected(&mut self) -> io::Result<bool> {
+    pub(crate) fn connected(&mut self) -> io::Result<bool> {
         let s = self.socket();
         if let Some(e) = s.take_error()? {
             return Err(e);
@@ -64,7 +55,7 @@ impl Transport {
     }
 
     /// Closes both directions.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         let _ = self.socket().shutdown(Shutdown::Both);
     }
 }
