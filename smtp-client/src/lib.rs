@@ -16,10 +16,15 @@
 //! | [`registry`] | the chain of states: built-ins and custom states |
 //! | [`policy`] | timeouts, retries, pipelining, TLS and AUTH rules |
 //! | [`message`] | what is sent and what is reported |
-//! | [`driver`] | I/O: the blocking driver on `std::net` |
+//! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume |
+//!
+//! The [`Engine`] runs many connections to one server on one thread, reuses each for many
+//! messages (a limit per connection, an idle timeout, recovery when the server closed an idle
+//! connection) and reports one [`Delivery`] per message, with per-recipient outcomes, over a
+//! crossbeam channel.
 //!
 //! What it does not do yet: STARTTLS (a session whose policy requires TLS fails with
-//! [`Error::TlsUnavailable`]), BDAT/CHUNKING, and the mio engine for many connections.
+//! [`Error::TlsUnavailable`]) and BDAT/CHUNKING.
 #![warn(missing_docs)]
 
 pub mod driver;
@@ -29,8 +34,9 @@ pub mod policy;
 pub mod registry;
 pub mod session;
 
+pub use driver::engine::{Delivery, Engine, EngineBuilder, Stats, Ticket};
 pub use error::{Error, Stage};
-pub use message::{Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
+pub use message::{Body, Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
 pub use policy::{Policy, TlsMode};
 pub use registry::{
     Builtin, RegistryError, StateEntry, StateId, StateKind, StateMachine, StateRegistry,

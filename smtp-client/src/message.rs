@@ -1,5 +1,10 @@
 //! What the client sends ([`Message`]) and what it reports ([`RecipientOutcome`], [`Event`]).
 
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
 use hooks_api::ClientArgs;
 use smtp_proto::classify::{self, BounceClass, Category};
 use smtp_proto::sasl::Secret;
@@ -15,8 +20,8 @@ pub struct Message {
     pub from: String,
     /// The forward-paths without brackets.
     pub recipients: Vec<String>,
-    /// The message (headers and body).
-    pub body: Vec<u8>,
+    /// The message (headers and body), shared between clones.
+    pub body: Body,
     /// Per-message ESMTP parameters (Momentum's `smtp_client_args`): `NOTIFY` and `ORCPT`
     /// go on every RCPT TO, every other keyword on MAIL FROM.
     pub args: ClientArgs,
@@ -27,7 +32,7 @@ impl Message {
     pub fn new<S: Into<String>>(
         from: impl Into<String>,
         recipients: impl IntoIterator<Item = S>,
-        body: impl Into<Vec<u8>>,
+        body: impl Into<Body>,
     ) -> Self {
         Message {
             from: from.into(),
@@ -35,6 +40,129 @@ impl Message {
             body: body.into(),
             args: ClientArgs::new(),
         }
+    }
+}
+
+/// A message's content: immutable and shared, so cloning a [`Message`] (to keep it for a
+/// retry while a connection sends it, or to send one content to many envelopes) copies no
+/// bytes. Reads as a `&[u8]` through `Deref`; made from `Vec<u8>`, `String`, `&[u8]`, `&str`
+/// and the like.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Body(Arc<[u8]>);
+
+impl Body {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 64;
+        let head = &self.0[..self.0.len().min(SHOWN)];
+        write!(
+            f,
+            "Body({} bytes: {:?}",
+            self.0.len(),
+            String::from_utf8_lossy(head)
+        )?;
+        if self.0.len() > SHOWN {
+            f.write_str("...")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl From<Arc<[u8]>> for Body {
+    fn from(bytes: Arc<[u8]>) -> Self {
+        Body(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body(bytes.into())
+    }
+}
+
+impl From<Box<[u8]>> for Body {
+    fn from(bytes: Box<[u8]>) -> Self {
+        Body(bytes.into())
+    }
+}
+
+impl From<&[u8]> for Body {
+    fn from(bytes: &[u8]) -> Self {
+        Body(bytes.into())
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for Body {
+    fn from(bytes: [u8; N]) -> Self {
+        Body(bytes.as_slice().into())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Body {
+    fn from(bytes: &[u8; N]) -> Self {
+        Body(bytes.as_slice().into())
+    }
+}
+
+impl From<&Vec<u8>> for Body {
+    fn from(bytes: &Vec<u8>) -> Self {
+        Body(bytes.as_slice().into())
+    }
+}
+
+impl From<Cow<'_, [u8]>> for Body {
+    fn from(bytes: Cow<'_, [u8]>) -> Self {
+        Body(bytes.as_ref().into())
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Self {
+        Body(text.into_bytes().into())
+    }
+}
+
+impl From<&String> for Body {
+    fn from(text: &String) -> Self {
+        Body(text.as_bytes().into())
+    }
+}
+
+impl From<&str> for Body {
+    fn from(text: &str) -> Self {
+        Body(text.as_bytes().into())
+    }
+}
+
+impl PartialEq<[u8]> for Body {
+    fn eq(&self, other: &[u8]) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<Vec<u8>> for Body {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        *self.0 == **other
     }
 }
 
@@ -157,4 +285,35 @@ pub(crate) fn local_reply(code: u16, status: (u8, u16, u16), text: &str) -> Repl
         Some(EnhancedStatus::new(status.0, status.1, status.2)),
         text,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_from_the_usual_types_and_clones_share_bytes() {
+        let text = "Subject: x\r\n\r\nhi\r\n";
+        let from_vec = Message::new("a@b", ["c@d"], text.as_bytes().to_vec());
+        for m in [
+            Message::new("a@b", ["c@d"], text),
+            Message::new("a@b", ["c@d"], text.to_owned()),
+            Message::new("a@b", ["c@d"], text.as_bytes()),
+            Message::new("a@b", ["c@d"], Cow::Borrowed(text.as_bytes())),
+        ] {
+            assert_eq!(m, from_vec);
+            assert_eq!(m.body, text.as_bytes().to_vec());
+        }
+        let clone = from_vec.clone();
+        assert_eq!(
+            clone.body.as_ptr(),
+            from_vec.body.as_ptr(),
+            "shared, not copied"
+        );
+        let long = Body::from(vec![b'x'; 100]);
+        assert_eq!(
+            format!("{long:?}"),
+            format!("Body(100 bytes: {:?}...)", "x".repeat(64))
+        );
+    }
 }

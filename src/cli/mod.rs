@@ -1,5 +1,6 @@
 //! The `impulse` subcommands that are more than a few lines, one module each.
 
+pub mod bulk;
 pub mod plugin;
 pub mod send;
 pub mod serve;

@@ -1,5 +1,5 @@
 //! `impulse send`: send one message through the blocking client and print each recipient's
-//! outcome with its bounce class.
+//! outcome with its bounce class; with `--count`, bulk mode (see [`super::bulk`]).
 //!
 //! Exit status: 0 when every recipient was accepted, 1 when any recipient bounced (5xx), 75
 //! (`EX_TEMPFAIL`) when some were deferred (4xx, connection or session failure) and none
@@ -44,6 +44,19 @@ pub struct SendArgs {
     /// Authenticate with `USER:PASS` (PLAIN, else LOGIN).
     #[arg(long)]
     auth: Option<String>,
+    /// Bulk mode: send this many messages through the mio engine, show a progress bar and
+    /// end with a summary (msgs/s, outcomes by class) instead of one line per recipient.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Bulk mode: the most connections open at once.
+    #[arg(long, default_value_t = 10, requires = "count")]
+    concurrency: usize,
+    /// Bulk mode: the size of each generated message in bytes (ignored with --data).
+    #[arg(long, default_value_t = 4096, requires = "count")]
+    size: usize,
+    /// Bulk mode: messages sent over one connection before it is closed with QUIT.
+    #[arg(long, default_value_t = 1000, requires = "count")]
+    per_connection: u32,
 }
 
 /// Runs `impulse send`.
@@ -64,7 +77,11 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot resolve --server {}: {e}", args.server))?
         .next()
         .ok_or_else(|| format!("--server {} has no address", args.server))?;
+    if args.concurrency == 0 {
+        return Err("--concurrency must be at least 1".to_owned());
+    }
     let body = match &args.data {
+        None if args.count.is_some() => Vec::new(),
         None => test_message(&args.from, &args.to),
         Some(path) if path.as_os_str() == "-" => {
             let mut body = Vec::new();
@@ -92,6 +109,19 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         options.session.credentials = Some(Credentials::Password {
             user: user.to_owned(),
             password: Secret::new(password),
+        });
+    }
+    if let Some(count) = args.count {
+        return super::bulk::run(super::bulk::Bulk {
+            addr,
+            session: options.session,
+            from: args.from,
+            to: args.to,
+            count,
+            concurrency: args.concurrency,
+            size: args.size,
+            data: args.data.is_some().then_some(body),
+            per_connection: args.per_connection,
         });
     }
     let message = Message::new(args.from, args.to.clone(), body);

@@ -3,7 +3,7 @@
 //! | driver | for |
 //! |---|---|
 //! | [`blocking`] | simple embedding: one connection on `std::net`, one thread |
-//!
-//! A mio engine for many connections comes with a later increment.
+//! | [`engine`] | volume: many connections on one mio thread, each reused for many messages |
 
 pub mod blocking;
+pub mod engine;

@@ -96,7 +96,7 @@ pub(crate) fn prepare(
         }
     }
 
-    let eight_bit = message.body.iter().any(|&b| b >= 0x80);
+    let eight_bit = !message.body.is_ascii();
     if eight_bit && !caps.has(Keyword::EightBitMime) {
         return Err(local_reply(
             554,

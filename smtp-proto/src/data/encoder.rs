@@ -77,7 +77,8 @@ impl DotStuffer {
                     run = i;
                 }
             }
-            match chunk[i..].iter().position(|&b| b == b'\r' || b == b'\n') {
+            // Line text is most of a body: `memchr2` finds its end many bytes at a time.
+            match memchr::memchr2(b'\r', b'\n', &chunk[i..]) {
                 None => i = chunk.len(),
                 Some(p) if chunk[i + p] == b'\r' => {
                     i += p + 1;

@@ -1,0 +1,162 @@
+//! One engine connection: a [`Transport`], the [`Session`] it drives, and the message it
+//! carries.
+
+use std::io::ErrorKind;
+use std::time::Instant;
+
+use super::transport::Transport;
+use super::Job;
+use crate::error::Error;
+use crate::message::MessageId;
+use crate::registry::Builtin;
+use crate::session::Session;
+
+/// One connection of the slab.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) transport: Transport,
+    pub(super) session: Session,
+    /// The TCP connect finished.
+    pub(super) connected: bool,
+    /// When the TCP connect is given up.
+    pub(super) connect_deadline: Instant,
+    /// The session got ready for a message at least once.
+    pub(super) ready_once: bool,
+    /// Output the kernel did not take yet, and how much of it was written.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// The message on this connection, with its id in the session.
+    pub(super) inflight: Option<(MessageId, Job)>,
+    /// The body of the message in flight was (or may have been) handed to the server.
+    pub(super) body_sent: bool,
+    /// The connection broke before the body of the message in flight was sent: the
+    /// message may go to another connection.
+    pub(super) retry_inflight: bool,
+    /// Messages handed to this connection.
+    pub(super) deliveries: u32,
+    /// Since when the connection has had nothing to do.
+    pub(super) idle_since: Option<Instant>,
+}
+
+impl Conn {
+    pub(super) fn new(transport: Transport, session: Session, connect_deadline: Instant) -> Self {
+        Conn {
+            transport,
+            session,
+            connected: false,
+            connect_deadline,
+            ready_once: false,
+            out: Vec::new(),
+            out_pos: 0,
+            inflight: None,
+            body_sent: false,
+            retry_inflight: false,
+            deliveries: 0,
+            idle_since: None,
+        }
+    }
+
+    /// Ready for the next message: the session waits for one and nothing is in flight.
+    pub(super) fn is_ready(&self) -> bool {
+        self.connected && self.inflight.is_none() && self.session.is_idle()
+    }
+
+    /// Writes the session's output until it is all out or the socket is full.
+    pub(super) fn flush(&mut self, now: Instant) {
+        loop {
+            if self.out_pos >= self.out.len() {
+                match self.session.poll_transmit() {
+                    Some(bytes) => {
+                        self.out = bytes;
+                        self.out_pos = 0;
+                    }
+                    None => {
+                        self.out = Vec::new();
+                        self.out_pos = 0;
+                        return;
+                    }
+                }
+            }
+            if !self.connected {
+                return;
+            }
+            match self.transport.write(&self.out[self.out_pos..]) {
+                Ok(0) => {
+                    self.broken(now, |s, now| s.handle_io_error("write returned 0", now));
+                    return;
+                }
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken(now, |s, now| s.handle_io_error(e, now));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what the server sent into `scratch` and feeds it to the session. `drain`: read
+    /// until the socket would block (else a short read counts as drained, which epoll's edge
+    /// triggering makes safe: a later arrival raises a new event).
+    pub(super) fn read(&mut self, scratch: &mut [u8], drain: bool, now: Instant) {
+        while !self.session.is_done() {
+            match self.transport.read(scratch) {
+                Ok(0) => {
+                    self.broken(now, |s, now| s.handle_eof(now));
+                    return;
+                }
+                Ok(n) => {
+                    let input = &scratch[..n];
+                    self.before_input();
+                    self.session.handle_input(input, now);
+                    self.after_input();
+                    if n < scratch.len() && !drain {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken(now, |s, now| s.handle_io_error(e, now));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connection failed (`fail` feeds the failure to the session).
+    pub(super) fn broken(&mut self, now: Instant, fail: impl FnOnce(&mut Session, Instant)) {
+        self.before_input();
+        fail(&mut self.session, now);
+        self.after_input();
+        self.out.clear();
+        self.out_pos = 0;
+    }
+
+    fn before_input(&mut self) {
+        // The body goes out when the session enters `message`, and the state stays there
+        // until the final reply: it may have reached the server.
+        self.body_sent = self.inflight.is_some()
+            && (self.body_sent || self.session.current_state() == Builtin::Message.id());
+    }
+
+    /// After an input that may have ended the session: may the message in flight go to
+    /// another connection? Only when the body was not sent, and the session ended because
+    /// the connection broke or the server said `421` (closing) without a word on the message.
+    fn after_input(&mut self) {
+        if self.inflight.is_none() || self.body_sent || !self.session.is_done() {
+            return;
+        }
+        self.retry_inflight = match self.session.error() {
+            Some(Error::PeerClosed | Error::Io(_)) => true,
+            Some(Error::Refused(reply)) => reply.code() == 421,
+            _ => false,
+        };
+    }
+
+    /// Notes that the session may have entered `message` (after its output was produced).
+    pub(super) fn note_progress(&mut self) {
+        self.before_input();
+    }
+}

@@ -1,0 +1,366 @@
+//! The mio engine: many connections to one server at once, each reused for many messages.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use smtp_client::driver::engine::Engine;
+//! use smtp_client::{Message, SessionConfig};
+//!
+//! let engine = Engine::builder("127.0.0.1:25".parse().unwrap())
+//!     .connections(20)
+//!     .max_deliveries_per_connection(1000)
+//!     .idle_timeout(Duration::from_secs(5))
+//!     .session(SessionConfig::new("client.example"))
+//!     .build()?;
+//! let deliveries = engine.deliveries();
+//! for i in 0..100 {
+//!     let body = format!("Subject: {i}\r\n\r\nhello\r\n");
+//!     engine.submit(Message::new("a@example.com", ["b@example.net"], body))?;
+//! }
+//! for delivery in deliveries.iter().take(100) {
+//!     for o in &delivery.outcomes {
+//!         println!("{:?} {}: {:?} ({})", delivery.ticket, o.recipient, o.kind, o.class.name);
+//!     }
+//! }
+//! engine.shutdown();
+//! # Ok::<(), smtp_client::Error>(())
+//! ```
+//!
+//! # How it works
+//!
+//! One engine thread owns a `mio::Poll` and a slab of connections, each driving one sans-IO
+//! [`Session`](crate::Session) (the same state machine as the blocking driver, custom states
+//! included). [`Engine::submit`] puts a message on a bounded queue (it blocks while the queue
+//! is full: back-pressure) and wakes the thread through a `mio::Waker` only when it sleeps.
+//!
+//! * Connections are opened as messages wait, up to [`EngineBuilder::connections`]; each
+//!   carries one message at a time and takes the next one as soon as the last is done.
+//! * A connection is closed with QUIT after
+//!   [`max_deliveries_per_connection`](EngineBuilder::max_deliveries_per_connection) messages,
+//!   or after [`idle_timeout`](EngineBuilder::idle_timeout) without work.
+//! * When a connection breaks before the message's body was handed to the server (the
+//!   server closed an idle connection just as a message was sent on it, a reset, a `421`
+//!   before DATA), the message goes back to the queue and is sent on another connection, up
+//!   to [`attempts`](EngineBuilder::attempts) times. Once the body was sent, a missing final
+//!   reply makes the message *deferred*: it may have been accepted, so it is not sent again
+//!   here (as a real MTA would, the caller retries it later).
+//! * When connections cannot be set up (refused, timed out, greeting or EHLO refused)
+//!   [`attempts`](EngineBuilder::attempts) times in a row, every waiting message gets the
+//!   failure as its outcome (deferred for a connection failure, or the server's reply).
+//! * Every submitted message gets exactly one [`Delivery`] on the channel from
+//!   [`Engine::deliveries`], with one [`RecipientOutcome`] per recipient.
+//! * Reply deadlines come from each session's [`poll_timeout`](crate::Session::poll_timeout).
+//!
+//! Memory: the engine thread reads into one shared 16 KiB buffer; a connection owns its
+//! session (a few hundred bytes plus the reply being parsed), the message it carries, and the
+//! bytes the kernel would not take yet. The socket goes through a small `Transport` enum so
+//! that a TLS stream can take the place of the plain one.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::error::Error;
+use crate::message::{Message, OutcomeKind, RecipientOutcome};
+use crate::registry::StateMachine;
+use crate::session::SessionConfig;
+
+mod conn;
+mod event_loop;
+mod transport;
+
+/// The engine's number for a submitted message, unique within one engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// The final word on one submitted message.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The ticket [`Engine::submit`] returned.
+    pub ticket: Ticket,
+    /// The message, handed back (for a later retry of deferred recipients, for instance).
+    pub message: Message,
+    /// One outcome per recipient, in the order of [`Message::recipients`].
+    pub outcomes: Vec<RecipientOutcome>,
+    /// How many connections the message was given to (0 when no connection could be set up).
+    pub attempts: u32,
+}
+
+impl Delivery {
+    /// `true` when every recipient was delivered.
+    pub fn is_delivered(&self) -> bool {
+        self.outcomes.iter().all(RecipientOutcome::is_delivered)
+    }
+
+    /// How many recipients ended with `kind`.
+    pub fn count(&self, kind: OutcomeKind) -> usize {
+        self.outcomes.iter().filter(|o| o.kind == kind).count()
+    }
+}
+
+/// Counters of an engine's work so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections opened (connect started).
+    pub connections_opened: u64,
+    /// Connections that ended before they were ready for a message (connect, greeting,
+    /// EHLO or AUTH failed).
+    pub connections_failed: u64,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Messages sent again on another connection after theirs broke before the body.
+    pub retries: u64,
+    /// Deliveries reported.
+    pub deliveries: u64,
+}
+
+/// What the engine thread and the submitting threads share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    waker: mio::Waker,
+    /// The engine thread is (about to be) blocked in `poll`: submitters must wake it.
+    parked: AtomicBool,
+    shutdown: AtomicBool,
+    next_ticket: AtomicU64,
+    connections_opened: AtomicU64,
+    connections_failed: AtomicU64,
+    connections_open: AtomicU64,
+    retries: AtomicU64,
+    deliveries: AtomicU64,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::warn!("engine: cannot wake the engine thread: {e}");
+        }
+    }
+}
+
+/// A submitted message on its way.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) ticket: Ticket,
+    pub(crate) message: Message,
+    pub(crate) attempts: u32,
+}
+
+/// The engine's settings, fixed at [`EngineBuilder::build`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) addr: SocketAddr,
+    pub(crate) connections: usize,
+    pub(crate) max_deliveries: u32,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) attempts: u32,
+    pub(crate) session: SessionConfig,
+    pub(crate) machine: Arc<StateMachine>,
+}
+
+/// Sets up an [`Engine`]. Defaults: 20 connections, 1,000 messages per connection, a 5 s
+/// idle timeout, a 30 s connect timeout, 3 attempts, a queue of 1,024 messages, the default
+/// [`SessionConfig`] with EHLO name `localhost`, and the built-in chain of states.
+#[derive(Debug, Clone)]
+pub struct EngineBuilder {
+    settings: Settings,
+    queue: usize,
+}
+
+impl EngineBuilder {
+    /// The most connections open at once (at least 1).
+    pub fn connections(mut self, n: usize) -> Self {
+        self.settings.connections = n.max(1);
+        self
+    }
+
+    /// Messages sent over one connection before it is closed with QUIT (at least 1).
+    pub fn max_deliveries_per_connection(mut self, n: u32) -> Self {
+        self.settings.max_deliveries = n.max(1);
+        self
+    }
+
+    /// How long a connection with nothing to send stays open.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.settings.idle_timeout = d;
+        self
+    }
+
+    /// The TCP connect timeout (the greeting then has the policy's greeting timeout).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.settings.connect_timeout = d;
+        self
+    }
+
+    /// How many connections a message is given to before it is reported deferred, and how
+    /// many connection set-ups in a row may fail before the waiting messages fail (at least 1).
+    pub fn attempts(mut self, n: u32) -> Self {
+        self.settings.attempts = n.max(1);
+        self
+    }
+
+    /// Every connection's session configuration (EHLO name, credentials, policy, args).
+    /// The server's address is filled in when `peer` is unset.
+    pub fn session(mut self, config: SessionConfig) -> Self {
+        self.settings.session = config;
+        self
+    }
+
+    /// The chain of states every session runs (custom states included).
+    pub fn machine(mut self, machine: Arc<StateMachine>) -> Self {
+        self.settings.machine = machine;
+        self
+    }
+
+    /// How many submitted messages may wait for a connection before [`Engine::submit`]
+    /// blocks (at least 1).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue = n.max(1);
+        self
+    }
+
+    /// Starts the engine thread. Fails with [`Error::Io`] when the poller or the thread
+    /// cannot be created.
+    pub fn build(self) -> Result<Engine, Error> {
+        let mut settings = self.settings;
+        settings.session.peer.get_or_insert(settings.addr);
+        let poll = mio::Poll::new().map_err(|e| Error::Io(format!("engine poll: {e}")))?;
+        let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)
+            .map_err(|e| Error::Io(format!("engine waker: {e}")))?;
+        let shared = Arc::new(Shared {
+            waker,
+            parked: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            next_ticket: AtomicU64::new(0),
+            connections_opened: AtomicU64::new(0),
+            connections_failed: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+        });
+        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(self.queue);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let event_loop = event_loop::Loop::new(poll, settings, jobs_rx, done_tx, shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("smtp-engine".into())
+            .spawn(move || event_loop.run())
+            .map_err(|e| Error::Io(format!("engine thread: {e}")))?;
+        Ok(Engine {
+            jobs: Some(jobs_tx),
+            deliveries: done_rx,
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Many SMTP connections to one server, driven by one thread. See the [module docs](self).
+///
+/// Dropping an engine is [`shutdown`](Engine::shutdown).
+#[derive(Debug)]
+pub struct Engine {
+    jobs: Option<Sender<Job>>,
+    deliveries: Receiver<Delivery>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// A builder for an engine that sends to `addr`.
+    pub fn builder(addr: SocketAddr) -> EngineBuilder {
+        EngineBuilder {
+            settings: Settings {
+                addr,
+                connections: 20,
+                max_deliveries: 1000,
+                idle_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(30),
+                attempts: 3,
+                session: SessionConfig::new("localhost"),
+                machine: StateMachine::builtin(),
+            },
+            queue: 1024,
+        }
+    }
+
+    /// Queues a message and returns its ticket. Blocks while the queue is full. Fails with
+    /// [`Error::Misuse`] once the engine thread has stopped.
+    pub fn submit(&self, message: Message) -> Result<Ticket, Error> {
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or(Error::Misuse("the engine is shut down"))?;
+        let ticket = Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
+        let job = Job {
+            ticket,
+            message,
+            attempts: 0,
+        };
+        jobs.send(job)
+            .map_err(|_| Error::Misuse("the engine thread has stopped"))?;
+        // Pairs with the engine thread's store of `parked` before it checks the queue.
+        if self.shared.parked.load(Ordering::SeqCst) {
+            self.shared.wake();
+        }
+        Ok(ticket)
+    }
+
+    /// How many submitted messages wait for a connection now.
+    pub fn queued(&self) -> usize {
+        self.jobs.as_ref().map_or(0, Sender::len)
+    }
+
+    /// How many messages may wait before [`submit`](Self::submit) blocks.
+    pub fn queue_capacity(&self) -> usize {
+        self.jobs
+            .as_ref()
+            .and_then(Sender::capacity)
+            .unwrap_or_default()
+    }
+
+    /// The outcomes: one [`Delivery`] per submitted message, in the order they end. The
+    /// channel is unbounded: keep draining it. It disconnects after [`shutdown`](Self::shutdown)
+    /// once every delivery was received.
+    pub fn deliveries(&self) -> Receiver<Delivery> {
+        self.deliveries.clone()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            connections_opened: get(&self.shared.connections_opened),
+            connections_failed: get(&self.shared.connections_failed),
+            connections_open: get(&self.shared.connections_open),
+            retries: get(&self.shared.retries),
+            deliveries: get(&self.shared.deliveries),
+        }
+    }
+
+    /// Sends every message already submitted, closes every connection with QUIT, and
+    /// joins the engine thread. A connection still being set up is waited for (within the
+    /// connect timeout and the policy's greeting and command timeouts).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.jobs = None;
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.wake();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("engine: the engine thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
