@@ -6,9 +6,6 @@
 //! fail.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use smtp_client::driver::blocking::{Client, Connection, Options};
@@ -16,82 +13,13 @@ use smtp_client::smtp_proto::sasl::Secret;
 use smtp_client::smtp_proto::Keyword;
 use smtp_client::{Credentials, Error, Message, OutcomeKind, Policy};
 
-fn sink_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain(["/usr/sbin".into(), "/usr/lib/postfix/sbin".into()])
-        .map(|dir| dir.join("smtp-sink"))
-        .find(|p| p.is_file())
-}
+mod support;
 
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use support::Sink;
 
-/// A running `smtp-sink`, killed on drop.
-struct Sink {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Sink {
-    /// Starts `smtp-sink ARGS 127.0.0.1:PORT 100`; `None` (after a loud SKIPPED) when it is
-    /// not installed and `CI` is unset.
-    fn start(args: &[&str]) -> Option<Sink> {
-        let Some(bin) = sink_binary() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "smtp-sink not found and CI is set"
-            );
-            eprintln!("\n*** SKIPPED: smtp-sink (Postfix) not found on PATH, /usr/sbin or /usr/lib/postfix/sbin ***\n");
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.args(args);
-        if running_as_root() {
-            cmd.args(["-u", "nobody"]);
-        }
-        cmd.arg(addr.to_string())
-            .arg("100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn smtp-sink");
-        let sink = Sink { child, addr };
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "smtp-sink did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(sink)
-    }
-
-    fn connect(&self, options: Options) -> Result<Connection, Error> {
-        Client::connect(self.addr, options)
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Opens a blocking connection to the sink.
+fn connect(sink: &Sink, options: Options) -> Result<Connection, Error> {
+    Client::connect(sink.addr, options)
 }
 
 fn message(n: usize, rcpts: &[&str]) -> Message {
@@ -112,7 +40,7 @@ fn kinds(outcomes: &[smtp_client::RecipientOutcome]) -> Vec<OutcomeKind> {
 #[test]
 fn sink_takes_many_messages_over_one_pipelined_connection() {
     let Some(sink) = Sink::start(&[]) else { return };
-    let mut conn = sink.connect(options()).unwrap();
+    let mut conn = connect(&sink, options()).unwrap();
     assert!(conn.session().capabilities().has(Keyword::Pipelining));
     let messages: Vec<Message> = (0..5)
         .map(|i| message(i, &["a@sink.test", "b@sink.test"]))
@@ -132,7 +60,7 @@ fn sink_hard_rcpt_reject_means_no_data_and_the_session_goes_on() {
     let Some(sink) = Sink::start(&["-f", "RCPT"]) else {
         return;
     };
-    let mut conn = sink.connect(options()).unwrap();
+    let mut conn = connect(&sink, options()).unwrap();
     for i in 0..2 {
         let outcomes = conn
             .send(&message(i, &["a@sink.test", "b@sink.test"]))
@@ -151,7 +79,7 @@ fn sink_soft_mail_reject_is_deferred() {
     };
     let mut o = options();
     o.session.policy.command_retries = 2;
-    let mut conn = sink.connect(o).unwrap();
+    let mut conn = connect(&sink, o).unwrap();
     let outcomes = conn.send(&message(0, &["a@sink.test"])).unwrap();
     assert_eq!(kinds(&outcomes), [OutcomeKind::Deferred]);
     assert_eq!(outcomes[0].reply.code(), 450);
@@ -164,7 +92,7 @@ fn sink_rejecting_the_dot_ends_the_session() {
     let Some(sink) = Sink::start(&["-f", "."]) else {
         return;
     };
-    let mut conn = sink.connect(options()).unwrap();
+    let mut conn = connect(&sink, options()).unwrap();
     let outcomes = conn.send(&message(0, &["a@sink.test"])).unwrap();
     assert_eq!(kinds(&outcomes), [OutcomeKind::Bounced]);
     assert!(
@@ -179,7 +107,7 @@ fn sink_disconnect_and_421_are_deferred() {
     let Some(sink) = Sink::start(&["-q", "DATA"]) else {
         return;
     };
-    let mut conn = sink.connect(options()).unwrap();
+    let mut conn = connect(&sink, options()).unwrap();
     let outcomes = conn.send(&message(0, &["a@sink.test"])).unwrap();
     assert_eq!(kinds(&outcomes), [OutcomeKind::Deferred]);
     assert!(matches!(conn.quit(), Err(Error::PeerClosed)));
@@ -187,7 +115,7 @@ fn sink_disconnect_and_421_are_deferred() {
     let Some(sink) = Sink::start(&["-Q", "RCPT"]) else {
         return;
     };
-    let mut conn = sink.connect(options()).unwrap();
+    let mut conn = connect(&sink, options()).unwrap();
     let outcomes = conn.send(&message(0, &["a@sink.test"])).unwrap();
     assert_eq!(kinds(&outcomes), [OutcomeKind::Deferred]);
     assert_eq!(outcomes[0].reply.code(), 421);
@@ -198,7 +126,7 @@ fn sink_helo_fallback_and_auth() {
     let Some(sink) = Sink::start(&["-f", "EHLO"]) else {
         return;
     };
-    let mut conn = sink.connect(options()).unwrap();
+    let mut conn = connect(&sink, options()).unwrap();
     assert!(
         conn.session().capabilities().is_empty(),
         "HELO: no extensions"
@@ -214,7 +142,7 @@ fn sink_helo_fallback_and_auth() {
         password: Secret::new("secret"),
     });
     o.session.policy.auth_without_tls = true;
-    let mut conn = sink.connect(o).unwrap();
+    let mut conn = connect(&sink, o).unwrap();
     assert!(conn.send(&message(0, &["a@sink.test"])).unwrap()[0].is_delivered());
     conn.quit().unwrap();
 }
@@ -231,7 +159,7 @@ fn sink_slow_data_reply_times_out_as_a_deferral() {
         data_init_timeout: Duration::from_millis(500),
         ..o.session.policy
     };
-    let mut conn = sink.connect(o).unwrap();
+    let mut conn = connect(&sink, o).unwrap();
     let started = Instant::now();
     let outcomes = conn.send(&message(0, &["a@sink.test"])).unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -245,7 +173,7 @@ fn tls_required_fails_clearly_at_connect() {
     let Some(sink) = Sink::start(&[]) else { return };
     let mut o = options();
     o.session.policy.tls = smtp_client::TlsMode::Required;
-    let err = sink.connect(o).unwrap_err();
+    let err = connect(&sink, o).unwrap_err();
     assert!(matches!(err, Error::TlsUnavailable(_)), "{err}");
     assert!(err.to_string().contains("TLS"));
 }

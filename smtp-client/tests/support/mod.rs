@@ -1,4 +1,4 @@
-//! Peers for the engine's socket tests: Postfix's `smtp-sink`, Impulse's own server with
+//! Peers for the client's socket tests: Postfix's `smtp-sink`, Impulse's own server with
 //! connection counters, and a scripted server for the cases neither can produce.
 //!
 //! `smtp-sink` is looked up on `PATH`, then in `/usr/sbin` and `/usr/lib/postfix/sbin`.
