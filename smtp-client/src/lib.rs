@@ -16,10 +16,17 @@
 //! | [`registry`] | the chain of states: built-ins and custom states |
 //! | [`policy`] | timeouts, retries, pipelining, TLS and AUTH rules |
 //! | [`message`] | what is sent and what is reported |
-//! | [`driver`] | I/O: the blocking driver on `std::net` |
+//! | [`driver`] | I/O: the blocking driver on `std::net`, TLS settings shared by drivers |
 //!
-//! What it does not do yet: STARTTLS (a session whose policy requires TLS fails with
-//! [`Error::TlsUnavailable`]), BDAT/CHUNKING, and the mio engine for many connections.
+//! STARTTLS (RFC 3207) is opportunistic or required ([`TlsMode`]): the session asks the
+//! driver to upgrade ([`Session::poll_tls_upgrade`]), forgets what it learned in plaintext and
+//! sends EHLO again; bytes the server sent after its `220` end the session
+//! ([`Error::ResponseInjection`]). The blocking driver runs it with rustls; [`driver::tls`]
+//! holds the verification defaults every driver shares (required TLS verifies the server's
+//! certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
+//! BDAT chunks (RFC 3030) when the server offers CHUNKING.
+//!
+//! What it does not do yet: the mio engine for many connections.
 #![warn(missing_docs)]
 
 pub mod driver;

@@ -17,7 +17,7 @@
 //! (the session's [`poll_timeout`](Session::poll_timeout)); writes use
 //! [`Policy::data_block_timeout`](crate::Policy::data_block_timeout).
 //!
-//! STARTTLS runs with rustls when the policy's [`TlsMode`](crate::TlsMode) asks for it;
+//! STARTTLS runs with rustls when the policy's [`TlsMode`] asks for it;
 //! [`Options::tls`] says how the server's certificate is checked (see [`super::tls`]). The
 //! handshake has the policy's command timeout.
 
