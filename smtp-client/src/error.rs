@@ -13,7 +13,8 @@ use smtp_proto::{EnhancedStatus, Reply, ReplyError};
 pub enum Stage {
     /// The server's greeting (banner).
     Greeting,
-    /// A reply to EHLO, HELO, AUTH, STARTTLS, RSET, QUIT or a custom state's command.
+    /// A reply to EHLO, HELO, AUTH, STARTTLS, RSET, QUIT or a custom state's command, or
+    /// the TLS handshake after STARTTLS.
     Command,
     /// A reply to MAIL FROM.
     Mail,

@@ -268,7 +268,13 @@ impl Connection {
             .and_then(|mut tls| {
                 while tls.is_handshaking() {
                     tls.complete_io(&mut self.stream)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| match e.kind() {
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                                format!("no handshake within {timeout:?}")
+                            }
+                            ErrorKind::UnexpectedEof => "the server closed the connection".into(),
+                            _ => e.to_string(),
+                        })?;
                 }
                 Ok(tls)
             });
