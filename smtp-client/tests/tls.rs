@@ -158,3 +158,30 @@ fn required_tls_without_starttls_sends_only_quit() {
     conn.quit().unwrap();
     assert_eq!(server.finish().message, BODY);
 }
+
+#[test]
+fn a_large_body_in_pipelined_bdat_chunks_under_tls() {
+    let certs = certs();
+    let server = FakeServer::start(Script::Normal, certs.server_config.clone());
+    let mut o = options(TlsMode::Opportunistic);
+    o.session.policy.chunking = true;
+    let mut conn = Client::connect(server.addr, o).expect("connect");
+    let mut body = b"Subject: large\r\n\r\n".to_vec();
+    let mut n = 0u32;
+    while body.len() < 300_000 {
+        body.extend_from_slice(format!("line {n} of a large message\r\n").as_bytes());
+        n += 1;
+    }
+    let outcomes = conn
+        .send(&Message::new("a@x.test", ["b@y.test"], body.clone()))
+        .unwrap();
+    assert!(outcomes[0].is_delivered(), "{outcomes:?}");
+    conn.quit().unwrap();
+    let record = server.finish();
+    assert_eq!(record.message.len(), body.len());
+    assert!(record.message == body, "byte-exact");
+    let chunks = body.len().div_ceil(64 * 1024);
+    let tls = String::from_utf8_lossy(&record.tls);
+    assert_eq!(tls.matches("BDAT 65536\r\n").count(), chunks - 1);
+    assert_eq!(tls.matches(" LAST\r\n").count(), 1);
+}

@@ -3,7 +3,10 @@
 //! marked `LAST`.
 //!
 //! Without PIPELINING the `message` state sends one chunk and waits for its `250` before the
-//! next. With PIPELINING every chunk follows MAIL and the RCPTs in the first flight. The reply
+//! next. With PIPELINING the first [`PIPELINED_CHUNKS`] chunks follow MAIL and the RCPTs in
+//! the first flight, and each accepted chunk lets one more go: a window that bounds both the
+//! output held in memory and the replies in flight (a client that wrote a whole large body
+//! before reading could deadlock with a server blocked on writing its replies). The reply
 //! to `BDAT <n> LAST` decides every accepted recipient; a chunk refused before that fails
 //! them with its reply, no further chunk is sent (replies to chunks already in flight are
 //! read and dropped), and RSET follows.
@@ -12,6 +15,9 @@ use smtp_proto::{Command, Reply};
 
 use super::{Await, Flow, Session};
 use crate::registry::Builtin;
+
+/// The most BDAT chunks in flight while pipelining.
+pub(crate) const PIPELINED_CHUNKS: usize = 4;
 
 impl Session {
     /// Sends the next BDAT chunk of the current message; `false` when there is none left.
@@ -79,9 +85,6 @@ impl Session {
             txn.open = true;
             self.fail_message(&reply, false);
             return if more_due { Flow::Wait } else { rset };
-        }
-        if txn.pipelined {
-            return Flow::Wait;
         }
         self.send_chunk();
         Flow::Wait

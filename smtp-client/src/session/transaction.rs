@@ -150,6 +150,7 @@ impl Session {
 
     fn enter_mail(&mut self) -> Flow {
         let rset = Flow::Goto(Builtin::Rset.id());
+        let chunked = self.policy.chunking && self.shared.caps.has(Keyword::Chunking);
         let Some(txn) = self.txn.as_mut() else {
             return rset;
         };
@@ -159,7 +160,7 @@ impl Session {
             &self.shared.session_args,
             &self.shared.message_args,
             self.policy.limits,
-            self.policy.chunking && self.shared.caps.has(Keyword::Chunking),
+            chunked,
         );
         let prepared = match prepared {
             Ok(p) => p,
@@ -180,7 +181,7 @@ impl Session {
             self.finish_message();
             return rset;
         }
-        txn.chunked = self.policy.chunking && self.shared.caps.has(Keyword::Chunking);
+        txn.chunked = chunked;
         txn.pipelined = self.policy.pipelining
             && self.shared.caps.has(Keyword::Pipelining)
             && !self.machine.customs_in_envelope();
@@ -190,7 +191,7 @@ impl Session {
         } else {
             Vec::new()
         };
-        let (pipelined, chunked) = (txn.pipelined, txn.chunked);
+        let pipelined = txn.pipelined;
         txn.prepared = Some(prepared);
         self.send(&mail, Await::MailReply);
         for (i, line) in flight {
@@ -199,7 +200,11 @@ impl Session {
         if pipelined && chunked {
             // RFC 3030 §4.2: BDAT may be pipelined; a server discards the chunks of a
             // transaction without recipients.
-            while self.send_chunk() {}
+            for _ in 0..super::chunking::PIPELINED_CHUNKS {
+                if !self.send_chunk() {
+                    break;
+                }
+            }
         } else if pipelined {
             self.send(&Command::Data.to_bytes(), Await::DataReply);
         }

@@ -194,7 +194,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
         match verb {
             "EHLO" if tls => say(
                 &mut io,
-                "250-fake.test\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 CHUNKING\r\n",
+                "250-fake.test\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n250 CHUNKING\r\n",
             ),
             "EHLO" if script == Script::NoStartTls => {
                 say(&mut io, "250-fake.test\r\n250 PIPELINING\r\n")

@@ -178,3 +178,34 @@ fn bdat_empty_body_and_line_endings() {
     assert_eq!(crlf_normalise(b"x\r\n"), b"x\r\n");
     assert_eq!(crlf_normalise(b""), b"");
 }
+
+#[test]
+fn bdat_pipelined_keeps_a_window_of_chunks_in_flight() {
+    // 21 bytes in chunks of 2: ten chunks and `BDAT 1 LAST`; at most four in flight.
+    let mut f = chunking(EHLO_CHUNK_PIPE, 2);
+    f.queue(msg(&["b@y.test"]));
+    let flight = f.sent();
+    assert!(flight.starts_with("MAIL FROM:<a@x.test> SIZE=21\r\nRCPT TO:<b@y.test>\r\n"));
+    assert_eq!(flight.matches("BDAT 2\r\n").count(), 4, "{flight}");
+    f.server("250 ok\r\n250 ok\r\n");
+    assert_eq!(f.sent(), "", "envelope replies free no chunk");
+    let mut body = flight
+        .split("RCPT TO:<b@y.test>\r\n")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    for _ in 0..10 {
+        assert!(f.s.expect.len() <= 4);
+        f.server("250 2.0.0 2 octets\r\n");
+        body.push_str(&f.sent());
+    }
+    assert!(body.ends_with("BDAT 1 LAST\r\n\n"), "{body}");
+    assert_eq!(body.matches("BDAT ").count(), 11);
+    let payload = body
+        .replace("BDAT 2\r\n", "")
+        .replace("BDAT 1 LAST\r\n", "");
+    assert_eq!(payload, "Subject: t\r\n\r\nhello\r\n");
+    f.server("250 2.0.0 queued\r\n");
+    assert_eq!(kinds(&f.done()[0]), [Delivered]);
+    assert!(f.s.is_idle());
+}
