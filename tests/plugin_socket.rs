@@ -3,17 +3,15 @@
 //! names, accepts the others (one through a pending verdict completed from its own thread),
 //! contains its own panic, and serves its XTEST extension verb.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
 use impulse::hooks::{toml, Registry};
-use impulse::server::config::ServerConfig;
-use impulse::server::spool::Spool;
-use impulse::server::Server;
+
+#[path = "support/server.rs"]
+mod test_server;
+use test_server::{LineClient, TestServer};
 
 /// Builds the test plugin against the workspace's lock file; returns the `.so`.
 fn build_plugin() -> PathBuf {
@@ -39,31 +37,6 @@ fn build_plugin() -> PathBuf {
     ))
 }
 
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.r.read_line(&mut line).unwrap() > 0, "closed: {out}");
-            out.push_str(line.trim_end());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-            out.push('\n');
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.reply()
-    }
-}
-
 #[test]
 fn a_so_plugin_rejects_and_accepts_as_configured() {
     let so = build_plugin();
@@ -73,27 +46,8 @@ fn a_so_plugin_rejects_and_accepts_as_configured() {
         registry.load_dynamic(&so, &configs).unwrap(),
         ["test-plugin"]
     );
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = Server::builder()
-        .config(ServerConfig {
-            workers: 1,
-            ..ServerConfig::default()
-        })
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .registry(Arc::new(registry))
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap();
-    let s = TcpStream::connect(handle.local_addrs()[0]).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut c = Client {
-        r: BufReader::new(s.try_clone().unwrap()),
-        w: s,
-    };
+    let server = TestServer::with(registry, 1);
+    let mut c = LineClient::connect(server.addr);
     assert!(c.reply().starts_with("220 mx.test"));
     let ehlo = c.cmd("EHLO client.test");
     assert!(ehlo.contains("XTEST ECHO"), "{ehlo}");
@@ -123,9 +77,20 @@ fn a_so_plugin_rejects_and_accepts_as_configured() {
     let queued = c.reply();
     assert!(queued.starts_with("250 2.0.0 Ok: queued as"), "{queued}");
     assert!(c.cmd("QUIT").starts_with("221"));
-    let list = spool.list().unwrap();
+    let list = server.spool.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].recipients, ["good@example.com", "slow@example.com"]);
-    handle.shutdown();
-    handle.join().unwrap();
+    // The plugin's transaction note travels with the message in the spool envelope.
+    let envelope = server.spool.read_envelope(list[0].id).unwrap();
+    let trace = envelope
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("test-plugin.trace="))
+        .unwrap_or_else(|| panic!("no trace note in {:?}", envelope.notes));
+    // Every RCPT's hooks, up to the panicking one's p20.
+    assert_eq!(
+        trace,
+        "first,p10,first,p10,p20,p30,last,first,p10,p20,p30,last,first,p10,p20"
+    );
+    server.stop();
 }

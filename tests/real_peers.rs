@@ -4,84 +4,37 @@
 //! A missing tool prints `SKIPPED: <tool> not installed` and the test returns — unless the
 //! `CI` environment variable is set, where a missing tool fails the test.
 
-use std::io::Read;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use impulse::server::config::ServerConfig;
-use impulse::server::spool::{QueueId, Spool};
-use impulse::server::{Server, ServerHandle};
+use impulse::hooks::Registry;
+use impulse::server::spool::QueueId;
 use serde_json::Value;
 
-struct Running {
-    handle: Option<ServerHandle>,
-    addr: SocketAddr,
-    spool: Spool,
-    _dir: tempfile::TempDir,
+#[path = "support/server.rs"]
+mod test_server;
+use test_server::TestServer;
+
+/// Impulse's server with two workers.
+fn start() -> TestServer {
+    TestServer::with(Registry::new(), 2)
 }
 
-impl Running {
-    fn start() -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("spool")).unwrap();
-        let config = ServerConfig {
-            workers: 2,
-            ..ServerConfig::default()
-        };
-        let handle = Server::builder()
-            .config(config)
-            .hostname("mx.test")
-            .listen("127.0.0.1:0".parse().unwrap())
-            .spool(spool.clone())
-            .build()
-            .unwrap()
-            .spawn()
-            .unwrap();
-        let addr = handle.local_addrs()[0];
-        Running {
-            handle: Some(handle),
-            addr,
-            spool,
-            _dir: dir,
+/// The stored message without the `Received:` header the server prepends.
+fn stored_without_received(server: &TestServer, id: &str) -> Vec<u8> {
+    let bytes = server.stored(QueueId::parse(id).unwrap());
+    assert!(
+        bytes.starts_with(b"Received: "),
+        "no Received: header first"
+    );
+    // The header ends at the first CRLF not followed by folding white space.
+    let mut at = 0;
+    loop {
+        let nl = at + bytes[at..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        if !matches!(bytes.get(nl), Some(b' ' | b'\t')) {
+            return bytes[nl..].to_vec();
         }
-    }
-
-    fn count(&self) -> usize {
-        self.spool.list().unwrap().len()
-    }
-
-    /// The stored message without the `Received:` header the server prepends.
-    fn stored_without_received(&self, id: &str) -> Vec<u8> {
-        let id = QueueId::parse(id).unwrap();
-        let mut bytes = Vec::new();
-        self.spool
-            .open_message(id)
-            .unwrap()
-            .read_to_end(&mut bytes)
-            .unwrap();
-        assert!(
-            bytes.starts_with(b"Received: "),
-            "no Received: header first"
-        );
-        // The header ends at the first CRLF not followed by folding white space.
-        let mut at = 0;
-        loop {
-            let nl = at + bytes[at..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-            if !matches!(bytes.get(nl), Some(b' ' | b'\t')) {
-                return bytes[nl..].to_vec();
-            }
-            at = nl;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-            h.join().unwrap();
-        }
+        at = nl;
     }
 }
 
@@ -158,7 +111,7 @@ fn smtplib_transactions_are_spooled_byte_exact() {
     let Some(python) = tool("python3") else {
         return;
     };
-    let server = Running::start();
+    let server = start();
     let output = Command::new(python)
         .arg("-c")
         .arg(SMTPLIB_SCRIPT)
@@ -172,7 +125,7 @@ fn smtplib_transactions_are_spooled_byte_exact() {
     for m in &sent {
         let id = m["id"].as_str().unwrap();
         let data = base64_decode(m["data"].as_str().unwrap());
-        let stored = server.stored_without_received(id);
+        let stored = stored_without_received(&server, id);
         assert_eq!(
             String::from_utf8_lossy(&stored),
             String::from_utf8_lossy(&data),
@@ -231,7 +184,7 @@ fn swaks_plain_and_pipelined() {
     let Some(swaks) = tool("swaks") else {
         return;
     };
-    let server = Running::start();
+    let server = start();
     let target = server.addr.to_string();
     for extra in [&[][..], &["--pipeline"][..]] {
         let out = Command::new(&swaks)
@@ -252,7 +205,7 @@ fn smtp_source_messages_all_reach_the_spool() {
     let Some(source) = tool("smtp-source") else {
         return;
     };
-    let server = Running::start();
+    let server = start();
     let status = Command::new(source)
         .args(["-s", "5", "-m", "50", "-l", "4096"])
         .args(["-f", "a@example.com", "-t", "b@example.com"])

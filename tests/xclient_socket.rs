@@ -3,53 +3,18 @@
 //! and the message is spooled with the reported values; the keyword is advertised only to
 //! authorized peers.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::{Read, Write};
 
 use impulse::hooks::{toml, Registry};
-use impulse::server::config::ServerConfig;
 use impulse::server::spool::Spool;
-use impulse::server::{Server, ServerHandle};
 use impulse_plugin_xclient as _;
 
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
+#[path = "support/server.rs"]
+mod test_server;
+use test_server::{LineClient, TestServer};
 
-impl Client {
-    fn connect(handle: &ServerHandle) -> Client {
-        let s = TcpStream::connect(handle.local_addrs()[0]).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.r.read_line(&mut line).unwrap() > 0, "closed: {out}");
-            out.push_str(line.trim_end());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-            out.push('\n');
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.reply()
-    }
-}
-
-/// A server with only the xclient plugin active, `authorized` as given.
-fn start(authorized: &str, spool: &Spool) -> ServerHandle {
+/// A server over `spool` with only the xclient plugin active, `authorized` as given.
+fn start(authorized: &str, spool: &Spool) -> TestServer {
     let configs: toml::Table =
         toml::from_str(&format!("[xclient]\nauthorized = [{authorized:?}]\n")).unwrap();
     let mut registry = Registry::new();
@@ -57,27 +22,15 @@ fn start(authorized: &str, spool: &Spool) -> ServerHandle {
         registry.load_static_configured(&configs).unwrap(),
         ["xclient"]
     );
-    Server::builder()
-        .config(ServerConfig {
-            workers: 1,
-            ..ServerConfig::default()
-        })
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .registry(Arc::new(registry))
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap()
+    TestServer::on(spool.clone(), registry, 1)
 }
 
 #[test]
 fn xclient_rewrites_the_session_and_the_spooled_trace() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path()).unwrap();
-    let handle = start("127.0.0.0/8", &spool);
-    let mut c = Client::connect(&handle);
+    let server = start("127.0.0.0/8", &spool);
+    let mut c = LineClient::connect(server.addr);
     assert!(c.reply().starts_with("220 mx.test"));
     let ehlo = c.cmd("EHLO proxy.local");
     assert!(
@@ -92,8 +45,9 @@ fn xclient_rewrites_the_session_and_the_spooled_trace() {
     assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("503 5.5.1"));
     let ehlo = c.cmd("EHLO proxy.local");
     assert!(ehlo.starts_with("250-mx.test"), "{ehlo}");
-    // The reported client, 192.0.2.7, is not authorized: no XCLIENT for it.
-    assert!(!ehlo.contains("XCLIENT"), "{ehlo}");
+    // XCLIENT stays advertised (and accepted): authorization is decided on the connection's
+    // real peer, the proxy, whatever client it reported.
+    assert!(ehlo.contains("XCLIENT"), "{ehlo}");
     assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("250 2.1.0"));
     assert!(c.cmd("RCPT TO:<b@example.net>").starts_with("250 2.1.5"));
     assert!(c.cmd("DATA").starts_with("354"));
@@ -118,8 +72,7 @@ fn xclient_rewrites_the_session_and_the_spooled_trace() {
         message.starts_with("Received: from spoofed.example (client.example [192.0.2.7])\r\n"),
         "{message}"
     );
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 #[test]
@@ -127,8 +80,8 @@ fn xclient_is_advertised_only_to_authorized_peers() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path()).unwrap();
     // Loopback is not in 10.0.0.0/8.
-    let handle = start("10.0.0.0/8", &spool);
-    let mut c = Client::connect(&handle);
+    let server = start("10.0.0.0/8", &spool);
+    let mut c = LineClient::connect(server.addr);
     c.reply();
     let ehlo = c.cmd("EHLO proxy.local");
     assert!(!ehlo.contains("XCLIENT"), "{ehlo}");
@@ -138,13 +91,11 @@ fn xclient_is_advertised_only_to_authorized_peers() {
         "550 5.7.0 Error: insufficient authorization"
     );
     assert!(c.cmd("QUIT").starts_with("221"));
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 
-    let handle = start("127.0.0.0/8", &spool);
-    let mut c = Client::connect(&handle);
+    let server = start("127.0.0.0/8", &spool);
+    let mut c = LineClient::connect(server.addr);
     c.reply();
     assert!(c.cmd("EHLO proxy.local").contains("XCLIENT"));
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }

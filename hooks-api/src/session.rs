@@ -11,8 +11,12 @@ use smtp_proto::{ForwardPath, Params, Path};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionInfo {
-    /// The client's address.
+    /// The client's address (as a trusted proxy reported it with XCLIENT ADDR/PORT, when
+    /// one did).
     pub peer: SocketAddr,
+    /// The address the TCP connection came from. Never rewritten: decisions about the
+    /// connection itself (may it use XCLIENT?) are made on it.
+    pub real_peer: SocketAddr,
     /// Our address the client connected to.
     pub local: SocketAddr,
     /// The client's host name (from reverse DNS, or as a trusted proxy reported it with
@@ -34,6 +38,7 @@ impl SessionInfo {
     pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
         SessionInfo {
             peer,
+            real_peer: peer,
             local,
             client_name: None,
             helo: None,

@@ -3,11 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_server::config::ServerConfig;
 use smtp_server::server::{Server, ServerHandle};
-use smtp_server::spool::{QueueId, Spool};
+use smtp_server::spool::{QueueId, RealIo, Spool, SpoolOptions};
 
 struct Running {
     handle: Option<ServerHandle>,
@@ -19,7 +20,12 @@ struct Running {
 impl Running {
     fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Running {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        // No tmp-file stock, so that `tmp/` holds only messages in flight.
+        let options = SpoolOptions {
+            tmp_stock: 0,
+            ..SpoolOptions::default()
+        };
+        let spool = Spool::open_with(dir.path().join("spool"), options, Arc::new(RealIo)).unwrap();
         let mut config = ServerConfig {
             workers: 2,
             ..ServerConfig::default()
@@ -322,4 +328,29 @@ fn discard_mode_answers_250_and_stores_nothing() {
     assert!(s.queued().is_empty());
     let tmp = s.spool.dir().join("tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+}
+
+#[test]
+fn a_message_sent_with_a_half_close_is_answered_and_the_connection_closed_at_once() {
+    // The client sends the body and shuts its sending side in the same breath (data and
+    // FIN arrive together): the server must not take the short read for "nothing more" and miss the end
+    // of file, nor wait for the idle timeout.
+    let s = Running::start(|c| c.timeouts.command = 60);
+    let mut c = s.connect();
+    assert!(c.cmd("EHLO client.test").contains("PIPELINING"));
+    c.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert!(c.reply().starts_with("354"));
+    c.send(b"Subject: half-close\r\n\r\nbody\r\n.\r\n");
+    c.w.shutdown(std::net::Shutdown::Write).unwrap();
+    let started = std::time::Instant::now();
+    let queued = c.reply();
+    assert!(queued.starts_with("250 2.0.0 Ok: queued as"), "{queued}");
+    // Then the server closes its side (an end of file, after an optional 421).
+    let mut rest = String::new();
+    c.r.read_to_string(&mut rest).unwrap();
+    assert!(rest.is_empty() || rest.starts_with("421"), "{rest:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(s.queued().len(), 1);
 }

@@ -25,9 +25,10 @@
 //! | peer not in `authorized` | `550 5.7.0 Error: insufficient authorization` |
 //! | success | the session is updated ([`command::apply`]), a session reset is requested, and the reply is `220 <hostname> ESMTP`: the client greets again |
 //!
-//! Authorization is decided on the connection's real peer, remembered in the connection
-//! note `xclient.real-peer` before the first XCLIENT changes it, so a proxy may send XCLIENT
-//! again in the same connection.
+//! Authorization, and whether XCLIENT is advertised, are decided on the connection's real
+//! peer ([`SessionInfo::real_peer`](hooks_api::SessionInfo::real_peer), never rewritten), so a
+//! proxy may send XCLIENT again in the same connection after reporting any client. The real
+//! peer is also kept in the connection note `xclient.real-peer` for other plugins.
 //!
 //! A transaction is detected through the transaction note `xclient.mail`, which this
 //! plugin's MAIL hook (registered last) sets when a sender is accepted, and which the host
@@ -119,11 +120,7 @@ impl Xclient {
             Ok(attrs) => attrs,
             Err(e) => return Verdict::reject(501, "5.5.4", &e.text()),
         };
-        let real_peer = ctx
-            .conn_notes()
-            .get(REAL_PEER_NOTE)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(ctx.session().peer);
+        let real_peer = ctx.session().real_peer;
         if !self.is_authorized(real_peer) {
             hooks_api::log::info!("xclient: refused XCLIENT from unauthorized {real_peer}");
             return Verdict::reject(550, "5.7.0", "Error: insufficient authorization");
@@ -155,7 +152,7 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
     r.esmtp_extension(
         EsmtpExtension::new("XCLIENT")
             .params(ATTRIBUTES)
-            .advertise_if(move |session| advertise.is_authorized(session.peer))
+            .advertise_if(move |session| advertise.is_authorized(session.real_peer))
             .handler(move |ctx, args| handle.handle(ctx, args)),
     );
     r.on_mail(Order::Last, |ctx| {

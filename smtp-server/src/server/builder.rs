@@ -199,6 +199,12 @@ impl ServerBuilder {
                 &config.spool.dir,
                 SpoolOptions {
                     sync_threads: config.spool.sync_threads,
+                    // `[spool] discard` writes no file unless a hook reads the message.
+                    tmp_stock: if config.spool.discard {
+                        0
+                    } else {
+                        SpoolOptions::default().tmp_stock
+                    },
                     ..SpoolOptions::default()
                 },
                 Arc::new(RealIo),

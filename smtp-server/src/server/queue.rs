@@ -67,6 +67,15 @@ fn spool_envelope(env: &Envelope) -> spool::Envelope {
     }
 }
 
+/// The transaction's notes as the spool stores them: `key=value`, sorted by key. They are
+/// the notes set by hooks up to the start of DATA (connect, HELO, MAIL, RCPT, DATA hooks);
+/// message and queue hooks run later and hand the message on with their own notes.
+pub(crate) fn spool_notes(notes: &Notes) -> Vec<String> {
+    let mut out: Vec<String> = notes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out.sort_unstable();
+    out
+}
+
 impl Worker {
     /// `MessageStart`: opens the spool file and writes our `Received:` header. On the loop
     /// thread (a file creation: page cache, no fsync). A failure is remembered and answered
@@ -80,6 +89,7 @@ impl Worker {
             return;
         }
         let mut env = spool_envelope(envelope);
+        env.notes = spool_notes(&conn.txn_notes);
         env.tls = conn
             .factory
             .tls()

@@ -15,7 +15,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::builder::Shared;
-use super::conn::{Conn, Waiting};
+use super::conn::{Conn, Waiting, READ_CHUNK};
 use super::hooks::sync_session;
 use super::limits::Refusal;
 use super::{ConnId, ServerError};
@@ -84,6 +84,8 @@ pub(crate) struct Worker {
     storage_ok: bool,
     /// When the free space is checked next.
     storage_check_at: Instant,
+    /// The one read buffer of the loop: connections keep only the bytes not yet consumed.
+    scratch: Box<[u8]>,
 }
 
 impl Worker {
@@ -111,6 +113,7 @@ impl Worker {
         }
         let (tx, rx) = crossbeam_channel::unbounded();
         Ok(Worker {
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             index,
             poll,
             waker,
@@ -174,6 +177,9 @@ impl Worker {
                         };
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             c.read_ready = true;
+                        }
+                        if ev.is_read_closed() || ev.is_error() {
+                            c.read_closed = true;
                         }
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                             c.write_ready = true;
@@ -402,7 +408,7 @@ impl Worker {
             // Input, body and events until none moves (held input before any flush, so
             // pipelining violations are seen).
             loop {
-                let mut progress = self.conns[key].feed_input(now);
+                let mut progress = self.conns[key].feed_input(now, &mut self.scratch[..]);
                 progress |= self.drain_body(key);
                 progress |= self.drain_events(key, now);
                 if !progress || !self.conns.contains(key) {

@@ -1,23 +1,25 @@
-//! The commit pipeline: sync threads fsync files, one committer thread renames them into the
-//! queue in batches and covers each batch with one directory fsync (group commit).
+//! The commit pipeline: sync threads each finish, fsync and rename one message, then share
+//! the directory fsync of `queue/` with every other rename done meanwhile (group commit).
 //!
 //! ```text
-//! Spool::commit ──► [sync threads] finish + fsync(file) ──► [committer] rename × n,
-//!   (never blocks)     (N in parallel, default 16)            fsync(queue dir) × 1,
-//!                                                            callback × n
+//! Spool::commit ──► [job queue] ──► sync thread: END record, fdatasync(file), rename,
+//!   (never blocks)                   then wait for a directory fsync that began after the
+//!                                    rename: the first thread to need one runs it for all
+//!                                    renames done so far (the leader), the others wait on it
 //! ```
 //!
-//! The committer never waits to fill a batch: a batch is whatever arrived while the previous
-//! directory fsync ran, so a lone commit pays no extra latency and a busy spool shares flushes.
+//! No thread hop between the file sync and the directory sync, no thread that spins: idle
+//! sync threads sleep on a condition variable. A lone commit pays one file sync and one
+//! directory sync; twenty concurrent commits share a handful of directory syncs.
 
+use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
 
 use super::error::SpoolError;
 use super::id::QueueId;
@@ -30,20 +32,16 @@ use super::Shared;
 /// Runs on a spool thread: keep it short (send to a channel, wake an event loop).
 pub type CommitCallback = Box<dyn FnOnce(Result<QueueId, SpoolError>) + Send + 'static>;
 
-/// The most renames one directory fsync covers.
-const MAX_BATCH: usize = 1024;
+/// How many failed directory syncs are remembered for the threads still waiting on them.
+const FAILED_BATCHES_KEPT: usize = 64;
 
-/// A commit waiting for its file fsync.
+/// `EIO`, for a directory sync failure that carries no OS error number.
+const EIO: i32 = 5;
+
+/// A commit waiting for a sync thread.
 pub(crate) struct Job {
     pub writer: SpoolWriter,
     pub done: CommitCallback,
-}
-
-/// A commit whose file is durable, waiting for its rename and the directory fsync.
-struct Synced {
-    id: QueueId,
-    tmp: PathBuf,
-    done: CommitCallback,
 }
 
 /// Counters of the commit pipeline.
@@ -54,28 +52,148 @@ pub(crate) struct Counters {
     pub dir_fsyncs: AtomicU64,
 }
 
-/// Starts the sync threads and the committer; returns the channel commits are sent to.
-/// The threads exit once every sender is dropped and the work queued before is done.
+/// The commits waiting for a sync thread: a plain blocking queue (threads park at once,
+/// they never spin or yield).
+#[derive(Default)]
+pub(crate) struct JobQueue {
+    state: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+impl JobQueue {
+    /// Queues a job; gives it back when the queue is closed.
+    #[allow(clippy::result_large_err)] // moved once per message, never propagated with `?`
+    pub fn push(&self, job: Job) -> Result<(), Job> {
+        let mut state = self.state.lock();
+        if state.1 {
+            return Err(job);
+        }
+        state.0.push_back(job);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Lets the threads finish the queued jobs, then exit.
+    pub fn close(&self) {
+        self.state.lock().1 = true;
+        self.ready.notify_all();
+    }
+
+    /// The next job, or `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Job> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(job) = state.0.pop_front() {
+                return Some(job);
+            }
+            if state.1 {
+                return None;
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+}
+
+impl std::fmt::Debug for JobQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("JobQueue")
+            .field("queued", &state.0.len())
+            .field("closed", &state.1)
+            .finish()
+    }
+}
+
+/// Renames are numbered in the order they completed (tickets from 1); a directory sync
+/// that starts after rename `n` makes renames `1..=n` durable.
+#[derive(Default)]
+struct DirState {
+    /// Tickets handed out: renames completed.
+    renamed: u64,
+    /// Every ticket up to this one is settled (durable, or in a failed batch).
+    settled: u64,
+    /// A directory sync is running.
+    syncing: bool,
+    /// Recent batches whose directory sync failed, as inclusive ticket ranges.
+    failed: VecDeque<(u64, u64, i32)>,
+}
+
+/// The group commit of directory syncs.
+#[derive(Default)]
+struct DirSync {
+    state: Mutex<DirState>,
+    settled: Condvar,
+}
+
+impl DirSync {
+    /// Waits until a directory sync that began after this thread's rename completed; runs
+    /// it when no other thread does. `Ok` once the rename is durable.
+    fn make_durable(&self, shared: &Shared, counters: &Counters) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.renamed += 1;
+        let ticket = state.renamed;
+        loop {
+            if ticket <= state.settled {
+                return match state
+                    .failed
+                    .iter()
+                    .find(|(a, b, _)| (*a..=*b).contains(&ticket))
+                {
+                    Some((_, _, raw)) => Err(io::Error::from_raw_os_error(*raw)),
+                    None => Ok(()),
+                };
+            }
+            if !state.syncing {
+                // Lead: one directory sync for every rename done so far.
+                state.syncing = true;
+                let (from, upto) = (state.settled + 1, state.renamed);
+                drop(state);
+                counters.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
+                let result = shared.io.fsync_dir(&shared.queue_dir);
+                state = self.state.lock();
+                state.syncing = false;
+                state.settled = upto;
+                if let Err(e) = &result {
+                    // `io::Error` is not `Clone`: the others get its OS error number.
+                    let raw = e.raw_os_error().unwrap_or(EIO);
+                    state.failed.push_back((from, upto, raw));
+                    if state.failed.len() > FAILED_BATCHES_KEPT {
+                        state.failed.pop_front();
+                    }
+                }
+                self.settled.notify_all();
+                if ticket <= upto {
+                    return result;
+                }
+                continue;
+            }
+            self.settled.wait(&mut state);
+        }
+    }
+}
+
+/// Starts the sync threads; returns the queue commits are pushed to. The threads exit once
+/// the queue is closed and the jobs queued before are done.
 pub(crate) fn start(
     shared: Arc<Shared>,
     sync_threads: usize,
     counters: Arc<Counters>,
-) -> io::Result<Sender<Job>> {
-    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
-    let (synced_tx, synced_rx) = crossbeam_channel::unbounded::<Synced>();
+) -> io::Result<Arc<JobQueue>> {
+    let queue = Arc::new(JobQueue::default());
+    let dir = Arc::new(DirSync::default());
     for n in 0..sync_threads.max(1) {
-        let rx = job_rx.clone();
-        let tx = synced_tx.clone();
-        let counters = counters.clone();
-        thread::Builder::new()
+        let (jobs, dir, shared, counters) =
+            (queue.clone(), dir.clone(), shared.clone(), counters.clone());
+        let spawned = thread::Builder::new()
             .name(format!("spool-sync-{n}"))
-            .spawn(move || sync_loop(rx, tx, counters))?;
+            .spawn(move || sync_loop(&jobs, &dir, &shared, &counters));
+        if let Err(e) = spawned {
+            queue.close();
+            return Err(e);
+        }
     }
-    drop(synced_tx);
-    thread::Builder::new()
-        .name("spool-commit".into())
-        .spawn(move || commit_loop(shared, synced_rx, counters))?;
-    Ok(job_tx)
+    Ok(queue)
 }
 
 /// Runs a callback, surviving a panic in it (the pipeline must outlive a bad callback).
@@ -85,80 +203,44 @@ fn complete(done: CommitCallback, result: Result<QueueId, SpoolError>) {
     }
 }
 
-fn sync_loop(rx: Receiver<Job>, tx: Sender<Synced>, counters: Arc<Counters>) {
-    for Job { mut writer, done } in rx {
-        match writer.finish() {
-            Ok(()) => {
-                let (id, tmp) = writer.into_tmp_path();
-                if let Err(e) = tx.send(Synced { id, tmp, done }) {
-                    // The committer is gone: nothing will make this message durable.
-                    complete(e.into_inner().done, Err(SpoolError::Closed));
-                }
+fn sync_loop(queue: &JobQueue, dir: &DirSync, shared: &Shared, counters: &Counters) {
+    while let Some(Job { writer, done }) = queue.pop() {
+        let result = commit_one(writer, dir, shared, counters);
+        match &result {
+            Ok(id) => {
+                log::debug!("spool: {id} queued");
+                counters.commits.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                log::warn!("spool: commit of {} failed: {e}", writer.id());
+                log::warn!("spool: commit failed: {e}");
                 counters.failures.fetch_add(1, Ordering::Relaxed);
-                complete(done, Err(e));
             }
         }
+        complete(done, result);
     }
 }
 
-/// Rebuilds an error for each member of a failed batch (`io::Error` is not `Clone`).
-fn copy_io_error(e: &io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(raw) => io::Error::from_raw_os_error(raw),
-        None => io::Error::new(e.kind(), e.to_string()),
+/// END record and file sync, rename into `queue/`, shared directory sync. On any failure
+/// the file is removed: the client is told 451, so a retry does not duplicate the message
+/// (if the removal does not stick either, the worst case is a duplicate, never a loss).
+fn commit_one(
+    mut writer: SpoolWriter,
+    dir: &DirSync,
+    shared: &Shared,
+    counters: &Counters,
+) -> Result<QueueId, SpoolError> {
+    writer.finish()?;
+    let (id, tmp) = writer.into_tmp_path();
+    let dest = shared.queue_dir.join(id.as_str());
+    if let Err(e) = shared.io.rename(&tmp, &dest) {
+        let _ = shared.io.remove(&tmp);
+        return Err(SpoolError::io("rename", tmp, e));
     }
-}
-
-fn commit_loop(shared: Arc<Shared>, rx: Receiver<Synced>, counters: Arc<Counters>) {
-    let mut batch: Vec<(Synced, PathBuf)> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut pending = vec![first];
-        while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => pending.push(next),
-                Err(_) => break,
-            }
-        }
-        for s in pending {
-            let dest = shared.queue_dir.join(s.id.as_str());
-            match shared.io.rename(&s.tmp, &dest) {
-                Ok(()) => batch.push((s, dest)),
-                Err(e) => {
-                    log::warn!("spool: commit of {} failed: rename: {e}", s.id);
-                    let _ = shared.io.remove(&s.tmp);
-                    counters.failures.fetch_add(1, Ordering::Relaxed);
-                    complete(s.done, Err(SpoolError::io("rename", s.tmp, e)));
-                }
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        counters.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
-        match shared.io.fsync_dir(&shared.queue_dir) {
-            Ok(()) => {
-                for (s, _) in batch.drain(..) {
-                    log::debug!("spool: {} queued", s.id);
-                    counters.commits.fetch_add(1, Ordering::Relaxed);
-                    complete(s.done, Ok(s.id));
-                }
-            }
-            Err(e) => {
-                // The renames may or may not be durable. The clients are told 451, so take
-                // the files back out: a retry then does not duplicate the message (if the
-                // removal does not stick either, the worst case is a duplicate, never a loss).
-                for (s, dest) in batch.drain(..) {
-                    log::warn!("spool: commit of {} failed: fsync of queue dir: {e}", s.id);
-                    let _ = shared.io.remove(&dest);
-                    counters.failures.fetch_add(1, Ordering::Relaxed);
-                    let err =
-                        SpoolError::io("fsync_dir", shared.queue_dir.clone(), copy_io_error(&e));
-                    complete(s.done, Err(err));
-                }
-            }
+    match dir.make_durable(shared, counters) {
+        Ok(()) => Ok(id),
+        Err(e) => {
+            let _ = shared.io.remove(&dest);
+            Err(SpoolError::io("fsync_dir", shared.queue_dir.clone(), e))
         }
     }
 }

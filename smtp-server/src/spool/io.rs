@@ -28,7 +28,8 @@ pub trait SpoolIo: Send + Sync + fmt::Debug {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn SpoolFile>>;
     /// Opens an existing file for reading.
     fn open(&self, path: &Path) -> io::Result<Box<dyn ReadFile>>;
-    /// Atomically renames `from` to `to` (same file system), replacing nothing.
+    /// Atomically renames `from` to `to` (same file system), replacing nothing: fails with
+    /// `AlreadyExists` when `to` exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes a directory's entries durable (`fsync` on the directory).
     fn fsync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -51,8 +52,9 @@ impl SpoolFile for RealFile {
         Write::write_all(&mut self.0, buf)
     }
     fn sync(&mut self) -> io::Result<()> {
-        // Data and metadata (the size): a recovered file must have all its bytes.
-        self.0.sync_all()
+        // fdatasync: the data and the metadata needed to read it back (the size); a
+        // recovered file has all its bytes. Timestamps are not worth a second write.
+        self.0.sync_data()
     }
 }
 
@@ -68,9 +70,20 @@ impl SpoolIo for RealIo {
         Ok(Box::new(File::open(path)?))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        // Ids are unique and created with O_EXCL, so the target never exists; a plain
-        // rename(2) is atomic on one file system.
-        fs::rename(from, to)
+        // renameat2(RENAME_NOREPLACE): atomic, and never overwrites a queued message even
+        // if two processes sharing a spool made the same id. File systems without the flag
+        // get a check then a plain rename (ids are unique per process and salted apart).
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                if fs::symlink_metadata(to).is_ok() {
+                    return Err(io::ErrorKind::AlreadyExists.into());
+                }
+                fs::rename(from, to)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
     fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
         // On Linux, fsync on a directory opened read-only flushes its entries.

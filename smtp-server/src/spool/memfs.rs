@@ -273,6 +273,9 @@ impl SpoolIo for MemFs {
         let mut st = self.lock();
         st.hit(Op::Rename)?;
         st.parent_exists(to)?;
+        if st.entries.contains_key(to) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
         let ino = st.entries.remove(from).ok_or(io::ErrorKind::NotFound)?;
         st.entries.insert(to.to_path_buf(), ino);
         Ok(())

@@ -32,18 +32,22 @@
 //!
 //! # The commit protocol
 //!
-//! 1. [`Spool::begin`] creates `tmp/<id>` with `O_EXCL` and buffers the header and envelope;
+//! 1. [`Spool::begin`] takes an empty file from the tmp stock (kept created in `tmp/` with
+//!    `O_EXCL` by a spool thread; created on the spot when the stock is empty), gives the
+//!    message a fresh queue id and buffers the header and envelope;
 //! 2. [`SpoolWriter::write_all`] streams the message through a fixed-size buffer;
-//! 3. [`Spool::commit`] hands the writer to a sync thread, which writes the END record (with
-//!    the CRC-32 of the whole file) and fsyncs the file;
-//! 4. the committer thread renames `tmp/<id>` to `queue/<id>` for every file synced meanwhile,
-//!    fsyncs `queue/` once for the whole batch (group commit), then calls each callback with
-//!    `Ok(id)`. Any failure on the way calls it with `Err` (and removes the file): never
-//!    `Ok` for a message that is not durable.
+//! 3. [`Spool::commit`] queues the writer for a sync thread, which writes the END record
+//!    (with the CRC-32 of the whole file), fdatasyncs the file and renames it to
+//!    `queue/<id>` (never replacing a file);
+//! 4. the same thread waits for a directory fsync of `queue/` that began after its rename:
+//!    the first thread to need one runs it for every rename done so far (group commit). Then
+//!    it calls the callback with `Ok(id)`. Any failure on the way calls it with `Err` (and
+//!    removes the file): never `Ok` for a message that is not durable.
 //!
 //! # Which calls block
 //!
-//! * block on file I/O: [`Spool::open`] (recovery reads every queued file), [`Spool::begin`],
+//! * block on file I/O: [`Spool::open`] (recovery reads every queued file), [`Spool::begin`]
+//!   (only when the tmp stock is empty),
 //!   [`SpoolWriter::write_all`], [`SpoolWriter::abort`] and dropping a writer (unlink),
 //!   [`Spool::commit_blocking`] (waits for the fsyncs), [`Spool::check_free_space`]
 //!   (`statvfs`), and the read side ([`Spool::list`], [`Spool::read_envelope`],
@@ -62,6 +66,7 @@ mod io;
 pub mod memfs;
 mod reader;
 mod recovery;
+mod stock;
 mod writer;
 
 #[cfg(test)]
@@ -72,8 +77,6 @@ mod tests_faults;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-use crossbeam_channel::Sender;
 
 pub use committer::CommitCallback;
 pub use error::{SpoolError, REPLY_LOCAL_ERROR, REPLY_NO_SPACE};
@@ -88,7 +91,7 @@ pub use reader::MessageReader;
 pub use recovery::RecoveryReport;
 pub use writer::{MessageWindow, SpoolWriter};
 
-use committer::{Counters, Job};
+use committer::{Counters, Job, JobQueue};
 use reader::open_layout;
 
 /// Tuning of a [`Spool`].
@@ -97,14 +100,18 @@ pub struct SpoolOptions {
     /// Capacity of each writer's buffer, in bytes (default 64 KiB). This is all the memory a
     /// message in flight costs, whatever its size.
     pub buffer_size: usize,
-    /// Threads that finish and fsync files in parallel before the committer batches the
-    /// renames (default 16: fsync waits on the disk, not the CPU, and the file system
+    /// Threads that carry commits through the file sync, the rename and the shared directory
+    /// sync in parallel (default 16: fsync waits on the disk, not the CPU, and the file system
     /// batches concurrent fsyncs in one journal commit).
     pub sync_threads: usize,
     /// Create the directories and run startup recovery (default `true`). Tools that inspect
     /// a spool a server is using (`impulse spool ...`) turn this off: recovery would delete
     /// the server's in-flight tmp files.
     pub recover: bool,
+    /// Empty files kept created in `tmp/` by a spool thread, so that [`Spool::begin`] makes
+    /// no system call (default 32; 0 turns the stock off and `begin` creates its file).
+    /// Only a spool opened with `recover` keeps a stock.
+    pub tmp_stock: usize,
 }
 
 impl Default for SpoolOptions {
@@ -113,6 +120,7 @@ impl Default for SpoolOptions {
             buffer_size: 64 * 1024,
             sync_threads: 16,
             recover: true,
+            tmp_stock: 32,
         }
     }
 }
@@ -126,14 +134,23 @@ pub(crate) struct Shared {
     pub queue_dir: PathBuf,
     pub quarantine_dir: PathBuf,
     pub buffer_size: usize,
+    /// Ready-made tmp files for [`Spool::begin`].
+    pub stock: Option<stock::Stock>,
 }
 
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
-    jobs: Sender<Job>,
+    jobs: Arc<JobQueue>,
     counters: Arc<Counters>,
     report: RecoveryReport,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The sync threads finish the commits already queued, then exit.
+        self.jobs.close();
+    }
 }
 
 /// A durable on-disk spool. Cheap to clone (all clones share the directory and threads);
@@ -166,7 +183,7 @@ pub struct SpoolStats {
     pub commits: u64,
     /// Commits that completed with `Err`.
     pub failures: u64,
-    /// Directory fsyncs of `queue/` done by the committer: fewer than `commits` when group
+    /// Directory fsyncs of `queue/` done by the sync threads: fewer than `commits` when group
     /// commit shares them.
     pub dir_fsyncs: u64,
 }
@@ -185,14 +202,15 @@ impl Spool {
         io: Arc<dyn SpoolIo>,
     ) -> Result<Spool, SpoolError> {
         let root = dir.as_ref().to_path_buf();
-        let shared = Arc::new(Shared {
+        let mut shared = Shared {
             tmp_dir: root.join("tmp"),
             queue_dir: root.join("queue"),
             quarantine_dir: root.join("quarantine"),
             root,
             io,
             buffer_size: options.buffer_size.max(4096),
-        });
+            stock: None,
+        };
         let report = if options.recover {
             for d in [&shared.tmp_dir, &shared.queue_dir, &shared.quarantine_dir] {
                 shared
@@ -213,6 +231,12 @@ impl Spool {
                 .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
             RecoveryReport::default()
         };
+        if options.recover && options.tmp_stock > 0 {
+            let stock = stock::start(shared.io.clone(), shared.tmp_dir.clone(), options.tmp_stock)
+                .map_err(|e| SpoolError::io("spawn", &shared.root, e))?;
+            shared.stock = Some(stock);
+        }
+        let shared = Arc::new(shared);
         let counters = Arc::new(Counters::default());
         let jobs = committer::start(shared.clone(), options.sync_threads, counters.clone())
             .map_err(|e| SpoolError::io("spawn", &shared.root, e))?;
@@ -257,8 +281,7 @@ impl Spool {
     /// spool thread with `Ok(id)` once the message is durable, or `Err` (the file removed).
     /// Only an `Ok` allows a `250`.
     pub fn commit(&self, writer: SpoolWriter, done: CommitCallback) {
-        if let Err(e) = self.inner.jobs.send(Job { writer, done }) {
-            let Job { writer, done } = e.into_inner();
+        if let Err(Job { writer, done }) = self.inner.jobs.push(Job { writer, done }) {
             drop(writer);
             done(Err(SpoolError::Closed));
         }

@@ -40,8 +40,65 @@ pub(crate) fn body(n: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A spool on `fs` without the tmp-file stock, so that `tmp/` holds only messages in flight.
 pub(crate) fn open_mem(fs: &MemFs) -> Spool {
-    Spool::open_with(ROOT, SpoolOptions::default(), Arc::new(fs.clone())).unwrap()
+    let options = SpoolOptions {
+        tmp_stock: 0,
+        ..SpoolOptions::default()
+    };
+    Spool::open_with(ROOT, options, Arc::new(fs.clone())).unwrap()
+}
+
+/// Waits up to 5 s for `cond`.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    cond()
+}
+
+#[test]
+fn the_tmp_stock_is_used_refilled_and_removed_on_close() {
+    let fs = MemFs::new();
+    let options = SpoolOptions {
+        tmp_stock: 4,
+        ..SpoolOptions::default()
+    };
+    let spool = Spool::open_with(ROOT, options, Arc::new(fs.clone())).unwrap();
+    assert!(
+        eventually(|| names(&fs, "tmp").len() >= 4),
+        "the stock fills up"
+    );
+    let stocked = names(&fs, "tmp");
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(store(&spool, n, 3000).unwrap());
+    }
+    // The first message went into a stocked file, under a fresh queue id.
+    assert!(!stocked.contains(&ids[0].to_string()));
+    let mut queued = names(&fs, "queue");
+    queued.sort();
+    let mut want: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    want.sort();
+    assert_eq!(queued, want);
+    for (n, id) in ids.iter().enumerate() {
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut spool.open_message(*id).unwrap(), &mut got).unwrap();
+        assert_eq!(got, body(n, 3000));
+    }
+    assert!(
+        eventually(|| names(&fs, "tmp").len() >= 4),
+        "the stock refills"
+    );
+    drop(spool);
+    assert!(
+        eventually(|| names(&fs, "tmp").is_empty()),
+        "stocked files removed"
+    );
 }
 
 pub(crate) fn store(spool: &Spool, n: usize, len: usize) -> Result<QueueId, SpoolError> {

@@ -45,19 +45,15 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
-    /// Creates the tmp file and buffers the header and envelope.
+    /// Takes a tmp file from the stock (or creates one) and buffers the header and
+    /// envelope under a fresh queue id.
     pub(crate) fn create(shared: Arc<Shared>, env: &Envelope) -> Result<SpoolWriter, SpoolError> {
-        let mut attempt = 0;
-        let (id, tmp_path, file) = loop {
-            let id = QueueId::generate();
-            let path = shared.tmp_dir.join(id.as_str());
-            match shared.io.create_new(&path) {
-                Ok(file) => break (id, path, file),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < CREATE_ATTEMPTS => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(SpoolError::io("create", path, e)),
+        let (id, tmp_path, file) = match shared.stock.as_ref().and_then(|s| s.take()) {
+            Some(prepared) => {
+                let (path, file) = prepared.take();
+                (QueueId::generate(), path, file)
             }
+            None => Self::create_file(&shared)?,
         };
         let mut w = SpoolWriter {
             buf: Vec::with_capacity(shared.buffer_size),
@@ -76,6 +72,22 @@ impl SpoolWriter {
         w.crc.update(&header);
         w.put(&header)?;
         Ok(w)
+    }
+
+    /// Creates `tmp/<id>` with `O_EXCL` (when the stock is empty or off).
+    fn create_file(shared: &Shared) -> Result<(QueueId, PathBuf, Box<dyn SpoolFile>), SpoolError> {
+        let mut attempt = 0;
+        loop {
+            let id = QueueId::generate();
+            let path = shared.tmp_dir.join(id.as_str());
+            match shared.io.create_new(&path) {
+                Ok(file) => return Ok((id, path, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < CREATE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(SpoolError::io("create", path, e)),
+            }
+        }
     }
 
     /// The queue id this message will have once committed.
@@ -200,7 +212,7 @@ impl SpoolWriter {
         Ok(())
     }
 
-    /// Releases the finished file to the committer: from now on the queue owns it.
+    /// Releases the finished file for its rename: from now on the queue owns it.
     pub(crate) fn into_tmp_path(mut self) -> (QueueId, PathBuf) {
         self.done = true;
         (self.id, std::mem::take(&mut self.tmp_path))
