@@ -2,7 +2,10 @@
 //! fuzzer-chosen points, clock jumps past (or short of) the deadlines, messages queued at any
 //! time, `close` and end of file. The first byte chooses the setup (PIPELINING allowed,
 //! credentials, retries, a custom state after EHLO that greets again like XCLIENT, one
-//! inside the envelope). Invariants, checked after every step:
+//! inside the envelope). STARTTLS and BDAT are always possible: the harness is a driver
+//! whose TLS handshake succeeds, run at the next operation that is not server bytes (server
+//! bytes first are a response injection), and CHUNKING is used whenever offered.
+//! Invariants, checked after every step:
 //!
 //! - no panic; the output of one step stays bounded;
 //! - no event after `SessionDone`, and exactly one `SessionDone` once the session is over;
@@ -99,6 +102,8 @@ fn machine(steer: u8) -> Arc<StateMachine> {
 
 fn config(steer: u8) -> SessionConfig {
     let mut config = SessionConfig::new("client.example");
+    config.tls_available = true;
+    config.policy.chunking = true;
     config.policy.pipelining = steer & 0x01 != 0;
     config.policy.command_retries = (steer >> 4) & 0x03;
     config.policy.max_resets = u32::from(steer >> 6);
@@ -178,8 +183,15 @@ fn run(input: &[u8]) {
     let mut seen = Seen::default();
     seen.drain(&mut s);
     let mut messages = 0;
+    let mut upgrade = false;
     while let [op, raw, rest @ ..] = ops {
         let len = usize::from(*raw) + 1;
+        if upgrade && op % 8 > 3 {
+            upgrade = false;
+            s.handle_tls_established(now);
+            assert!(s.is_done() || s.tls_active());
+            seen.drain(&mut s);
+        }
         match op % 8 {
             // Server bytes: the next `len` bytes.
             0..=3 => {
@@ -215,6 +227,7 @@ fn run(input: &[u8]) {
                 ops = rest;
             }
         }
+        upgrade |= s.poll_tls_upgrade();
         seen.drain(&mut s);
     }
     // The server goes away: everything ends.

@@ -13,7 +13,8 @@ use smtp_proto::{EnhancedStatus, Reply, ReplyError};
 pub enum Stage {
     /// The server's greeting (banner).
     Greeting,
-    /// A reply to EHLO, HELO, AUTH, STARTTLS, RSET, QUIT or a custom state's command.
+    /// A reply to EHLO, HELO, AUTH, STARTTLS, RSET, QUIT or a custom state's command, or
+    /// the TLS handshake after STARTTLS.
     Command,
     /// A reply to MAIL FROM.
     Mail,
@@ -60,6 +61,11 @@ pub enum Error {
     /// pipelining, or data ahead of a command it had not seen yet).
     #[error("the server sent data when no reply was due")]
     Unsolicited,
+    /// The server sent bytes after its `220` to STARTTLS, before the TLS handshake: a
+    /// response injection (the bytes would otherwise be read as replies under TLS). Nothing
+    /// more is sent.
+    #[error("the server sent data after its STARTTLS reply (response injection)")]
+    ResponseInjection,
     /// The server closed the connection while replies were due.
     #[error("the server closed the connection")]
     PeerClosed,
@@ -77,10 +83,15 @@ pub enum Error {
     #[error("session refused: {} {}", .0.code(), .0.text())]
     Refused(Reply),
     // --- Unsupported. ---
-    /// The policy requires TLS, which this driver cannot provide yet, or the server does
-    /// not offer it.
+    /// The policy requires TLS, and the driver cannot provide it, or the server does not
+    /// offer STARTTLS or refused it.
     #[error("TLS required but not available: {0}")]
     TlsUnavailable(&'static str),
+    // --- TLS. ---
+    /// The TLS handshake after STARTTLS failed, including a server certificate that did not
+    /// verify. The connection cannot go on in plaintext.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     // --- Our caller misused the API. ---
     /// A call that is not valid in the session's current state.
     #[error("API misuse: {0}")]
@@ -102,6 +113,11 @@ impl Error {
                 Some(EnhancedStatus::new(4, 5, 0)),
                 "Remote server sent data out of sequence",
             ),
+            Error::ResponseInjection => Reply::new(
+                451,
+                Some(EnhancedStatus::new(4, 7, 0)),
+                "Remote server sent data after its STARTTLS reply (response injection)",
+            ),
             Error::PeerClosed => Reply::new(
                 451,
                 Some(EnhancedStatus::new(4, 4, 2)),
@@ -117,6 +133,11 @@ impl Error {
                 454,
                 Some(EnhancedStatus::new(4, 7, 0)),
                 &format!("TLS not available: {why}"),
+            ),
+            Error::Tls(why) => Reply::new(
+                451,
+                Some(EnhancedStatus::new(4, 7, 5)),
+                &format!("TLS handshake failed: {why}"),
             ),
             Error::Misuse(_) => Reply::new(
                 451,
@@ -137,6 +158,7 @@ impl Error {
             self,
             Error::InvalidReply(_)
                 | Error::Unsolicited
+                | Error::ResponseInjection
                 | Error::PeerClosed
                 | Error::Timeout { .. }
                 | Error::Refused(_)

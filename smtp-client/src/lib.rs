@@ -16,15 +16,20 @@
 //! | [`registry`] | the chain of states: built-ins and custom states |
 //! | [`policy`] | timeouts, retries, pipelining, TLS and AUTH rules |
 //! | [`message`] | what is sent and what is reported |
-//! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume |
+//! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume, TLS settings shared by drivers |
 //!
 //! The [`Engine`] runs many connections to one server on one thread, reuses each for many
 //! messages (a limit per connection, an idle timeout, recovery when the server closed an idle
 //! connection) and reports one [`Delivery`] per message, with per-recipient outcomes, over a
 //! crossbeam channel.
 //!
-//! What it does not do yet: STARTTLS (a session whose policy requires TLS fails with
-//! [`Error::TlsUnavailable`]) and BDAT/CHUNKING.
+//! STARTTLS (RFC 3207) is opportunistic or required ([`TlsMode`]): the session asks the
+//! driver to upgrade ([`Session::poll_tls_upgrade`]), forgets what it learned in plaintext and
+//! sends EHLO again; bytes the server sent after its `220` end the session
+//! ([`Error::ResponseInjection`]). The blocking driver runs it with rustls; [`driver::tls`]
+//! holds the verification defaults every driver shares (required TLS verifies the server's
+//! certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
+//! BDAT chunks (RFC 3030) when the server offers CHUNKING.
 #![warn(missing_docs)]
 
 pub mod driver;

@@ -9,11 +9,12 @@ use smtp_proto::Limits;
 pub enum TlsMode {
     /// Never use STARTTLS.
     Disabled,
-    /// Use STARTTLS when offered and the driver can; otherwise go on in plaintext.
+    /// Use STARTTLS when offered and the driver can; otherwise go on in plaintext, as
+    /// also after a `454` (or any other refusal) to STARTTLS (RFC 3207 §4).
     #[default]
     Opportunistic,
-    /// Never send a message in plaintext: a session without TLS fails with a temporary
-    /// error ([`Error::TlsUnavailable`](crate::Error::TlsUnavailable)), so messages are deferred.
+    /// Never send a message in plaintext: a session without TLS (not offered, refused, or
+    /// the driver cannot) fails with a temporary error ([`Error::TlsUnavailable`](crate::Error::TlsUnavailable)), so messages are deferred.
     Required,
 }
 
@@ -42,7 +43,14 @@ pub struct Policy {
     pub max_resets: u32,
     /// Use PIPELINING when the server offers it (MAIL, every RCPT and DATA in one flight).
     pub pipelining: bool,
-    /// STARTTLS use.
+    /// Send the body with BDAT (RFC 3030 CHUNKING) instead of DATA when the server offers
+    /// CHUNKING: no dot-stuffing, no `354` round trip, chunks pipelined when PIPELINING is
+    /// offered too. Off by default: DATA is what every server handles best.
+    pub chunking: bool,
+    /// The most body bytes in one BDAT chunk (at least 1; default 64 KiB).
+    pub chunk_size: usize,
+    /// STARTTLS use. TLS needs a driver that can run it
+    /// ([`SessionConfig::tls_available`](crate::SessionConfig::tls_available)).
     pub tls: TlsMode,
     /// Allow AUTH (PLAIN, LOGIN, XOAUTH2 all expose the secret) without TLS. Off by default:
     /// turn it on only for loopback or otherwise trusted paths.
@@ -66,6 +74,8 @@ impl Default for Policy {
             command_retries: 2,
             max_resets: 10,
             pipelining: true,
+            chunking: false,
+            chunk_size: 64 * 1024,
             tls: TlsMode::Opportunistic,
             auth_without_tls: false,
             quit_after_rejected_message: true,

@@ -37,7 +37,8 @@ pub enum Builtin {
     Banner,
     /// EHLO, falling back to HELO when EHLO is refused with 5xx.
     Ehlo,
-    /// STARTTLS (not provided by this increment's drivers; see [`TlsMode`](crate::TlsMode)).
+    /// STARTTLS when the [`TlsMode`](crate::TlsMode) asks for it, the server offers it and
+    /// the driver can run TLS; after the handshake the session goes back to `ehlo`.
     StartTls,
     /// AUTH, when credentials are configured.
     Auth,
@@ -45,9 +46,10 @@ pub enum Builtin {
     Mail,
     /// RCPT TO, one per recipient.
     Rcpt,
-    /// DATA.
+    /// DATA; nothing when the body goes by BDAT (CHUNKING offered and
+    /// [`Policy::chunking`](crate::Policy::chunking) on).
     Data,
-    /// The message body and the end-of-data reply.
+    /// The message body (after DATA, or as BDAT chunks) and the final reply.
     Message,
     /// RSET, when a transaction must be abandoned.
     Rset,

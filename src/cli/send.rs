@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use clap::Args;
 use smtp_client::driver::blocking::{Client, Options};
+use smtp_client::driver::tls::Verify;
 use smtp_client::smtp_proto::sasl::Secret;
 use smtp_client::{Credentials, Message, OutcomeKind, RecipientOutcome, TlsMode};
 
@@ -35,12 +36,21 @@ pub struct SendArgs {
     /// The name to send in EHLO/HELO. Default: this machine's host name.
     #[arg(long)]
     helo: Option<String>,
-    /// Use STARTTLS when the server offers it (opportunistic).
+    /// Use STARTTLS when the server offers it (opportunistic: encrypted, the certificate is
+    /// not checked).
     #[arg(long, conflicts_with = "tls_required")]
     starttls: bool,
-    /// Never send in plaintext: without TLS every recipient is deferred.
+    /// Never send in plaintext: without TLS every recipient is deferred. The server's
+    /// certificate must verify (Mozilla roots, or --tls-ca) for the host part of --server.
     #[arg(long)]
     tls_required: bool,
+    /// Trust only the CA certificates in this PEM file when checking the server.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Do not check the server's certificate even with --tls-required (encryption only;
+    /// for test servers with self-signed certificates).
+    #[arg(long)]
+    tls_insecure: bool,
     /// Authenticate with `USER:PASS` (PLAIN, else LOGIN).
     #[arg(long)]
     auth: Option<String>,
@@ -104,6 +114,19 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     } else {
         TlsMode::Disabled
     };
+    options.tls.ca_file = args.tls_ca;
+    if args.tls_insecure {
+        options.tls.verify = Verify::Never;
+    }
+    // The name the certificate must carry: the host part of --server.
+    options.session.peer_name = Some(host_part(&args.server).to_owned());
+    if options.session.policy.tls != TlsMode::Disabled {
+        // A CA file that cannot be used is a bad argument, not a deferral.
+        options
+            .tls
+            .client_config(options.session.policy.tls)
+            .map_err(|e| e.to_string())?;
+    }
     if let Some(auth) = args.auth {
         let (user, password) = auth.split_once(':').ok_or("--auth takes USER:PASS")?;
         options.session.credentials = Some(Credentials::Password {
@@ -157,6 +180,12 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `HOST` of `HOST:PORT` (`[::1]:25` gives `::1`).
+fn host_part(server: &str) -> &str {
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One line per recipient: `<addr>: delivered|deferred|bounced: reply [class]`.

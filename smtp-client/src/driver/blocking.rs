@@ -16,15 +16,24 @@
 //! Reply timeouts come from the [`Policy`](crate::Policy) through the socket's read timeout
 //! (the session's [`poll_timeout`](Session::poll_timeout)); writes use
 //! [`Policy::data_block_timeout`](crate::Policy::data_block_timeout).
+//!
+//! STARTTLS runs with rustls when the policy's [`TlsMode`] asks for it;
+//! [`Options::tls`] says how the server's certificate is checked (see [`super::tls`]). The
+//! handshake has the policy's command timeout.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+
+use super::tls::TlsOptions;
 use crate::error::Error;
 use crate::message::{Event, Message, MessageId, RecipientOutcome};
+use crate::policy::TlsMode;
 use crate::registry::StateMachine;
 use crate::session::{Session, SessionConfig};
 
@@ -37,6 +46,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// The chain of states; `None` for the built-in chain.
     pub machine: Option<Arc<StateMachine>>,
+    /// How STARTTLS checks the server (used when the policy's TLS mode is not `Disabled`).
+    pub tls: TlsOptions,
 }
 
 impl Options {
@@ -47,6 +58,7 @@ impl Options {
             session: SessionConfig::new(helo_name),
             connect_timeout: Duration::from_secs(30),
             machine: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -58,13 +70,25 @@ pub struct Client;
 impl Client {
     /// Connects to `addr` and runs the session's setup (greeting, EHLO, AUTH, custom
     /// states) until it is ready for a message. Fails with the session's error when the
-    /// server refuses it, or [`Error::Io`] when the connection cannot be made.
+    /// server refuses it, [`Error::Io`] when the connection cannot be made, or
+    /// [`Error::Tls`] when the TLS settings are unusable (checked before connecting) or the
+    /// handshake fails.
     pub fn connect(addr: SocketAddr, options: Options) -> Result<Connection, Error> {
+        let mode = options.session.policy.tls;
+        let tls = if mode == TlsMode::Disabled {
+            None
+        } else {
+            let name = options
+                .tls
+                .server_name(options.session.peer_name.as_deref(), addr)?;
+            Some((options.tls.client_config(mode)?, name))
+        };
         let stream = TcpStream::connect_timeout(&addr, options.connect_timeout)
             .map_err(|e| Error::Io(format!("connect to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
         let mut config = options.session;
         config.peer.get_or_insert(addr);
+        config.tls_available = tls.is_some();
         let machine = options.machine.unwrap_or_else(StateMachine::builtin);
         let session = Session::new(machine, config, Instant::now())?;
         let mut conn = Connection {
@@ -72,6 +96,8 @@ impl Client {
             session,
             buf: vec![0; 16 * 1024],
             done: HashMap::new(),
+            tls_setup: tls,
+            tls: None,
         };
         conn.drive(|s| s.is_idle());
         if conn.session.is_done() {
@@ -90,6 +116,10 @@ pub struct Connection {
     session: Session,
     buf: Vec<u8>,
     done: HashMap<MessageId, Vec<RecipientOutcome>>,
+    /// The configuration and server name for STARTTLS, when the policy may use it.
+    tls_setup: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// The TLS connection, once STARTTLS is done.
+    tls: Option<ClientConnection>,
 }
 
 impl Connection {
@@ -124,11 +154,20 @@ impl Connection {
     pub fn quit(mut self) -> Result<(), Error> {
         self.session.close(Instant::now());
         self.drive(|_| false);
+        if let Some(tls) = self.tls.as_mut() {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut self.stream);
+        }
         let _ = self.stream.shutdown(Shutdown::Both);
         match self.session.error() {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    /// `true` once STARTTLS is done and the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The session, for its capabilities and state.
@@ -144,6 +183,10 @@ impl Connection {
             if self.session.is_done() || stop(&self.session) {
                 return;
             }
+            if self.session.poll_tls_upgrade() {
+                self.upgrade();
+                continue;
+            }
             let now = Instant::now();
             let Some(deadline) = self.session.poll_timeout() else {
                 // Nothing due and not asked to stop: only an idle session gets here.
@@ -157,8 +200,12 @@ impl Connection {
             let _ = self
                 .stream
                 .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
-            match self.stream.read(&mut self.buf) {
+            match self.read() {
                 Ok(0) => self.session.handle_eof(Instant::now()),
+                // A TLS peer that closed without close_notify: the same as a plain close.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof && self.tls.is_some() => {
+                    self.session.handle_eof(Instant::now())
+                }
                 Ok(n) => self.session.handle_input(&self.buf[..n], Instant::now()),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     self.session.handle_timeout(Instant::now())
@@ -173,9 +220,75 @@ impl Connection {
         while let Some(bytes) = self.session.poll_transmit() {
             let timeout = self.session.policy().data_block_timeout;
             let _ = self.stream.set_write_timeout(Some(timeout));
-            if let Err(e) = self.stream.write_all(&bytes) {
+            let written = match self.tls.as_mut() {
+                Some(tls) => {
+                    let mut tls = rustls::Stream::new(tls, &mut self.stream);
+                    tls.write_all(&bytes).and_then(|()| tls.flush())
+                }
+                None => self.stream.write_all(&bytes),
+            };
+            if let Err(e) = written {
                 self.session.handle_io_error(e, Instant::now());
             }
+        }
+    }
+
+    fn read(&mut self) -> io::Result<usize> {
+        match self.tls.as_mut() {
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).read(&mut self.buf),
+            None => self.stream.read(&mut self.buf),
+        }
+    }
+
+    /// The `220` to STARTTLS is in: hands the session whatever the server sent after it
+    /// (a response injection), then runs the handshake.
+    fn upgrade(&mut self) {
+        let Some((config, name)) = self.tls_setup.clone() else {
+            self.session
+                .handle_tls_failed("no TLS configuration", Instant::now());
+            return;
+        };
+        if self.stream.set_nonblocking(true).is_ok() {
+            let waiting = self.stream.read(&mut self.buf);
+            let _ = self.stream.set_nonblocking(false);
+            match waiting {
+                Ok(0) => self.session.handle_eof(Instant::now()),
+                Ok(n) => self.session.handle_input(&self.buf[..n], Instant::now()),
+                Err(_) => {}
+            }
+            if self.session.is_done() {
+                return;
+            }
+        }
+        let timeout = self.session.policy().command_timeout;
+        let _ = self.stream.set_read_timeout(Some(timeout));
+        let _ = self.stream.set_write_timeout(Some(timeout));
+        let result = ClientConnection::new(config, name)
+            .map_err(|e| e.to_string())
+            .and_then(|mut tls| {
+                while tls.is_handshaking() {
+                    tls.complete_io(&mut self.stream)
+                        .map_err(|e| match e.kind() {
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                                format!("no handshake within {timeout:?}")
+                            }
+                            ErrorKind::UnexpectedEof => "the server closed the connection".into(),
+                            _ => e.to_string(),
+                        })?;
+                }
+                Ok(tls)
+            });
+        match result {
+            Ok(tls) => {
+                log::debug!(
+                    "client: TLS established ({:?}, {:?})",
+                    tls.protocol_version(),
+                    tls.negotiated_cipher_suite().map(|s| s.suite())
+                );
+                self.tls = Some(tls);
+                self.session.handle_tls_established(Instant::now());
+            }
+            Err(e) => self.session.handle_tls_failed(e, Instant::now()),
         }
     }
 

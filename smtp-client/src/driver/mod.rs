@@ -4,6 +4,10 @@
 //! |---|---|
 //! | [`blocking`] | simple embedding: one connection on `std::net`, one thread |
 //! | [`engine`] | volume: many connections on one mio thread, each reused for many messages |
+//!
+//! [`tls`] holds what every driver needs for STARTTLS: verification defaults and the
+//! rustls configuration.
 
 pub mod blocking;
 pub mod engine;
+pub mod tls;

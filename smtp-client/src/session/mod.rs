@@ -18,6 +18,23 @@
 //! server closes. The session never reads the clock: every input carries `now`.
 //! Once [`Event::SessionDone`] has been emitted, close the connection.
 //!
+//! # STARTTLS
+//!
+//! A driver that can run TLS says so with [`SessionConfig::tls_available`]. When the policy
+//! asks for TLS and the server offers STARTTLS, the session sends `STARTTLS`; once the `220`
+//! is in, [`poll_tls_upgrade`] returns `true` (once). The driver then:
+//!
+//! 1. hands the session every byte it has already read from the socket ([`handle_input`]):
+//!    bytes the server sent after its `220` and before the handshake are a response
+//!    injection, and end the session with [`Error::ResponseInjection`];
+//! 2. if the session is not over, runs the TLS handshake on the same socket, then calls
+//!    [`handle_tls_established`] (or [`handle_tls_failed`]), and from then on reads and
+//!    writes through TLS.
+//!
+//! The session then forgets the capabilities it learned in plaintext and sends EHLO again;
+//! the states after `ehlo` run again too (the server forgot them as well).
+//! The handshake has the policy's command timeout ([`poll_timeout`]).
+//!
 //! # Bounds
 //!
 //! The input buffer never holds more than one reply's worth of bytes
@@ -34,6 +51,9 @@
 //! [`handle_timeout`]: Session::handle_timeout
 //! [`handle_input`]: Session::handle_input
 //! [`handle_eof`]: Session::handle_eof
+//! [`poll_tls_upgrade`]: Session::poll_tls_upgrade
+//! [`handle_tls_established`]: Session::handle_tls_established
+//! [`handle_tls_failed`]: Session::handle_tls_failed
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -49,15 +69,19 @@ use crate::message::{local_reply, Credentials, Event, Message, MessageId};
 use crate::policy::Policy;
 use crate::registry::{Builtin, StateId, StateMachine};
 
+mod chunking;
 mod custom;
+mod flow;
 mod prepare;
 mod setup;
+mod tls;
 mod transaction;
 
 #[cfg(test)]
 mod tests;
 
 use custom::Shared;
+pub(crate) use flow::{Await, Flow};
 use transaction::Txn;
 
 /// How a session is set up.
@@ -76,6 +100,10 @@ pub struct SessionConfig {
     /// Per-session client arguments (Momentum's `smtp_client_args`): `NOTIFY` and `ORCPT`
     /// go on every RCPT TO, every other keyword on MAIL FROM.
     pub session_args: ClientArgs,
+    /// The driver can run a TLS handshake on this connection ([`Session::poll_tls_upgrade`]).
+    /// Off by default: a session without it never sends STARTTLS, and one whose policy
+    /// requires TLS fails with [`Error::TlsUnavailable`]. Drivers with TLS set it.
+    pub tls_available: bool,
 }
 
 impl SessionConfig {
@@ -88,56 +116,9 @@ impl SessionConfig {
             peer: None,
             peer_name: None,
             session_args: ClientArgs::new(),
+            tls_available: false,
         }
     }
-}
-
-/// The reply a session is waiting for, named after what it awaits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Await {
-    Greeting,
-    EhloReply,
-    HeloReply,
-    AuthReply,
-    MailReply,
-    /// The reply to the RCPT of this recipient (index into the message's recipients).
-    RcptReply(usize),
-    DataReply,
-    FinalReply,
-    /// The reply to a lone `.` sent after an unwanted `354` (no recipient was accepted).
-    DiscardReply,
-    RsetReply,
-    QuitReply,
-    /// The reply to a custom state's command.
-    CustomReply(StateId),
-}
-
-impl Await {
-    fn stage(self) -> Stage {
-        match self {
-            Await::Greeting => Stage::Greeting,
-            Await::MailReply => Stage::Mail,
-            Await::RcptReply(_) => Stage::Rcpt,
-            Await::DataReply => Stage::DataInit,
-            Await::FinalReply | Await::DiscardReply => Stage::Final,
-            _ => Stage::Command,
-        }
-    }
-}
-
-/// What the machine does after a state ran.
-#[derive(Debug)]
-pub(crate) enum Flow {
-    /// Replies are due: wait for input.
-    Wait,
-    /// Go to the current state's default successor.
-    Next,
-    /// Go to this state.
-    Goto(StateId),
-    /// Nothing to do until a message is queued or the session is closed; resume here.
-    Park(StateId),
-    /// The session is over (after QUIT).
-    Done,
 }
 
 /// Most state transitions without waiting for input before the session calls it a loop.
@@ -171,6 +152,9 @@ pub struct Session {
     done: bool,
     pub(crate) resets: u32,
     pub(crate) auth: Option<setup::AuthStep>,
+    tls_available: bool,
+    /// The `220` to STARTTLS is in and the driver has not been told yet.
+    tls_upgrade_due: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -229,6 +213,8 @@ impl Session {
             done: false,
             resets: 0,
             auth: None,
+            tls_available: config.tls_available,
+            tls_upgrade_due: false,
         };
         let head = session.current;
         session.advance(Flow::Goto(head));
@@ -242,6 +228,10 @@ impl Session {
         self.now = now;
         let cap = self.policy.limits.reply_bytes.saturating_add(1);
         while !input.is_empty() && !self.done {
+            if self.awaiting_handshake() {
+                self.abort(Error::ResponseInjection);
+                return;
+            }
             let room = cap.saturating_sub(self.inbuf.len()).max(1);
             let take = room.min(input.len());
             self.inbuf.extend_from_slice(&input[..take]);
@@ -400,6 +390,10 @@ impl Session {
 
     fn process_input(&mut self) {
         while !self.done && !self.inbuf.is_empty() {
+            if self.awaiting_handshake() {
+                self.abort(Error::ResponseInjection);
+                return;
+            }
             match self.parser.parse(&self.inbuf) {
                 Ok(None) => return,
                 Ok(Some((reply, used))) => {
@@ -441,6 +435,7 @@ impl Session {
             | Await::HeloReply
             | Await::AuthReply
             | Await::QuitReply => self.on_setup_reply(awaiting, reply),
+            Await::StartTlsReply | Await::TlsHandshake => self.on_starttls_reply(reply),
             Await::CustomReply(id) => self.on_custom_reply(id, &reply),
             _ => self.on_txn_reply(awaiting, reply),
         };

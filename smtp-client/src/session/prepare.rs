@@ -18,7 +18,8 @@ pub(crate) struct Prepared {
     pub(crate) rcpts: Vec<(usize, Vec<u8>)>,
     /// Recipients refused locally, with the reply they get.
     pub(crate) refused: Vec<(usize, Reply)>,
-    /// The dot-stuffed body, end-of-data line included.
+    /// For DATA: the dot-stuffed body, end-of-data line included. For BDAT: the body with
+    /// its line endings normalised to CR LF, nothing added.
     pub(crate) body: Vec<u8>,
 }
 
@@ -39,6 +40,42 @@ fn address_reply(e: AddressError, role: AddressRole) -> Reply {
     e.reply(role).into()
 }
 
+/// The body as BDAT sends it: every bare CR and bare LF becomes CR LF (as DATA's encoder
+/// does, so no bare line ending leaves the client), and a last line without an ending gets
+/// one — the same bytes DATA delivers, without the dot-stuffing.
+pub(crate) fn crlf_normalise(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 2);
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                i += if body.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+            }
+            b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+            }
+            _ => {
+                let run = body[i..]
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n')
+                    .map_or(body.len(), |p| i + p);
+                out.extend_from_slice(&body[i..run]);
+                i = run;
+            }
+        }
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// Checks `message` against the server's capabilities and builds its commands. `Err` fails
 /// the whole message with that reply, before anything is sent.
 pub(crate) fn prepare(
@@ -47,6 +84,7 @@ pub(crate) fn prepare(
     session_args: &ClientArgs,
     message_args: &ClientArgs,
     limits: Limits,
+    chunking: bool,
 ) -> Result<Prepared, Reply> {
     let opts = AddressOptions {
         smtputf8: true,
@@ -104,8 +142,15 @@ pub(crate) fn prepare(
             "Message has 8-bit content and the server does not offer 8BITMIME",
         ));
     }
-    let body = dot_stuff(&message.body);
-    let size = body.len().saturating_sub(3) as u64;
+    let (body, size) = if chunking {
+        let body = crlf_normalise(&message.body);
+        let size = body.len() as u64;
+        (body, size)
+    } else {
+        let body = dot_stuff(&message.body);
+        let size = body.len().saturating_sub(3) as u64;
+        (body, size)
+    };
     if let Some(max) = caps.size().filter(|&max| max > 0) {
         if size > max {
             return Err(local_reply(

@@ -3,12 +3,11 @@
 use std::borrow::Cow;
 
 use smtp_proto::sasl::{self, CredentialKind, LoginClient, Mechanism};
-use smtp_proto::{parse_capabilities, Capabilities, Command, Keyword, Reply};
+use smtp_proto::{parse_capabilities, Capabilities, Command, Reply};
 
 use super::{Await, Flow, Session};
 use crate::error::Error;
 use crate::message::{local_reply, Credentials};
-use crate::policy::TlsMode;
 use crate::registry::Builtin;
 
 /// Where an AUTH exchange is.
@@ -70,26 +69,6 @@ impl Session {
             Await::AuthReply => self.on_auth_reply(reply),
             Await::QuitReply => Flow::Done,
             _ => Flow::Next,
-        }
-    }
-
-    /// STARTTLS needs a TLS-capable driver, which comes later: skipped unless required.
-    fn enter_starttls(&mut self) -> Flow {
-        let offered = self.shared.caps.has(Keyword::StartTls);
-        match self.policy.tls {
-            TlsMode::Disabled => Flow::Next,
-            TlsMode::Opportunistic => {
-                if offered {
-                    log::debug!("client: STARTTLS offered; this driver has no TLS, going on");
-                }
-                Flow::Next
-            }
-            TlsMode::Required if !offered => {
-                self.refuse(Error::TlsUnavailable("the server does not offer STARTTLS"))
-            }
-            TlsMode::Required => self.refuse(Error::TlsUnavailable(
-                "this driver cannot negotiate TLS yet",
-            )),
         }
     }
 

@@ -6,6 +6,9 @@
 //! state sends MAIL, every RCPT and DATA in one flight and the replies are matched in order.
 //! DATA goes ahead only when MAIL and at least one RCPT were accepted; a `503` anywhere, or
 //! an abandoned transaction, is followed by RSET.
+//!
+//! With [`Policy::chunking`](crate::Policy::chunking) and CHUNKING offered, the `data` state
+//! sends nothing and the body goes as BDAT chunks ([`chunking`](super::chunking)).
 
 use smtp_proto::{Command, Keyword, Reply};
 
@@ -20,17 +23,23 @@ pub(crate) struct Txn {
     id: MessageId,
     message: Message,
     outcomes: Vec<Option<RecipientOutcome>>,
-    prepared: Option<Prepared>,
+    pub(super) prepared: Option<Prepared>,
     /// Index into `prepared.rcpts` of the next RCPT to send (without pipelining).
     next_rcpt: usize,
     /// Recipients (message indices) whose RCPT was accepted.
-    accepted: Vec<usize>,
+    pub(super) accepted: Vec<usize>,
     /// MAIL was accepted (or the server's state is unknown): RSET before the next MAIL.
     pub(crate) open: bool,
     /// Every recipient has its outcome and the events are out.
     pub(crate) finished: bool,
-    pipelined: bool,
+    pub(super) pipelined: bool,
     attempts: u8,
+    /// The body goes as BDAT chunks (CHUNKING offered and enabled).
+    pub(super) chunked: bool,
+    /// How many body bytes went out in BDAT chunks so far.
+    pub(super) bdat_sent: usize,
+    /// `BDAT <n> LAST` went out.
+    pub(super) bdat_last_sent: bool,
 }
 
 impl Txn {
@@ -46,6 +55,9 @@ impl Txn {
             finished: false,
             pipelined: false,
             attempts: 0,
+            chunked: false,
+            bdat_sent: 0,
+            bdat_last_sent: false,
         }
     }
 
@@ -117,9 +129,13 @@ impl Session {
                     None => self.after_last_rcpt(),
                 }
             }
-            Builtin::Data if txn.pipelined => Flow::Next,
+            Builtin::Data if txn.pipelined || txn.chunked => Flow::Next,
             Builtin::Data => {
                 self.send(&Command::Data.to_bytes(), Await::DataReply);
+                Flow::Wait
+            }
+            Builtin::Message if txn.chunked => {
+                self.send_chunk();
                 Flow::Wait
             }
             Builtin::Message => {
@@ -134,6 +150,7 @@ impl Session {
 
     fn enter_mail(&mut self) -> Flow {
         let rset = Flow::Goto(Builtin::Rset.id());
+        let chunked = self.policy.chunking && self.shared.caps.has(Keyword::Chunking);
         let Some(txn) = self.txn.as_mut() else {
             return rset;
         };
@@ -143,6 +160,7 @@ impl Session {
             &self.shared.session_args,
             &self.shared.message_args,
             self.policy.limits,
+            chunked,
         );
         let prepared = match prepared {
             Ok(p) => p,
@@ -163,6 +181,7 @@ impl Session {
             self.finish_message();
             return rset;
         }
+        txn.chunked = chunked;
         txn.pipelined = self.policy.pipelining
             && self.shared.caps.has(Keyword::Pipelining)
             && !self.machine.customs_in_envelope();
@@ -178,7 +197,15 @@ impl Session {
         for (i, line) in flight {
             self.send(&line, Await::RcptReply(i));
         }
-        if pipelined {
+        if pipelined && chunked {
+            // RFC 3030 §4.2: BDAT may be pipelined; a server discards the chunks of a
+            // transaction without recipients.
+            for _ in 0..super::chunking::PIPELINED_CHUNKS {
+                if !self.send_chunk() {
+                    break;
+                }
+            }
+        } else if pipelined {
             self.send(&Command::Data.to_bytes(), Await::DataReply);
         }
         Flow::Wait
@@ -297,29 +324,37 @@ impl Session {
             }
             Await::DataReply => self.on_data_reply(reply),
             Await::DiscardReply => rset,
-            Await::FinalReply => {
-                let accepted = std::mem::take(&mut txn.accepted);
-                for i in accepted {
-                    txn.set(i, &reply, false);
-                }
-                txn.open = false;
-                self.finish_message();
-                if !reply.is_positive_completion() && self.policy.quit_after_rejected_message {
-                    log::info!("client: message rejected at end of data; ending the session");
-                    self.closing = true;
-                    let not_sent = local_reply(
-                        451,
-                        (4, 3, 0),
-                        "Not attempted: the session ended after a rejected message",
-                    );
-                    while let Some((id, message)) = self.queue.pop_front() {
-                        self.fail_unsent(id, &message, &not_sent);
-                    }
-                }
-                Flow::Next
-            }
+            Await::BdatReply { last } => self.on_bdat_reply(last, reply, more_due),
+            Await::FinalReply => self.on_final_reply(&reply),
             _ => Flow::Next,
         }
+    }
+
+    /// The reply to the end of the body (the dot, or `BDAT <n> LAST`) decides every
+    /// recipient whose RCPT was accepted.
+    pub(super) fn on_final_reply(&mut self, reply: &Reply) -> Flow {
+        if let Some(txn) = self.txn.as_mut() {
+            let accepted = std::mem::take(&mut txn.accepted);
+            for i in accepted {
+                txn.set(i, reply, false);
+            }
+            // After a refused BDAT LAST the server may still hold the transaction.
+            txn.open = txn.chunked && !reply.is_positive_completion();
+        }
+        self.finish_message();
+        if !reply.is_positive_completion() && self.policy.quit_after_rejected_message {
+            log::info!("client: message rejected at end of data; ending the session");
+            self.closing = true;
+            let not_sent = local_reply(
+                451,
+                (4, 3, 0),
+                "Not attempted: the session ended after a rejected message",
+            );
+            while let Some((id, message)) = self.queue.pop_front() {
+                self.fail_unsent(id, &message, &not_sent);
+            }
+        }
+        Flow::Next
     }
 
     /// Without pipelining, after the last RCPT reply: DATA if anyone was accepted.

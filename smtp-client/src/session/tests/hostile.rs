@@ -7,7 +7,9 @@ use proptest::prelude::*;
 
 use super::{kinds, msg, Fake, EHLO_PIPE, EHLO_PLAIN};
 use crate::message::{Event, OutcomeKind};
+use crate::session::SessionConfig;
 use crate::Error;
+use crate::StateMachine;
 use smtp_proto::ReplyError;
 
 fn cap(f: &Fake) -> usize {
@@ -129,6 +131,11 @@ fn chunk() -> impl Strategy<Value = Vec<u8>> {
         "250-SIZE 100\r\n",
         "250-8BITMIME\r\n",
         "250-AUTH PLAIN LOGIN\r\n",
+        "250-STARTTLS\r\n",
+        "250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 STARTTLS\r\n",
+        "250-CHUNKING\r\n",
+        "220 go ahead\r\n",
+        "454 4.7.0 no TLS now\r\n",
         "250 ok\r\n",
         "250\r\n",
         "354 go\r\n",
@@ -157,6 +164,10 @@ enum Step {
     Queue(u8),
     Close,
     Eof,
+    /// The driver finished the TLS handshake it was asked for.
+    TlsUp,
+    /// The driver's TLS handshake failed.
+    TlsFail,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -166,7 +177,64 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u8..4).prop_map(Step::Queue),
         1 => Just(Step::Close),
         1 => Just(Step::Eof),
+        1 => Just(Step::TlsUp),
+        1 => Just(Step::TlsFail),
     ]
+}
+
+/// Runs `steps` against `f` like a driver would (TLS only when the session asked for it)
+/// and checks the bounds and that every message and the session end exactly once.
+fn run(mut f: Fake, steps: Vec<Step>, max_expect: usize) -> Result<(), TestCaseError> {
+    let mut queued = 0usize;
+    let mut upgrade = false;
+    for step in steps {
+        match step {
+            Step::Input(bytes) => f.server_bytes(&bytes),
+            Step::Tick(secs) => f.advance(Duration::from_secs(secs)),
+            Step::Queue(n) => {
+                let rcpts: Vec<String> = (0..=n).map(|i| format!("r{i}@y.test")).collect();
+                let m = crate::Message::new("a@x.test", rcpts, "hi\r\n");
+                if f.s.queue_message(m, f.now).is_ok() {
+                    queued += 1;
+                }
+                f.pump();
+            }
+            Step::Close => f.close(),
+            Step::Eof => {
+                f.s.handle_eof(f.now);
+                f.pump();
+            }
+            Step::TlsUp if std::mem::take(&mut upgrade) => {
+                f.s.handle_tls_established(f.now);
+                f.pump();
+            }
+            Step::TlsFail if std::mem::take(&mut upgrade) => {
+                f.s.handle_tls_failed("handshake failure", f.now);
+                f.pump();
+            }
+            Step::TlsUp | Step::TlsFail => {}
+        }
+        upgrade |= f.s.poll_tls_upgrade();
+        prop_assert!(f.s.inbuf.len() <= cap(&f));
+        prop_assert!(f.s.expect.len() <= max_expect);
+    }
+    // Every message gets exactly one MessageDone once the session is over.
+    f.s.handle_eof(f.now);
+    f.pump();
+    prop_assert!(f.s.is_done());
+    let done = f
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::MessageDone { .. }))
+        .count();
+    prop_assert_eq!(done, queued);
+    let ends = f
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::SessionDone { .. }))
+        .count();
+    prop_assert_eq!(ends, 1);
+    Ok(())
 }
 
 proptest! {
@@ -174,37 +242,36 @@ proptest! {
 
     #[test]
     fn arbitrary_replies_never_panic_and_stay_bounded(steps in prop::collection::vec(step(), 0..60)) {
-        let mut f = Fake::new();
-        let mut queued = 0usize;
-        for step in steps {
-            match step {
-                Step::Input(bytes) => f.server_bytes(&bytes),
-                Step::Tick(secs) => f.advance(Duration::from_secs(secs)),
-                Step::Queue(n) => {
-                    let rcpts: Vec<String> = (0..=n).map(|i| format!("r{i}@y.test")).collect();
-                    let m = crate::Message::new("a@x.test", rcpts, "hi\r\n");
-                    if f.s.queue_message(m, f.now).is_ok() {
-                        queued += 1;
-                    }
-                    f.pump();
-                }
-                Step::Close => f.close(),
-                Step::Eof => {
-                    f.s.handle_eof(f.now);
-                    f.pump();
-                }
-            }
-            prop_assert!(f.s.inbuf.len() <= cap(&f));
-            prop_assert!(f.s.expect.len() <= 4 + 2);
+        run(Fake::new(), steps, 4 + 2)?;
+    }
+
+    #[test]
+    fn arbitrary_replies_with_starttls_and_bdat_never_panic(
+        steps in prop::collection::vec(step(), 0..60),
+        depth in 0u8..3,
+    ) {
+        let mut config = SessionConfig::new("client.test");
+        config.tls_available = true;
+        config.policy.chunking = true;
+        config.policy.chunk_size = 2;
+        // Greeted, STARTTLS and CHUNKING offered: the random part starts at the STARTTLS
+        // reply (depth 0), at the EHLO reply under TLS (1), or with a message's MAIL, RCPTs
+        // and BDAT chunks in flight under TLS (2).
+        let mut all = vec![
+            Step::Input(b"220 mx ESMTP\r\n".to_vec()),
+            Step::Input(b"250-mx\r\n250-CHUNKING\r\n250 STARTTLS\r\n".to_vec()),
+        ];
+        if depth >= 1 {
+            all.push(Step::Input(b"220 go ahead\r\n".to_vec()));
+            all.push(Step::TlsUp);
         }
-        // Every message gets exactly one MessageDone once the session is over.
-        f.s.handle_eof(f.now);
-        f.pump();
-        prop_assert!(f.s.is_done());
-        let done = f.events.iter().filter(|e| matches!(e, Event::MessageDone { .. })).count();
-        prop_assert_eq!(done, queued);
-        let ends = f.events.iter().filter(|e| matches!(e, Event::SessionDone { .. })).count();
-        prop_assert_eq!(ends, 1);
+        if depth >= 2 {
+            all.push(Step::Input(b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n".to_vec()));
+            all.push(Step::Queue(1));
+        }
+        all.extend(steps);
+        // MAIL, four RCPTs and two chunks of "hi\r\n" in one flight.
+        run(Fake::with(StateMachine::builtin(), config), all, 1 + 4 + 2)?;
     }
 }
 

@@ -8,10 +8,12 @@ use crate::message::{Event, Message, OutcomeKind, RecipientOutcome};
 use crate::registry::StateMachine;
 use crate::Error;
 
+mod chunking;
 mod custom;
 mod envelope;
 mod hostile;
 mod policy;
+mod tls;
 
 /// A session and what it said, driven by hand.
 pub(super) struct Fake {

@@ -1,0 +1,188 @@
+//! STARTTLS against a real third-party server: Python's aiosmtpd with an `ssl.SSLContext`
+//! loaded from an rcgen certificate and `require_starttls=True`, in a `python3` subprocess on
+//! a free loopback port; its handler writes each message it receives (and whether the
+//! session was encrypted) to a file.
+//!
+//! Without `python3` or the `aiosmtpd` module these tests print a loud SKIPPED and pass —
+//! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
+
+mod tls_support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use smtp_client::driver::blocking::{Client, Options};
+use smtp_client::{Error, Message, Policy, TlsMode};
+
+/// `python3 -c SERVER PORT CERT KEY MESSAGES_FILE`.
+const SERVER: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+
+port, cert, key, messages = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        with open(messages, "ab") as f:
+            f.write(("MAIL %s RCPT %s TLS %s\n" % (
+                envelope.mail_from, ",".join(envelope.rcpt_tos),
+                "yes" if server._tls_protocol is not None else "no")).encode())
+            f.write(envelope.original_content)
+        return "250 2.0.0 stored by aiosmtpd"
+
+controller = Controller(Handler(), hostname="127.0.0.1", port=port,
+                        tls_context=context, require_starttls=True)
+controller.start()
+print("READY", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+fn aiosmtpd_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 with aiosmtpd not found and CI is set: install it (see .ci/run)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: python3 -c 'import aiosmtpd' failed (pip install aiosmtpd) ***\n"
+        );
+    }
+    ok
+}
+
+/// A running aiosmtpd with STARTTLS, killed on drop.
+struct Aiosmtpd {
+    child: Child,
+    addr: SocketAddr,
+    messages: PathBuf,
+    certs: tls_support::Certs,
+}
+
+impl Aiosmtpd {
+    fn start() -> Option<Aiosmtpd> {
+        if !aiosmtpd_available() {
+            return None;
+        }
+        let certs = tls_support::certs();
+        let messages = certs.dir.path().join("messages");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new("python3")
+            .args(["-c", SERVER, &port.to_string()])
+            .arg(&certs.cert_file)
+            .arg(&certs.key_file)
+            .arg(&messages)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn python3");
+        let mut server = Aiosmtpd {
+            child,
+            addr,
+            messages,
+            certs,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("aiosmtpd exited with {status} before listening");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    fn messages(&self) -> Vec<u8> {
+        std::fs::read(&self.messages).unwrap_or_default()
+    }
+}
+
+impl Drop for Aiosmtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn options(mode: TlsMode) -> Options {
+    let mut o = Options::new("client.test");
+    o.session.policy = Policy {
+        tls: mode,
+        ..Policy::default()
+    };
+    o
+}
+
+#[test]
+fn required_starttls_verified_against_the_test_ca_delivers() {
+    let Some(server) = Aiosmtpd::start() else {
+        return;
+    };
+    let mut o = options(TlsMode::Required);
+    o.tls.ca_file = Some(server.certs.ca_file.clone());
+    let mut conn = Client::connect(server.addr, o).expect("connect with STARTTLS");
+    assert!(conn.is_tls());
+    let body = b"Subject: aiosmtpd over TLS\r\n\r\n.dot line\r\nbody\r\n";
+    let outcomes = conn
+        .send(&Message::new(
+            "a@x.test",
+            ["b@y.test", "c@y.test"],
+            &body[..],
+        ))
+        .unwrap();
+    assert!(outcomes.iter().all(|o| o.is_delivered()), "{outcomes:?}");
+    assert!(outcomes[0].reply.text().contains("stored by aiosmtpd"));
+    conn.quit().unwrap();
+    let stored = server.messages();
+    let mut expected = b"MAIL a@x.test RCPT b@y.test,c@y.test TLS yes\n".to_vec();
+    expected.extend_from_slice(body);
+    assert_eq!(
+        String::from_utf8_lossy(&stored),
+        String::from_utf8_lossy(&expected)
+    );
+}
+
+#[test]
+fn aiosmtpd_refuses_plaintext_and_the_default_roots_refuse_its_certificate() {
+    let Some(server) = Aiosmtpd::start() else {
+        return;
+    };
+    // STARTTLS disabled: aiosmtpd requires it, so MAIL is refused (530) and nothing is stored.
+    let mut conn = Client::connect(server.addr, options(TlsMode::Disabled)).unwrap();
+    let outcomes = conn
+        .send(&Message::new(
+            "a@x.test",
+            ["b@y.test"],
+            "Subject: x\r\n\r\nx\r\n",
+        ))
+        .unwrap();
+    assert_eq!(outcomes[0].reply.code(), 530, "{outcomes:?}");
+    let _ = conn.quit();
+
+    // Required with the Mozilla roots: the test CA is unknown.
+    let err = Client::connect(server.addr, options(TlsMode::Required)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Tls(m) if m.contains("UnknownIssuer")),
+        "{err}"
+    );
+    assert!(server.messages().is_empty());
+}

@@ -1,0 +1,113 @@
+//! `impulse send --tls-required --tls-ca FILE` against a scripted rustls server: the message
+//! arrives byte-exact under TLS; without the CA the certificate does not verify and every
+//! recipient is deferred; an unusable CA file is a bad argument.
+
+#[path = "../smtp-client/tests/tls_support/mod.rs"]
+mod tls_support;
+
+use std::process::{Command, Output};
+
+use tls_support::{certs, FakeServer, Script};
+
+fn send(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_impulse"))
+        .arg("send")
+        .args(args)
+        .output()
+        .expect("run impulse send")
+}
+
+#[test]
+fn tls_required_with_a_ca_file_delivers_over_tls() {
+    let certs = certs();
+    let body = b"Subject: cli over TLS\r\n\r\nhello\r\n";
+    let file = certs.dir.path().join("message.eml");
+    std::fs::write(&file, body).unwrap();
+    let server = FakeServer::start(Script::Normal, certs.server_config.clone());
+    let addr = server.addr.to_string();
+    let out = send(&[
+        "--server",
+        &addr,
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.com",
+        "--helo",
+        "client.test",
+        "--data",
+        file.to_str().unwrap(),
+        "--tls-required",
+        "--tls-ca",
+        certs.ca_file.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("<b@example.com>: delivered: 250 2.0.0 queued as DATA1"),
+        "{stdout}"
+    );
+    let record = server.finish();
+    assert_eq!(record.plain_text(), "EHLO client.test\r\nSTARTTLS\r\n");
+    assert!(record.tls_text().starts_with("EHLO client.test\r\n"));
+    assert_eq!(record.message, body);
+}
+
+#[test]
+fn tls_required_without_the_ca_defers_and_a_bad_ca_file_is_refused() {
+    let certs = certs();
+    let server = FakeServer::start(Script::Normal, certs.server_config.clone());
+    let addr = server.addr.to_string();
+    let args = [
+        "--server",
+        &addr,
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.com",
+        "--tls-required",
+    ];
+    let out = send(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(75), "{stdout}");
+    assert!(
+        stdout.contains("<b@example.com>: deferred (local): 451 4.7.5 TLS handshake failed"),
+        "{stdout}"
+    );
+    let record = server.finish();
+    assert!(record.handshake_error.is_some());
+    assert!(record.tls.is_empty() && record.message.is_empty());
+
+    // --tls-insecure: encrypted, not verified.
+    let server = FakeServer::start(Script::Normal, certs.server_config.clone());
+    let addr = server.addr.to_string();
+    let mut insecure = args.to_vec();
+    insecure[1] = &addr;
+    insecure.push("--tls-insecure");
+    let out = send(&insecure);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!server.finish().message.is_empty());
+
+    let out = send(&[
+        "--server",
+        "127.0.0.1:9",
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.com",
+        "--tls-required",
+        "--tls-ca",
+        certs.key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CA file"), "{stderr}");
+}
