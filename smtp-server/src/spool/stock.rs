@@ -8,21 +8,19 @@
 //! takes the file, and the rename into `queue/` refuses to replace anything. Files left in
 //! the stock when the spool closes are removed (and startup recovery clears `tmp/` anyway).
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex};
 
 use super::id::QueueId;
 use super::io::{SpoolFile, SpoolIo};
 
 /// How long the stock thread waits after a failed file creation before it tries again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
-/// How often a stock thread blocked on a full stock checks whether the spool closed.
-const CLOSED_CHECK: Duration = Duration::from_secs(1);
 
 /// An empty tmp file from the stock. Dropped without [`Prepared::take`], it is removed.
 pub(crate) struct Prepared {
@@ -47,50 +45,88 @@ impl Drop for Prepared {
     }
 }
 
-/// The receiving end of the stock, kept in the spool's shared state.
+/// The files ready, and whether the spool closed.
+struct Shelf {
+    ready: VecDeque<Prepared>,
+    closed: bool,
+}
+
+/// The stock, shared by the spool (which takes) and the stock thread (which fills). Both
+/// sides sleep on condition variables: nothing spins.
+struct Inner {
+    shelf: Mutex<Shelf>,
+    /// Signalled when a file was taken (the thread refills) or the spool closed.
+    taken: Condvar,
+    size: usize,
+}
+
+/// The taking end of the stock, kept in the spool's shared state. Dropping it stops the
+/// thread and removes the files not taken.
 pub(crate) struct Stock {
-    rx: Receiver<Prepared>,
-    closed: Arc<AtomicBool>,
+    inner: Arc<Inner>,
 }
 
 impl Stock {
-    /// A file from the stock, if one is ready. Never blocks.
+    /// A file from the stock, if one is ready. Never waits on I/O (a short lock).
     pub fn take(&self) -> Option<Prepared> {
-        self.rx.try_recv().ok()
+        let item = self.inner.shelf.lock().ready.pop_front();
+        if item.is_some() {
+            self.inner.taken.notify_one();
+        }
+        item
     }
 }
 
 impl Drop for Stock {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::Relaxed);
-        // Remove the files still in stock.
-        while let Ok(p) = self.rx.try_recv() {
-            drop(p);
-        }
+        let left = {
+            let mut shelf = self.inner.shelf.lock();
+            shelf.closed = true;
+            std::mem::take(&mut shelf.ready)
+        };
+        self.inner.taken.notify_all();
+        // Dropping them removes their files.
+        drop(left);
     }
 }
 
 impl std::fmt::Debug for Stock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stock")
-            .field("ready", &self.rx.len())
+            .field("ready", &self.inner.shelf.lock().ready.len())
+            .field("size", &self.inner.size)
             .finish()
     }
 }
 
 /// Starts the thread that keeps up to `size` files ready in `tmp_dir`.
 pub(crate) fn start(io: Arc<dyn SpoolIo>, tmp_dir: PathBuf, size: usize) -> std::io::Result<Stock> {
-    let (tx, rx) = crossbeam_channel::bounded(size.max(1));
-    let closed = Arc::new(AtomicBool::new(false));
-    let flag = closed.clone();
+    let inner = Arc::new(Inner {
+        shelf: Mutex::new(Shelf {
+            ready: VecDeque::with_capacity(size.max(1)),
+            closed: false,
+        }),
+        taken: Condvar::new(),
+        size: size.max(1),
+    });
+    let filler = inner.clone();
     thread::Builder::new()
         .name("spool-stock".into())
-        .spawn(move || fill(&io, &tmp_dir, &tx, &flag))?;
-    Ok(Stock { rx, closed })
+        .spawn(move || fill(&io, &tmp_dir, &filler))?;
+    Ok(Stock { inner })
 }
 
-fn fill(io: &Arc<dyn SpoolIo>, tmp_dir: &Path, tx: &Sender<Prepared>, closed: &AtomicBool) {
-    while !closed.load(Ordering::Relaxed) {
+fn fill(io: &Arc<dyn SpoolIo>, tmp_dir: &Path, inner: &Inner) {
+    loop {
+        {
+            let mut shelf = inner.shelf.lock();
+            while !shelf.closed && shelf.ready.len() >= inner.size {
+                inner.taken.wait(&mut shelf);
+            }
+            if shelf.closed {
+                return;
+            }
+        }
         let path = tmp_dir.join(QueueId::generate().as_str());
         let file = match io.create_new(&path) {
             Ok(file) => file,
@@ -102,20 +138,18 @@ fn fill(io: &Arc<dyn SpoolIo>, tmp_dir: &Path, tx: &Sender<Prepared>, closed: &A
                 continue;
             }
         };
-        let mut item = Prepared {
+        let item = Prepared {
             path,
             file: Some(file),
             io: io.clone(),
         };
-        loop {
-            match tx.send_timeout(item, CLOSED_CHECK) {
-                Ok(()) => break,
-                Err(SendTimeoutError::Timeout(back)) if !closed.load(Ordering::Relaxed) => {
-                    item = back;
-                }
-                // Closed: dropping the item removes its file.
-                Err(_) => return,
-            }
+        let mut shelf = inner.shelf.lock();
+        if shelf.closed {
+            drop(shelf);
+            // Dropping it removes its file.
+            drop(item);
+            return;
         }
+        shelf.ready.push_back(item);
     }
 }
