@@ -38,6 +38,10 @@ const FAILED_BATCHES_KEPT: usize = 64;
 /// `EIO`, for a directory sync failure that carries no OS error number.
 const EIO: i32 = 5;
 
+/// The longest a directory-sync leader waits for renames already under way to join its
+/// batch: a rename takes far less, and one more message per directory sync saves a sync.
+const GATHER_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A commit waiting for a sync thread.
 pub(crate) struct Job {
     pub writer: SpoolWriter,
@@ -113,8 +117,11 @@ struct DirState {
     renamed: u64,
     /// Every ticket up to this one is settled (durable, or in a failed batch).
     settled: u64,
-    /// A directory sync is running.
+    /// A directory sync is running (or its leader is gathering renames).
     syncing: bool,
+    /// Threads whose file is synced and whose rename is under way: a leader lets them join
+    /// its batch (at most [`GATHER_LIMIT`]) rather than leave them to the next sync.
+    renaming: u32,
     /// Recent batches whose directory sync failed, as inclusive ticket ranges.
     failed: VecDeque<(u64, u64, i32)>,
 }
@@ -123,16 +130,35 @@ struct DirState {
 #[derive(Default)]
 struct DirSync {
     state: Mutex<DirState>,
+    /// Signalled when a rename under way took its ticket.
+    gathered: Condvar,
     settled: Condvar,
 }
 
 impl DirSync {
     /// Waits until a directory sync that began after this thread's rename completed; runs
     /// it when no other thread does. `Ok` once the rename is durable.
+    /// A synced file is about to be renamed: a leader may wait for it.
+    fn renaming(&self) {
+        self.state.lock().renaming += 1;
+    }
+
+    /// The rename announced with [`DirSync::renaming`] failed.
+    fn rename_failed(&self) {
+        let mut state = self.state.lock();
+        state.renaming = state.renaming.saturating_sub(1);
+        drop(state);
+        self.gathered.notify_all();
+    }
+
     fn make_durable(&self, shared: &Shared, counters: &Counters) -> io::Result<()> {
         let mut state = self.state.lock();
+        state.renaming = state.renaming.saturating_sub(1);
         state.renamed += 1;
         let ticket = state.renamed;
+        if state.syncing && state.renaming == 0 {
+            self.gathered.notify_all();
+        }
         loop {
             if ticket <= state.settled {
                 return match state
@@ -145,8 +171,15 @@ impl DirSync {
                 };
             }
             if !state.syncing {
-                // Lead: one directory sync for every rename done so far.
+                // Lead: one directory sync for every rename done so far, after the renames
+                // under way (briefly) joined.
                 state.syncing = true;
+                let deadline = std::time::Instant::now() + GATHER_LIMIT;
+                while state.renaming > 0 {
+                    if self.gathered.wait_until(&mut state, deadline).timed_out() {
+                        break;
+                    }
+                }
                 let (from, upto) = (state.settled + 1, state.renamed);
                 drop(state);
                 counters.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -232,7 +265,9 @@ fn commit_one(
     writer.finish()?;
     let (id, tmp) = writer.into_tmp_path();
     let dest = shared.queue_dir.join(id.as_str());
+    dir.renaming();
     if let Err(e) = shared.io.rename(&tmp, &dest) {
+        dir.rename_failed();
         let _ = shared.io.remove(&tmp);
         return Err(SpoolError::io("rename", tmp, e));
     }
