@@ -205,11 +205,18 @@ impl Conn {
     /// The interest the connection needs now: `READABLE` while the factory wants input,
     /// `WRITABLE` while output waits. `None`: nothing (a parked connection).
     pub(crate) fn wanted_interest(&self) -> Option<Interest> {
+        let parked = !matches!(self.waiting, Waiting::Nothing);
         let read = !self.eof
             && !self.closing
-            && matches!(self.waiting, Waiting::Nothing)
-            && self.inbuf.is_empty()
-            && self.factory.wants_input();
+            && if parked {
+                // Waiting on a hook or the spool: nothing is read meanwhile (`feed_input`
+                // refuses), but a read interest already registered stays, so parking and
+                // resuming cost no `epoll_ctl`; a client that sends ahead wakes the loop once
+                // for nothing.
+                self.registered.is_some_and(|i| i.is_readable())
+            } else {
+                self.inbuf.is_empty() && self.factory.wants_input()
+            };
         let write = self.output_pending();
         match (read, write) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
