@@ -69,8 +69,14 @@ pub(crate) struct Stock {
 impl Stock {
     /// A file from the stock, if one is ready. Never waits on I/O (a short lock).
     pub fn take(&self) -> Option<Prepared> {
-        let item = self.inner.shelf.lock().ready.pop_front();
-        if item.is_some() {
+        let (item, left) = {
+            let mut shelf = self.inner.shelf.lock();
+            let item = shelf.ready.pop_front();
+            (item, shelf.ready.len())
+        };
+        // Wake the stock thread once the shelf is half empty, so that it refills in runs
+        // instead of being woken for every file.
+        if item.is_none() || left <= self.inner.size / 2 {
             self.inner.taken.notify_one();
         }
         item
@@ -120,8 +126,11 @@ fn fill(io: &Arc<dyn SpoolIo>, tmp_dir: &Path, inner: &Inner) {
     loop {
         {
             let mut shelf = inner.shelf.lock();
-            while !shelf.closed && shelf.ready.len() >= inner.size {
-                inner.taken.wait(&mut shelf);
+            // Sleep while the shelf is more than half full; once woken, fill it up.
+            if !shelf.closed && shelf.ready.len() >= inner.size {
+                while !shelf.closed && shelf.ready.len() > inner.size / 2 {
+                    inner.taken.wait(&mut shelf);
+                }
             }
             if shelf.closed {
                 return;
