@@ -90,8 +90,9 @@ fn the_tmp_stock_is_used_refilled_and_removed_on_close() {
         std::io::Read::read_to_end(&mut spool.open_message(*id).unwrap(), &mut got).unwrap();
         assert_eq!(got, body(n, 3000));
     }
+    // Refilled once half empty.
     assert!(
-        eventually(|| names(&fs, "tmp").len() >= 4),
+        eventually(|| names(&fs, "tmp").len() > 4 / 2),
         "the stock refills"
     );
     drop(spool);
