@@ -100,11 +100,17 @@ impl Transport {
         }
     }
 
-    /// Writes bytes for the server; returns how many were taken (`WouldBlock` when none).
+    /// Writes bytes for the server; returns how many were taken (`WouldBlock` when none:
+    /// under TLS, only when rustls holds its limit of records and the socket is full, so a
+    /// writable event will come).
     pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let tls = match &mut self.layer {
-            Layer::Plain => return self.tcp.write(buf),
-            Layer::Tls(tls) => tls,
+        if let Layer::Plain = self.layer {
+            return self.tcp.write(buf);
+        }
+        // Room first: records held back since the last write go out before new ones.
+        self.flush()?;
+        let Layer::Tls(tls) = &mut self.layer else {
+            return Ok(0);
         };
         let n = tls.writer().write(buf)?;
         self.flush()?;
