@@ -26,9 +26,10 @@
 //! STARTTLS (RFC 3207) is opportunistic or required ([`TlsMode`]): the session asks the
 //! driver to upgrade ([`Session::poll_tls_upgrade`]), forgets what it learned in plaintext and
 //! sends EHLO again; bytes the server sent after its `220` end the session
-//! ([`Error::ResponseInjection`]). The blocking driver runs it with rustls; [`driver::tls`]
-//! holds the verification defaults every driver shares (required TLS verifies the server's
-//! certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
+//! ([`Error::ResponseInjection`]). Both drivers run it with rustls (the blocking driver with
+//! blocking I/O, the [`Engine`] without blocking its thread: the handshake is one more thing
+//! its event loop waits for); [`driver::tls`] holds the verification defaults every driver
+//! shares (required TLS verifies the server's certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
 //! BDAT chunks (RFC 3030) when the server offers CHUNKING.
 #![warn(missing_docs)]
 

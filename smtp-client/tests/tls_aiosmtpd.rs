@@ -1,7 +1,8 @@
 //! STARTTLS against a real third-party server: Python's aiosmtpd with an `ssl.SSLContext`
 //! loaded from an rcgen certificate and `require_starttls=True`, in a `python3` subprocess on
 //! a free loopback port; its handler writes each message it receives (and whether the
-//! session was encrypted) to a file.
+//! session was encrypted) to a file. Both drivers: the blocking client, and the mio engine
+//! over several TLS connections at once.
 //!
 //! Without `python3` or the `aiosmtpd` module these tests print a loud SKIPPED and pass —
 //! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
@@ -14,7 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use smtp_client::driver::blocking::{Client, Options};
-use smtp_client::{Error, Message, Policy, TlsMode};
+use smtp_client::driver::engine::Engine;
+use smtp_client::driver::tls::TlsOptions;
+use smtp_client::{Error, Message, Policy, SessionConfig, TlsMode};
 
 /// `python3 -c SERVER PORT CERT KEY MESSAGES_FILE`.
 const SERVER: &str = r#"
@@ -185,4 +188,47 @@ fn aiosmtpd_refuses_plaintext_and_the_default_roots_refuse_its_certificate() {
         "{err}"
     );
     assert!(server.messages().is_empty());
+}
+
+#[test]
+fn the_engine_delivers_over_several_verified_tls_connections() {
+    let Some(server) = Aiosmtpd::start() else {
+        return;
+    };
+    let mut session = SessionConfig::new("client.test");
+    session.policy.tls = TlsMode::Required;
+    let engine = Engine::builder(server.addr)
+        .connections(4)
+        .max_deliveries_per_connection(5)
+        .session(session)
+        .tls(TlsOptions {
+            ca_file: Some(server.certs.ca_file.clone()),
+            ..TlsOptions::default()
+        })
+        .build()
+        .unwrap();
+    let rx = engine.deliveries();
+    let n = 20;
+    for i in 0..n {
+        let body = format!("Subject: engine {i}\r\n\r\n.dot line\r\nbody {i}\r\n");
+        engine
+            .submit(Message::new("a@x.test", ["b@y.test"], body))
+            .unwrap();
+    }
+    for _ in 0..n {
+        let d = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(d.is_delivered(), "{:?}", d.outcomes);
+        assert!(d.outcomes[0].reply.text().contains("stored by aiosmtpd"));
+    }
+    let stats = engine.stats();
+    engine.shutdown();
+    assert!(stats.connections_opened >= 4, "{stats:?}");
+    assert_eq!(stats.connections_failed, 0, "{stats:?}");
+    let stored = String::from_utf8_lossy(&server.messages()).into_owned();
+    assert_eq!(stored.matches(" TLS yes\n").count(), n, "{stored}");
+    assert!(!stored.contains(" TLS no\n"), "{stored}");
+    for i in 0..n {
+        let body = format!("Subject: engine {i}\r\n\r\n.dot line\r\nbody {i}\r\n");
+        assert!(stored.contains(&body), "message {i} byte-exact: {stored}");
+    }
 }

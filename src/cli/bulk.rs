@@ -2,6 +2,9 @@
 //! messages of about SIZE bytes each (or sends the `--data` message N times), sends them
 //! through the mio engine over C connections, shows a progress bar on a terminal, and ends
 //! with a summary: messages, elapsed time, msgs/s, and the outcomes by kind and bounce class.
+//! The TLS flags (`--starttls`, `--tls-required`, `--tls-ca`, `--tls-insecure`) and
+//! `--chunking` mean what they mean in single-message mode: the same session configuration
+//! and TLS options go to the engine.
 //!
 //! Exit status as in single-message mode: 0 when every recipient was accepted, 1 when any
 //! bounced, 75 when some were deferred and none bounced.
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use smtp_client::driver::engine::Engine;
+use smtp_client::driver::tls::TlsOptions;
 use smtp_client::{Message, OutcomeKind, SessionConfig};
 
 /// What bulk mode sends, and how.
@@ -22,8 +26,11 @@ use smtp_client::{Message, OutcomeKind, SessionConfig};
 pub struct Bulk {
     /// The server.
     pub addr: SocketAddr,
-    /// Every connection's session configuration.
+    /// Every connection's session configuration (its policy says whether STARTTLS is used,
+    /// and whether BDAT is).
     pub session: SessionConfig,
+    /// How STARTTLS checks the server (the same options as single-message mode).
+    pub tls: TlsOptions,
     /// The envelope sender.
     pub from: String,
     /// The envelope recipients of every message.
@@ -63,6 +70,7 @@ pub fn run(bulk: Bulk) -> Result<ExitCode, String> {
         .max_deliveries_per_connection(bulk.per_connection)
         .queue_capacity(bulk.concurrency.max(256))
         .session(bulk.session)
+        .tls(bulk.tls)
         .build()
         .map_err(|e| format!("cannot start the engine: {e}"))?;
     let deliveries = engine.deliveries();

@@ -51,6 +51,10 @@ pub struct SendArgs {
     /// for test servers with self-signed certificates).
     #[arg(long)]
     tls_insecure: bool,
+    /// Send the message with BDAT (RFC 3030) instead of DATA when the server offers
+    /// CHUNKING: no dot-stuffing, the body goes in counted chunks.
+    #[arg(long)]
+    chunking: bool,
     /// Authenticate with `USER:PASS` (PLAIN, else LOGIN).
     #[arg(long)]
     auth: Option<String>,
@@ -106,6 +110,8 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     let helo = args
         .helo
         .unwrap_or_else(|| smtp_server::config::ServerConfig::default().effective_hostname());
+    // One set of options for both modes: the blocking client takes them whole, bulk mode
+    // hands their session configuration and TLS options to the engine.
     let mut options = Options::new(helo);
     options.session.policy.tls = if args.tls_required {
         TlsMode::Required
@@ -118,6 +124,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     if args.tls_insecure {
         options.tls.verify = Verify::Never;
     }
+    options.session.policy.chunking = args.chunking;
     // The name the certificate must carry: the host part of --server.
     options.session.peer_name = Some(host_part(&args.server).to_owned());
     if options.session.policy.tls != TlsMode::Disabled {
@@ -138,6 +145,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         return super::bulk::run(super::bulk::Bulk {
             addr,
             session: options.session,
+            tls: options.tls,
             from: args.from,
             to: args.to,
             count,

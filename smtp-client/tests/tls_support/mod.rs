@@ -84,6 +84,8 @@ pub enum Script {
     InjectAfter220,
     /// STARTTLS never offered.
     NoStartTls,
+    /// STARTTLS answered with `220`, then silence: no handshake from the server's side.
+    SilentAfter220,
 }
 
 /// What the server saw.
@@ -93,8 +95,11 @@ pub struct Record {
     pub plain: Vec<u8>,
     /// Bytes received under TLS.
     pub tls: Vec<u8>,
-    /// The message content (DATA un-stuffed, or the BDAT chunks joined).
+    /// The message content (DATA un-stuffed, or the BDAT chunks joined); every message of
+    /// the connection, one after the other.
     pub message: Vec<u8>,
+    /// Each message's content, in the order they came.
+    pub messages: Vec<Vec<u8>>,
     /// The SNI name the client sent.
     pub sni: Option<String>,
     /// Why the TLS handshake failed, if it did.
@@ -110,26 +115,40 @@ impl Record {
     }
 }
 
-/// A fake server for one connection.
+/// A fake server for one connection, or several one after the other.
 pub struct FakeServer {
     pub addr: SocketAddr,
-    handle: JoinHandle<Record>,
+    handle: JoinHandle<Vec<Record>>,
 }
 
 impl FakeServer {
     pub fn start(script: Script, config: Arc<ServerConfig>) -> FakeServer {
+        FakeServer::start_many(script, config, 1)
+    }
+
+    /// A server for `connections` connections, served one at a time in the order they come.
+    pub fn start_many(script: Script, config: Arc<ServerConfig>, connections: usize) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
-            let (tcp, _) = listener.accept().unwrap();
-            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            serve(tcp, script, config)
+            (0..connections)
+                .map(|_| {
+                    let (tcp, _) = listener.accept().unwrap();
+                    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    serve(tcp, script, config.clone())
+                })
+                .collect()
         });
         FakeServer { addr, handle }
     }
 
-    /// Waits for the connection to end and returns what the server saw.
+    /// Waits for the (first) connection to end and returns what the server saw.
     pub fn finish(self) -> Record {
+        self.finish_all().swap_remove(0)
+    }
+
+    /// Waits for every connection to end and returns what the server saw on each.
+    pub fn finish_all(self) -> Vec<Record> {
         self.handle.join().unwrap()
     }
 }
@@ -172,6 +191,7 @@ fn read_line(io: &mut dyn ReadWrite, record: &mut Vec<u8>) -> Option<Vec<u8>> {
 
 fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
     let mut record = Record::default();
+    let mut current = Vec::new();
     let mut io = Io::Plain(tcp);
     let say = |io: &mut Io, text: &str| {
         let s = io.stream();
@@ -212,6 +232,13 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
                 record.plain.extend_from_slice(&rest);
                 return record;
             }
+            "STARTTLS" if script == Script::SilentAfter220 => {
+                say(&mut io, "220 ready\r\n");
+                let s = io.stream();
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+                return record;
+            }
             "STARTTLS" if !tls && script == Script::Normal => {
                 say(&mut io, "220 2.0.0 ready to start TLS\r\n");
                 let Io::Plain(mut tcp) = io else {
@@ -244,7 +271,9 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
                     }
                     let line = line.strip_prefix(b".").unwrap_or(&line);
                     record.message.extend_from_slice(line);
+                    current.extend_from_slice(line);
                 }
+                record.messages.push(std::mem::take(&mut current));
                 say(&mut io, "250 2.0.0 queued as DATA1\r\n");
             }
             "BDAT" => {
@@ -261,7 +290,9 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
                     record.plain.extend_from_slice(&chunk);
                 }
                 record.message.extend_from_slice(&chunk);
+                current.extend_from_slice(&chunk);
                 if last {
+                    record.messages.push(std::mem::take(&mut current));
                     say(&mut io, "250 2.0.0 queued as BDAT1\r\n");
                 } else {
                     say(&mut io, &format!("250 2.0.0 {size} octets received\r\n"));

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::time::Instant;
 
 use super::transport::Transport;
-use super::Job;
+use super::{Job, TlsSetup};
 use crate::error::Error;
 use crate::message::MessageId;
 use crate::registry::Builtin;
@@ -36,6 +36,8 @@ pub(super) struct Conn {
     pub(super) deliveries: u32,
     /// Since when the connection has had nothing to do.
     pub(super) idle_since: Option<Instant>,
+    /// The TLS handshake runs and the session was not told its end yet.
+    handshaking: bool,
 }
 
 impl Conn {
@@ -53,6 +55,7 @@ impl Conn {
             retry_inflight: false,
             deliveries: 0,
             idle_since: None,
+            handshaking: false,
         }
     }
 
@@ -61,8 +64,15 @@ impl Conn {
         self.connected && self.inflight.is_none() && self.session.is_idle()
     }
 
-    /// Writes the session's output until it is all out or the socket is full.
+    /// Writes the session's output until it is all out or the socket is full (TLS records
+    /// held back by a full socket first).
     pub(super) fn flush(&mut self, now: Instant) {
+        if self.connected {
+            if let Err(e) = self.transport.flush() {
+                self.broken(now, |s, now| s.handle_io_error(e, now));
+                return;
+            }
+        }
         loop {
             if self.out_pos >= self.out.len() {
                 match self.session.poll_transmit() {
@@ -98,10 +108,24 @@ impl Conn {
 
     /// Reads what the server sent into `scratch` and feeds it to the session. `drain`: read
     /// until the socket would block (else a short read counts as drained, which epoll's edge
-    /// triggering makes safe: a later arrival raises a new event).
+    /// triggering makes safe: a later arrival raises a new event). Under TLS it always
+    /// drains: rustls may hold decrypted bytes the socket will not signal again.
     pub(super) fn read(&mut self, scratch: &mut [u8], drain: bool, now: Instant) {
         while !self.session.is_done() {
-            match self.transport.read(scratch) {
+            let read = self.transport.read(scratch);
+            if self.handshaking && !self.transport.is_handshaking() {
+                // Before any byte read through TLS reaches the session.
+                self.handshaking = false;
+                log::debug!("engine: TLS established");
+                self.session.handle_tls_established(now);
+            }
+            match read {
+                Ok(0) if self.handshaking => {
+                    self.broken(now, |s, now| {
+                        s.handle_tls_failed("the server closed the connection", now)
+                    });
+                    return;
+                }
                 Ok(0) => {
                     self.broken(now, |s, now| s.handle_eof(now));
                     return;
@@ -111,17 +135,42 @@ impl Conn {
                     self.before_input();
                     self.session.handle_input(input, now);
                     self.after_input();
-                    if n < scratch.len() && !drain {
+                    if n < scratch.len() && !drain && !self.transport.is_tls() {
                         return;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if self.handshaking => {
+                    self.broken(now, |s, now| s.handle_tls_failed(e, now));
+                    return;
+                }
                 Err(e) => {
                     self.broken(now, |s, now| s.handle_io_error(e, now));
                     return;
                 }
             }
+        }
+    }
+
+    /// The session asked for TLS (its `220` to STARTTLS is in): hands it every byte the
+    /// server already sent in plaintext (a response injection ends the session), then starts
+    /// the handshake, which [`read`](Self::read) and [`flush`](Self::flush) carry on as the
+    /// socket is ready. Its time is bounded by the session's reply timeout.
+    pub(super) fn start_tls(&mut self, tls: Option<&TlsSetup>, scratch: &mut [u8], now: Instant) {
+        let Some((config, name)) = tls else {
+            self.broken(now, |s, now| {
+                s.handle_tls_failed("no TLS configuration", now)
+            });
+            return;
+        };
+        self.read(scratch, true, now);
+        if self.session.is_done() {
+            return;
+        }
+        match self.transport.start_tls(config.clone(), name.clone()) {
+            Ok(()) => self.handshaking = true,
+            Err(e) => self.broken(now, |s, now| s.handle_tls_failed(e, now)),
         }
     }
 

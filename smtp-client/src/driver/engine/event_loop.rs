@@ -11,7 +11,7 @@ use slab::Slab;
 
 use super::conn::Conn;
 use super::transport::Transport;
-use super::{Delivery, Job, Settings, Shared};
+use super::{Delivery, Job, Settings, Shared, TlsSetup};
 use crate::error::Error;
 use crate::message::{Event, RecipientOutcome};
 use crate::session::Session;
@@ -32,6 +32,8 @@ pub(super) struct Loop {
     done: Sender<Delivery>,
     shared: Arc<Shared>,
     settings: Settings,
+    /// STARTTLS's configuration, when the policy may use TLS.
+    tls: Option<TlsSetup>,
     scratch: Box<[u8]>,
     /// Connection set-ups that failed in a row, and the last reason.
     failures: u32,
@@ -42,6 +44,7 @@ impl Loop {
     pub(super) fn new(
         poll: Poll,
         settings: Settings,
+        tls: Option<TlsSetup>,
         jobs: Receiver<Job>,
         done: Sender<Delivery>,
         shared: Arc<Shared>,
@@ -55,6 +58,7 @@ impl Loop {
             done,
             shared,
             settings,
+            tls,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             failures: 0,
             last_failure: None,
@@ -237,7 +241,7 @@ impl Loop {
         };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let mut transport = Transport::Plain(stream);
+        let mut transport = Transport::plain(stream);
         if let Err(e) = self.poll.registry().register(
             transport.socket(),
             Token(key),
@@ -379,6 +383,10 @@ impl Loop {
             return;
         };
         conn.flush(now);
+        if conn.session.poll_tls_upgrade() {
+            conn.start_tls(self.tls.as_ref(), &mut self.scratch, now);
+            conn.flush(now);
+        }
         conn.note_progress();
         let mut finished = Vec::new();
         let mut over = false;
