@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smtp_client::driver::engine::{Delivery, Engine, EngineBuilder, Ticket};
 use smtp_client::smtp_proto::Reply;
@@ -284,6 +284,35 @@ fn a_refused_greeting_fails_the_waiting_messages_with_the_servers_reply() {
     assert_eq!(server.messages.load(Ordering::SeqCst), 0);
     assert!(engine.stats().connections_failed >= 2);
     engine.shutdown();
+}
+
+#[test]
+fn shutdown_does_not_wait_for_greetings_that_never_come() {
+    // The first connection serves; the others are accepted and never greeted. Once every
+    // message went out over the first one, shutdown drops the others at once instead of
+    // waiting out the greeting timeout (5 minutes by default).
+    let server = Scripted::start(|n| {
+        if n == 0 {
+            Script::Serve
+        } else {
+            Script::NeverGreet
+        }
+    });
+    let engine = builder(server.addr).connections(4).build().unwrap();
+    let d = run(&engine, 12, &["a@scripted.test"]);
+    assert!(d.iter().all(Delivery::is_delivered), "{d:?}");
+    assert!(
+        server.connections.load(Ordering::SeqCst) >= 2,
+        "other connections opened"
+    );
+    let started = Instant::now();
+    engine.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.messages.load(Ordering::SeqCst), 12);
 }
 
 /// Sends NOOP after EHLO.

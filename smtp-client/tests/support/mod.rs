@@ -100,6 +100,8 @@ pub enum Script {
     CloseAfterOneMessage,
     /// Greets with `554 5.3.2`, then answers only QUIT.
     RefuseGreeting,
+    /// Accepts the connection and never says a word (reads until the client leaves).
+    NeverGreet,
 }
 
 /// A tiny ESMTP server on a std thread: one thread per connection, each following the
@@ -142,6 +144,11 @@ fn serve(stream: TcpStream, script: Script, messages: &AtomicUsize, noops: &Atom
     let mut out = stream.try_clone().unwrap();
     let mut lines = BufReader::new(stream);
     let mut say = |s: &str| out.write_all(s.as_bytes()).is_ok();
+    if script == Script::NeverGreet {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut lines, &mut sink);
+        return;
+    }
     let greeting = if script == Script::RefuseGreeting {
         "554 5.3.2 scripted.test no service here\r\n"
     } else {

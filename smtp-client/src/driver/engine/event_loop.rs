@@ -134,9 +134,11 @@ impl Loop {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
-                if conn.connected {
+                if conn.connected && conn.ready_once {
                     conn.session.close(now);
                 } else {
+                    // Still connecting or waiting for the greeting, with no message: not
+                    // worth waiting up to the greeting timeout for a polite QUIT.
                     conn.broken(now, |s, now| s.handle_io_error("engine shut down", now));
                 }
             }
@@ -450,7 +452,9 @@ impl Loop {
                 .collect();
             self.report(job, outcomes);
         }
-        if !ready_once {
+        if !ready_once && self.shutdown_requested() && self.waiting() == 0 {
+            log::debug!("engine: connection {key} abandoned while setting up: shutting down");
+        } else if !ready_once {
             self.setup_failed(error.unwrap_or(Error::PeerClosed));
         } else {
             log::info!(

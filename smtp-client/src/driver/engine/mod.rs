@@ -390,9 +390,9 @@ impl Engine {
         }
     }
 
-    /// Sends every message already submitted, closes every connection with QUIT, and
-    /// joins the engine thread. A connection still being set up is waited for (within the
-    /// connect timeout and the policy's greeting and command timeouts).
+    /// Sends every message already submitted, closes every ready connection with QUIT, and
+    /// joins the engine thread. Connections still connecting or waiting for their greeting
+    /// once nothing is left to send are dropped without waiting for the server.
     pub fn shutdown(mut self) {
         self.stop();
     }
