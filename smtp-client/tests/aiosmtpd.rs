@@ -6,10 +6,12 @@
 //! Without `python3` or the `aiosmtpd` module these tests print a loud SKIPPED and pass —
 //! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use support::python::{aiosmtpd_available, PyServer};
 
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::smtp_proto::classify::{self, Category};
@@ -50,28 +52,10 @@ while True:
     time.sleep(3600)
 "#;
 
-fn aiosmtpd_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with aiosmtpd not found and CI is set: install it (see .ci/run)"
-        );
-        eprintln!(
-            "\n*** SKIPPED: python3 -c 'import aiosmtpd' failed (pip install aiosmtpd) ***\n"
-        );
-    }
-    ok
-}
-
 /// A running aiosmtpd, killed on drop.
 struct Aiosmtpd {
-    child: Child,
+    /// Kept for its drop, which stops the process.
+    _server: PyServer,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
     messages: PathBuf,
@@ -87,51 +71,26 @@ impl Aiosmtpd {
         let dir = tempfile::tempdir().unwrap();
         let messages = dir.path().join("messages");
         let auth_log = dir.path().join("auth.log");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new("python3")
-            .args(["-c", SERVER, &port.to_string()])
-            .arg(&messages)
-            .arg(&auth_log)
-            .arg(excluded.join(","))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn python3");
-        let mut server = Aiosmtpd {
-            child,
-            addr,
+        let excluded = excluded.join(",");
+        let server = PyServer::start(
+            SERVER,
+            [
+                messages.as_os_str(),
+                auth_log.as_os_str(),
+                excluded.as_ref(),
+            ],
+        );
+        Some(Aiosmtpd {
+            addr: server.addr,
+            _server: server,
             _dir: dir,
             messages,
             auth_log,
-        };
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("aiosmtpd exited with {status} before listening");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "aiosmtpd did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(server)
+        })
     }
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_default()
-    }
-}
-
-impl Drop for Aiosmtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,12 +7,14 @@
 //! Without `python3` or the `aiosmtpd` module these tests print a loud SKIPPED and pass —
 //! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
 
+mod support;
 mod tls_support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::python::{aiosmtpd_available, PyServer};
 
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::driver::engine::Engine;
@@ -45,28 +47,10 @@ while True:
     time.sleep(3600)
 "#;
 
-fn aiosmtpd_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with aiosmtpd not found and CI is set: install it (see .ci/run)"
-        );
-        eprintln!(
-            "\n*** SKIPPED: python3 -c 'import aiosmtpd' failed (pip install aiosmtpd) ***\n"
-        );
-    }
-    ok
-}
-
 /// A running aiosmtpd with STARTTLS, killed on drop.
 struct Aiosmtpd {
-    child: Child,
+    /// Kept for its drop, which stops the process.
+    _server: PyServer,
     addr: SocketAddr,
     messages: PathBuf,
     certs: tls_support::Certs,
@@ -79,50 +63,24 @@ impl Aiosmtpd {
         }
         let certs = tls_support::certs();
         let messages = certs.dir.path().join("messages");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new("python3")
-            .args(["-c", SERVER, &port.to_string()])
-            .arg(&certs.cert_file)
-            .arg(&certs.key_file)
-            .arg(&messages)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn python3");
-        let mut server = Aiosmtpd {
-            child,
-            addr,
+        let server = PyServer::start(
+            SERVER,
+            [
+                certs.cert_file.as_os_str(),
+                certs.key_file.as_os_str(),
+                messages.as_os_str(),
+            ],
+        );
+        Some(Aiosmtpd {
+            addr: server.addr,
+            _server: server,
             messages,
             certs,
-        };
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("aiosmtpd exited with {status} before listening");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "aiosmtpd did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(server)
+        })
     }
 
     fn messages(&self) -> Vec<u8> {
         std::fs::read(&self.messages).unwrap_or_default()
-    }
-}
-
-impl Drop for Aiosmtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
