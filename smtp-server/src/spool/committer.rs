@@ -3,18 +3,21 @@
 //!
 //! ```text
 //! Spool::commit ──► [job queue] ──► sync thread: END record, fdatasync(file), rename,
-//!   (never blocks)                   then wait for a directory fsync that began after the
-//!                                    rename: the first thread to need one runs it for all
-//!                                    renames done so far (the leader), the others wait on it
+//!   (never blocks)                   then hand the message over for a directory sync: when
+//!                                    no other thread is syncing, this one leads — one
+//!                                    fsync(queue/) for everything handed over so far, then
+//!                                    their callbacks, until nothing is left
 //! ```
 //!
-//! No thread hop between the file sync and the directory sync, no thread that spins: idle
-//! sync threads sleep on a condition variable. A lone commit pays one file sync and one
-//! directory sync; twenty concurrent commits share a handful of directory syncs.
+//! No thread waits for another's sync and none spins: a thread that does not lead goes
+//! straight back to the queue for the next file, idle ones sleep on a condition variable.
+//! A lone commit pays one file sync and one directory sync; twenty concurrent commits share
+//! a handful of directory syncs.
 
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -31,9 +34,6 @@ use super::Shared;
 ///
 /// Runs on a spool thread: keep it short (send to a channel, wake an event loop).
 pub type CommitCallback = Box<dyn FnOnce(Result<QueueId, SpoolError>) + Send + 'static>;
-
-/// How many failed directory syncs are remembered for the threads still waiting on them.
-const FAILED_BATCHES_KEPT: usize = 64;
 
 /// `EIO`, for a directory sync failure that carries no OS error number.
 const EIO: i32 = 5;
@@ -109,35 +109,38 @@ impl std::fmt::Debug for JobQueue {
     }
 }
 
-/// Renames are numbered in the order they completed (tickets from 1); a directory sync
-/// that starts after rename `n` makes renames `1..=n` durable.
+/// A message renamed into `queue/`, waiting for a directory sync.
+struct Renamed {
+    id: QueueId,
+    dest: PathBuf,
+    done: CommitCallback,
+}
+
 #[derive(Default)]
 struct DirState {
-    /// Tickets handed out: renames completed.
-    renamed: u64,
-    /// Every ticket up to this one is settled (durable, or in a failed batch).
-    settled: u64,
-    /// A directory sync is running (or its leader is gathering renames).
+    /// Renamed messages not yet covered by a directory sync.
+    pending: Vec<Renamed>,
+    /// A thread is leading: it syncs the directory and completes batches until `pending`
+    /// is empty.
     syncing: bool,
     /// Threads whose file is synced and whose rename is under way: a leader lets them join
     /// its batch (at most [`GATHER_LIMIT`]) rather than leave them to the next sync.
     renaming: u32,
-    /// Recent batches whose directory sync failed, as inclusive ticket ranges.
-    failed: VecDeque<(u64, u64, i32)>,
 }
 
-/// The group commit of directory syncs.
+/// The group commit of directory syncs, as a combining leader: a thread whose rename is
+/// done hands its message over and, unless a leader is already at work, leads — one
+/// directory sync for every message handed over so far, then their callbacks, again until
+/// nothing is left. Other threads never wait for a sync: they go back to the queue and
+/// sync more files meanwhile.
 #[derive(Default)]
 struct DirSync {
     state: Mutex<DirState>,
-    /// Signalled when a rename under way took its ticket.
+    /// Signalled when a rename under way handed its message over.
     gathered: Condvar,
-    settled: Condvar,
 }
 
 impl DirSync {
-    /// Waits until a directory sync that began after this thread's rename completed; runs
-    /// it when no other thread does. `Ok` once the rename is durable.
     /// A synced file is about to be renamed: a leader may wait for it.
     fn renaming(&self) {
         self.state.lock().renaming += 1;
@@ -151,57 +154,61 @@ impl DirSync {
         self.gathered.notify_all();
     }
 
-    fn make_durable(&self, shared: &Shared, counters: &Counters) -> io::Result<()> {
+    /// Hands a renamed message over for a directory sync; leads when no one does.
+    fn hand_over(&self, renamed: Renamed, shared: &Shared, counters: &Counters) {
         let mut state = self.state.lock();
         state.renaming = state.renaming.saturating_sub(1);
-        state.renamed += 1;
-        let ticket = state.renamed;
-        if state.syncing && state.renaming == 0 {
-            self.gathered.notify_all();
+        state.pending.push(renamed);
+        if state.syncing {
+            if state.renaming == 0 {
+                self.gathered.notify_all();
+            }
+            return;
         }
+        state.syncing = true;
         loop {
-            if ticket <= state.settled {
-                return match state
-                    .failed
-                    .iter()
-                    .find(|(a, b, _)| (*a..=*b).contains(&ticket))
-                {
-                    Some((_, _, raw)) => Err(io::Error::from_raw_os_error(*raw)),
-                    None => Ok(()),
-                };
-            }
-            if !state.syncing {
-                // Lead: one directory sync for every rename done so far, after the renames
-                // under way (briefly) joined.
-                state.syncing = true;
-                let deadline = std::time::Instant::now() + GATHER_LIMIT;
-                while state.renaming > 0 {
-                    if self.gathered.wait_until(&mut state, deadline).timed_out() {
-                        break;
-                    }
+            // Let the renames under way join (briefly), then take everything handed over.
+            let deadline = std::time::Instant::now() + GATHER_LIMIT;
+            while state.renaming > 0 {
+                if self.gathered.wait_until(&mut state, deadline).timed_out() {
+                    break;
                 }
-                let (from, upto) = (state.settled + 1, state.renamed);
-                drop(state);
-                counters.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
-                let result = shared.io.fsync_dir(&shared.queue_dir);
-                state = self.state.lock();
+            }
+            let batch = std::mem::take(&mut state.pending);
+            if batch.is_empty() {
                 state.syncing = false;
-                state.settled = upto;
-                if let Err(e) = &result {
-                    // `io::Error` is not `Clone`: the others get its OS error number.
-                    let raw = e.raw_os_error().unwrap_or(EIO);
-                    state.failed.push_back((from, upto, raw));
-                    if state.failed.len() > FAILED_BATCHES_KEPT {
-                        state.failed.pop_front();
+                return;
+            }
+            drop(state);
+            counters.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
+            match shared.io.fsync_dir(&shared.queue_dir) {
+                Ok(()) => {
+                    for r in batch {
+                        log::debug!("spool: {} queued", r.id);
+                        counters.commits.fetch_add(1, Ordering::Relaxed);
+                        complete(r.done, Ok(r.id));
                     }
                 }
-                self.settled.notify_all();
-                if ticket <= upto {
-                    return result;
+                Err(e) => {
+                    // The renames may or may not be durable. The clients are told 451, so
+                    // take the files back out: a retry then does not duplicate the message
+                    // (if the removal does not stick either, the worst case is a duplicate,
+                    // never a loss).
+                    let raw = e.raw_os_error().unwrap_or(EIO);
+                    for r in batch {
+                        log::warn!("spool: commit of {} failed: fsync of queue dir: {e}", r.id);
+                        let _ = shared.io.remove(&r.dest);
+                        counters.failures.fetch_add(1, Ordering::Relaxed);
+                        let err = SpoolError::io(
+                            "fsync_dir",
+                            shared.queue_dir.clone(),
+                            io::Error::from_raw_os_error(raw),
+                        );
+                        complete(r.done, Err(err));
+                    }
                 }
-                continue;
             }
-            self.settled.wait(&mut state);
+            state = self.state.lock();
         }
     }
 }
@@ -238,44 +245,35 @@ fn complete(done: CommitCallback, result: Result<QueueId, SpoolError>) {
 
 fn sync_loop(queue: &JobQueue, dir: &DirSync, shared: &Shared, counters: &Counters) {
     while let Some(Job { writer, done }) = queue.pop() {
-        let result = commit_one(writer, dir, shared, counters);
-        match &result {
-            Ok(id) => {
-                log::debug!("spool: {id} queued");
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                log::warn!("spool: commit failed: {e}");
-                counters.failures.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Err((e, done)) = commit_one(writer, done, dir, shared, counters) {
+            log::warn!("spool: commit failed: {e}");
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            complete(done, Err(e));
         }
-        complete(done, result);
     }
 }
 
-/// END record and file sync, rename into `queue/`, shared directory sync. On any failure
-/// the file is removed: the client is told 451, so a retry does not duplicate the message
-/// (if the removal does not stick either, the worst case is a duplicate, never a loss).
+/// END record and file sync, rename into `queue/`, then the message goes to the shared
+/// directory sync, which calls `done`. On a failure before that, the file is removed and
+/// the error comes back with the callback.
 fn commit_one(
     mut writer: SpoolWriter,
+    done: CommitCallback,
     dir: &DirSync,
     shared: &Shared,
     counters: &Counters,
-) -> Result<QueueId, SpoolError> {
-    writer.finish()?;
+) -> Result<(), (SpoolError, CommitCallback)> {
+    if let Err(e) = writer.finish() {
+        return Err((e, done));
+    }
     let (id, tmp) = writer.into_tmp_path();
     let dest = shared.queue_dir.join(id.as_str());
     dir.renaming();
     if let Err(e) = shared.io.rename(&tmp, &dest) {
         dir.rename_failed();
         let _ = shared.io.remove(&tmp);
-        return Err(SpoolError::io("rename", tmp, e));
+        return Err((SpoolError::io("rename", tmp, e), done));
     }
-    match dir.make_durable(shared, counters) {
-        Ok(()) => Ok(id),
-        Err(e) => {
-            let _ = shared.io.remove(&dest);
-            Err(SpoolError::io("fsync_dir", shared.queue_dir.clone(), e))
-        }
-    }
+    dir.hand_over(Renamed { id, dest, done }, shared, counters);
+    Ok(())
 }

@@ -39,10 +39,11 @@
 //! 3. [`Spool::commit`] queues the writer for a sync thread, which writes the END record
 //!    (with the CRC-32 of the whole file), fdatasyncs the file and renames it to
 //!    `queue/<id>` (never replacing a file);
-//! 4. the same thread waits for a directory fsync of `queue/` that began after its rename:
-//!    the first thread to need one runs it for every rename done so far (group commit). Then
-//!    it calls the callback with `Ok(id)`. Any failure on the way calls it with `Err` (and
-//!    removes the file): never `Ok` for a message that is not durable.
+//! 4. the message is handed over for a directory fsync of `queue/`: a sync thread that finds
+//!    no other one syncing leads, fsyncing `queue/` once for every message handed over so far
+//!    and calling their callbacks with `Ok(id)` (group commit). Any failure on the way calls
+//!    the callback with `Err` (and removes the file): never `Ok` for a message that is not
+//!    durable.
 //!
 //! # Which calls block
 //!
