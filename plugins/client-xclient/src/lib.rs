@@ -1,7 +1,9 @@
 //! # impulse-plugin-client-xclient — XCLIENT from the client side
 //!
 //! A client plugin: it registers one client state, `xclient`, right after the built-in
-//! `ehlo` state. A proxy or a content filter that relays mail for someone else uses it to
+//! `starttls` state, so that when the session upgrades to TLS the attributes travel
+//! encrypted (after STARTTLS the session greets again and the chain runs on from `ehlo`;
+//! without TLS, `starttls` skips itself and `xclient` follows the first EHLO). A proxy or a content filter that relays mail for someone else uses it to
 //! tell the next server who the real client is, with Postfix's XCLIENT extension (the
 //! server side is the `xclient` plugin):
 //!
@@ -50,7 +52,7 @@ use hooks_api::{Anchor, ClientContext, ClientState, PluginConfig, Registrar, Sta
 /// The plugin's name, and its configuration table's.
 pub const NAME: &str = "client-xclient";
 
-/// The name of the client state it registers (after `ehlo`).
+/// The name of the client state it registers (after `starttls`).
 pub const STATE: &str = "xclient";
 
 /// The XCLIENT attributes this plugin knows, in the order it sends them.
@@ -231,12 +233,12 @@ impl ClientState for XclientState {
     }
 }
 
-/// Reads the configuration and registers the `xclient` state after `ehlo`.
+/// Reads the configuration and registers the `xclient` state after `starttls`.
 pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
     let config: Config = config.deserialize()?;
     config.check()?;
     let config = Arc::new(config);
-    r.client_state(STATE, Anchor::After("ehlo".to_owned()), move || {
+    r.client_state(STATE, Anchor::After("starttls".to_owned()), move || {
         Box::new(XclientState::new(config.clone()))
     });
     Ok(())

@@ -175,7 +175,7 @@ fn loaded_from_the_so_it_sends_xclient_after_ehlo_and_greets_again() {
     let machine = machine(&registry);
     assert_eq!(
         names(&machine)[..5],
-        ["connect", "banner", "ehlo", "xclient", "starttls"]
+        ["connect", "banner", "ehlo", "starttls", "xclient"]
     );
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path()).unwrap();
