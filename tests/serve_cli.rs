@@ -96,6 +96,10 @@ fn serve_answers_and_stops_on_sigterm() {
     let _ = log.read_to_string(&mut tail);
     assert!(tail.contains("disconnect from [127.0.0.1]"), "{tail}");
     assert!(tail.contains(" commands=1"), "{tail}");
+    // A clean stop leaves no tmp file behind (the stock of ready-made files is removed).
+    let tmp = dir.path().join("spool").join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "files left in {}: {left:?}", tmp.display());
 }
 
 /// Reads the log up to the `listening on` line: the address, and the lines before it.

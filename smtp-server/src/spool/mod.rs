@@ -149,8 +149,12 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The sync threads finish the commits already queued, then exit.
+        // The sync threads finish the commits already queued, then exit; the stocked tmp
+        // files go now (the threads may hold the shared state a little longer).
         self.jobs.close();
+        if let Some(stock) = &self.shared.stock {
+            stock.close();
+        }
     }
 }
 

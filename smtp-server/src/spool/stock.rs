@@ -83,8 +83,10 @@ impl Stock {
     }
 }
 
-impl Drop for Stock {
-    fn drop(&mut self) {
+impl Stock {
+    /// Stops the stock thread and removes the files not taken (a file the thread is
+    /// creating meanwhile is removed by the thread). `take` finds nothing afterwards.
+    pub fn close(&self) {
         let left = {
             let mut shelf = self.inner.shelf.lock();
             shelf.closed = true;
@@ -93,6 +95,12 @@ impl Drop for Stock {
         self.inner.taken.notify_all();
         // Dropping them removes their files.
         drop(left);
+    }
+}
+
+impl Drop for Stock {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
