@@ -35,6 +35,10 @@ pub(super) struct Loop {
     /// STARTTLS's configuration, when the policy may use TLS.
     tls: Option<TlsSetup>,
     scratch: Box<[u8]>,
+    /// Reused each turn of the loop (no allocation per turn): connection keys to visit, and
+    /// the readiness polled.
+    keys: Vec<usize>,
+    ready: Vec<(usize, bool, bool)>,
     /// Connection set-ups that failed in a row, and the last reason.
     failures: u32,
     last_failure: Option<Error>,
@@ -60,6 +64,8 @@ impl Loop {
             settings,
             tls,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
+            keys: Vec::new(),
+            ready: Vec::new(),
             failures: 0,
             last_failure: None,
         }
@@ -101,18 +107,16 @@ impl Loop {
                 continue;
             }
             let now = Instant::now();
-            let ready: Vec<(usize, bool, bool)> = self
-                .events
-                .iter()
-                .filter(|e| e.token() != WAKER)
-                .map(|e| {
-                    let hard = e.is_error() || e.is_read_closed() || e.is_write_closed();
-                    (e.token().0, e.is_readable() || hard, hard)
-                })
-                .collect();
-            for (key, readable, hard) in ready {
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            ready.extend(self.events.iter().filter(|e| e.token() != WAKER).map(|e| {
+                let hard = e.is_error() || e.is_read_closed() || e.is_write_closed();
+                (e.token().0, e.is_readable() || hard, hard)
+            }));
+            for &(key, readable, hard) in &ready {
                 self.on_ready(key, readable, hard, now);
             }
+            self.ready = ready;
             self.on_timers(Instant::now());
         }
         log::info!("engine: stopped");
@@ -165,9 +169,11 @@ impl Loop {
     /// could be sent at once (a connection is ready for it, or one could be opened).
     fn dispatch(&mut self, now: Instant) -> bool {
         let mut hungry = false;
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        keys.extend(self.conns.iter().map(|(k, _)| k));
         let mut setting_up = 0;
-        for key in keys {
+        for &key in &keys {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -188,6 +194,7 @@ impl Loop {
             }
             self.settle(key, now);
         }
+        self.keys = keys;
         let room = self.settings.connections.saturating_sub(self.conns.len());
         let wanted = self.waiting().saturating_sub(setting_up).min(room);
         for _ in 0..wanted {
@@ -334,13 +341,15 @@ impl Loop {
 
     /// Fires the deadlines that passed: connect, reply and idle timeouts.
     fn on_timers(&mut self, now: Instant) {
-        let keys: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| self.deadline(c).is_some_and(|d| d <= now))
-            .map(|(k, _)| k)
-            .collect();
-        for key in keys {
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        keys.extend(
+            self.conns
+                .iter()
+                .filter(|(_, c)| self.deadline(c).is_some_and(|d| d <= now))
+                .map(|(k, _)| k),
+        );
+        for &key in &keys {
             let idle_timeout = self.settings.idle_timeout;
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
@@ -357,6 +366,7 @@ impl Loop {
             }
             self.settle(key, now);
         }
+        self.keys = keys;
     }
 
     fn deadline(&self, conn: &Conn) -> Option<Instant> {
