@@ -2,37 +2,22 @@
 //! message in the spool at about the size asked, the summary, and the exit codes.
 
 use std::io::Read;
-use std::process::{Command, Output};
 
-use smtp_server::config::ServerConfig;
-use smtp_server::spool::Spool;
-use smtp_server::Server;
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/server.rs"]
+mod test_server;
+use test_server::TestServer;
 
-fn send(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_impulse"))
-        .arg("send")
-        .args(args)
-        .output()
-        .expect("run impulse send")
+fn send(args: &[&str]) -> std::process::Output {
+    cli::impulse_send(args, None)
 }
 
 #[test]
 fn bulk_mode_sends_count_messages_and_summarises() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path().join("spool")).unwrap();
-    let handle = Server::builder()
-        .config(ServerConfig {
-            workers: 1,
-            ..ServerConfig::default()
-        })
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap();
-    let server = handle.local_addrs()[0].to_string();
+    let mx = TestServer::start();
+    let spool = mx.spool.clone();
+    let server = mx.addr.to_string();
     let common = [
         "--server",
         &server,
@@ -118,8 +103,7 @@ fn bulk_mode_sends_count_messages_and_summarises() {
     );
     assert!(stdout.contains("  bounced: class "), "{stdout}");
     assert_eq!(spool.list().unwrap().len(), 30);
-    handle.shutdown();
-    handle.join().unwrap();
+    mx.stop();
 
     // Nobody listens any more: every message deferred, EX_TEMPFAIL.
     let mut args = common.to_vec();

@@ -1,27 +1,12 @@
 //! `impulse send` against Impulse's own server over a real socket: outcomes per recipient,
 //! exit codes, the message byte-exact in the spool.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
+#[path = "support/cli.rs"]
+mod cli;
+use cli::impulse_send as send;
 #[path = "support/server.rs"]
 mod test_server;
 use test_server::TestServer;
-
-fn send(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_impulse"))
-        .arg("send")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run impulse send");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 #[test]
 fn sends_from_stdin_and_reports_each_recipient() {
@@ -29,20 +14,17 @@ fn sends_from_stdin_and_reports_each_recipient() {
     let server = mx.addr.to_string();
     let body = b"Subject: hello\r\n\r\n.leading dot\r\nbody\r\n";
     let out = send(
-        &[
-            "--server",
+        &cli::to_server(
             &server,
-            "--from",
-            "a@example.org",
-            "--to",
-            "b@example.com",
-            "--to",
-            "c@example.com",
-            "--helo",
-            "client.test",
-            "--data",
-            "-",
-        ],
+            &[
+                "--to",
+                "c@example.com",
+                "--helo",
+                "client.test",
+                "--data",
+                "-",
+            ],
+        ),
         Some(body),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -89,18 +71,7 @@ fn refusals_and_deferrals_have_classes_and_exit_codes() {
     assert!(stdout.contains("bounced"), "{stdout}");
 
     // TLS required but not available: every recipient deferred, EX_TEMPFAIL.
-    let out = send(
-        &[
-            "--server",
-            &server,
-            "--from",
-            "a@example.org",
-            "--to",
-            "b@example.com",
-            "--tls-required",
-        ],
-        None,
-    );
+    let out = send(&cli::to_server(&server, &["--tls-required"]), None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(75), "{stdout}");
     assert!(stdout.contains("<b@example.com>: deferred"), "{stdout}");

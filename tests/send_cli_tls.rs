@@ -3,19 +3,17 @@
 //! recipient is deferred; an unusable CA file is a bad argument. Bulk mode (`--count`, the
 //! mio engine) honours the same flags; `--chunking` sends BDAT when the server offers it.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "../smtp-client/tests/tls_support/mod.rs"]
 mod tls_support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use tls_support::{certs, FakeServer, Script};
 
 fn send(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_impulse"))
-        .arg("send")
-        .args(args)
-        .output()
-        .expect("run impulse send")
+    cli::impulse_send(args, None)
 }
 
 #[test]
@@ -26,21 +24,18 @@ fn tls_required_with_a_ca_file_delivers_over_tls() {
     std::fs::write(&file, body).unwrap();
     let server = FakeServer::start(Script::Normal, certs.server_config.clone());
     let addr = server.addr.to_string();
-    let out = send(&[
-        "--server",
+    let out = send(&cli::to_server(
         &addr,
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.com",
-        "--helo",
-        "client.test",
-        "--data",
-        file.to_str().unwrap(),
-        "--tls-required",
-        "--tls-ca",
-        certs.ca_file.to_str().unwrap(),
-    ]);
+        &[
+            "--helo",
+            "client.test",
+            "--data",
+            file.to_str().unwrap(),
+            "--tls-required",
+            "--tls-ca",
+            certs.ca_file.to_str().unwrap(),
+        ],
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -62,15 +57,7 @@ fn tls_required_without_the_ca_defers_and_a_bad_ca_file_is_refused() {
     let certs = certs();
     let server = FakeServer::start(Script::Normal, certs.server_config.clone());
     let addr = server.addr.to_string();
-    let args = [
-        "--server",
-        &addr,
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.com",
-        "--tls-required",
-    ];
+    let args = cli::to_server(&addr, &["--tls-required"]);
     let out = send(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(75), "{stdout}");
@@ -97,17 +84,14 @@ fn tls_required_without_the_ca_defers_and_a_bad_ca_file_is_refused() {
     );
     assert!(!server.finish().message.is_empty());
 
-    let out = send(&[
-        "--server",
+    let out = send(&cli::to_server(
         "127.0.0.1:9",
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.com",
-        "--tls-required",
-        "--tls-ca",
-        certs.key_file.to_str().unwrap(),
-    ]);
+        &[
+            "--tls-required",
+            "--tls-ca",
+            certs.key_file.to_str().unwrap(),
+        ],
+    ));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CA file"), "{stderr}");
@@ -122,25 +106,22 @@ fn bulk_mode_with_tls_required_and_a_ca_file_delivers_every_message_over_tls() {
     let server = FakeServer::start(Script::Normal, certs.server_config.clone());
     let addr = server.addr.to_string();
     let ca = certs.ca_file.to_str().unwrap();
-    let args = [
-        "--server",
+    let args = cli::to_server(
         &addr,
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.com",
-        "--helo",
-        "client.test",
-        "--data",
-        file.to_str().unwrap(),
-        "--count",
-        "3",
-        "--concurrency",
-        "1",
-        "--tls-required",
-        "--tls-ca",
-        ca,
-    ];
+        &[
+            "--helo",
+            "client.test",
+            "--data",
+            file.to_str().unwrap(),
+            "--count",
+            "3",
+            "--concurrency",
+            "1",
+            "--tls-required",
+            "--tls-ca",
+            ca,
+        ],
+    );
     let out = send(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -186,18 +167,10 @@ fn chunking_sends_bdat_in_single_and_bulk_mode() {
     for bulk in [false, true] {
         let server = FakeServer::start(Script::Normal, certs.server_config.clone());
         let addr = server.addr.to_string();
-        let mut args = vec![
-            "--server",
+        let mut args = cli::to_server(
             &addr,
-            "--from",
-            "a@example.org",
-            "--to",
-            "b@example.com",
-            "--helo",
-            "client.test",
-            "--starttls",
-            "--chunking",
-        ];
+            &["--helo", "client.test", "--starttls", "--chunking"],
+        );
         if bulk {
             args.extend(["--count", "2", "--concurrency", "1", "--size", "3000"]);
         }
