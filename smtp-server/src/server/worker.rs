@@ -69,6 +69,10 @@ pub(crate) struct Worker {
     pub(crate) tx: Sender<Msg>,
     rx: Receiver<Msg>,
     pub(crate) listeners: Vec<TcpListener>,
+    /// Each listener's own address when it is bound to one IP address: the local address of
+    /// every connection it accepts (no `getsockname` per connection). `None` for a wildcard
+    /// address, where the connection's own address is asked for.
+    listener_addrs: Vec<Option<SocketAddr>>,
     pub(crate) conns: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     pub(crate) shared: Arc<Shared>,
@@ -104,7 +108,9 @@ impl Worker {
             ));
         }
         let mut mine = Vec::with_capacity(listeners.len());
+        let mut listener_addrs = Vec::with_capacity(listeners.len());
         for (i, l) in listeners.into_iter().enumerate() {
+            listener_addrs.push(l.local_addr().ok().filter(|a| !a.ip().is_unspecified()));
             let mut l = TcpListener::from_std(l);
             poll.registry()
                 .register(&mut l, Token(LISTENER_BASE - i), Interest::READABLE)
@@ -120,6 +126,7 @@ impl Worker {
             tx,
             rx,
             listeners: mine,
+            listener_addrs,
             conns: Slab::new(),
             timers: BinaryHeap::new(),
             shared,
@@ -326,7 +333,7 @@ impl Worker {
                 return;
             }
             match self.listeners[i].accept() {
-                Ok((sock, peer)) => self.add(sock, peer, now),
+                Ok((sock, peer)) => self.add(sock, peer, self.listener_addrs[i], now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_resource_error(&e) => {
@@ -353,7 +360,13 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, mut sock: TcpStream, peer: SocketAddr, now: Instant) {
+    fn add(
+        &mut self,
+        mut sock: TcpStream,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        now: Instant,
+    ) {
         if let Err(refusal) = self.shared.limits.acquire(peer.ip()) {
             let text = match refusal {
                 Refusal::PerIp => format!("too many connections from {}", peer.ip()),
@@ -368,7 +381,7 @@ impl Worker {
             return;
         }
         let _ = sock.set_nodelay(true);
-        let local = sock.local_addr().unwrap_or(peer);
+        let local = local.unwrap_or_else(|| sock.local_addr().unwrap_or(peer));
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if key >= LISTENER_BASE - MAX_LISTENERS {
@@ -378,19 +391,11 @@ impl Worker {
         self.serial += 1;
         let mut factory = Factory::new(self.shared.factory.clone(), peer, local, now);
         factory.set_wall_clock(SystemTime::now());
-        let mut conn = Conn::new(sock, factory, self.serial);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut conn.sock, ConnId(key).into(), interest)
-        {
-            log::error!("register [{}]:{}: {e}", peer.ip(), peer.port());
-            self.shared.limits.release(peer.ip());
-            return;
-        }
-        conn.registered = Some(interest);
-        entry.insert(conn);
+        // Registered by the first `drive` (its `settle`), with the interest the connection
+        // then needs: usually the banner is written at once and only READABLE is asked for,
+        // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the
+        // registration itself.
+        entry.insert(Conn::new(sock, factory, self.serial));
         log::info!("connect from [{}]:{}", peer.ip(), peer.port());
         self.drive(key, now);
     }
@@ -551,10 +556,9 @@ impl Worker {
 
     /// Forgets a connection: aborts its message, runs the disconnect hooks, logs.
     fn remove(&mut self, key: usize) {
+        // No `deregister`: closing the socket (its only descriptor) takes it out of the
+        // epoll set.
         let mut conn = self.conns.remove(key);
-        if conn.registered.is_some() {
-            let _ = self.poll.registry().deregister(&mut conn.sock);
-        }
         drop(conn.writer.take());
         if self.shared.hooks.disconnect && !conn.disconnected {
             conn.disconnected = true;
