@@ -10,6 +10,12 @@
 #                    and queue directories in a temp dir; every message goes to its HOLD queue
 # and prints msgs/s, the ratios against Postfix and smtp-sink, and impulse's peak RSS.
 #
+# With impulse among the servers, each round also runs `commit_ceiling` (an example of the
+# smtp-server crate) in the same work dir: 20 threads committing 4,400-byte messages with
+# the spool's protocol (create in tmp/, write, fdatasync, rename, shared fsync of queue/) and
+# no SMTP at all — the most that any server keeping that protocol can do on this disk with
+# 20 sessions, printed beside the durable figures.
+#
 # Loads (smtp-source, 20 parallel sessions):
 #   -d -s 20 -m 20000 -l 4096     4 KiB messages, sessions reused
 #   -s 20 -m 5000 -l 4096         4 KiB messages, one connection per message
@@ -59,6 +65,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 case $ROUNDS in [1-5]) ;; *) say "BENCH_ROUNDS must be 1..5"; exit 2 ;; esac
 build_impulse || { say "cannot build impulse"; exit 2; }
+case " $SERVERS " in *" impulse "*)
+    build_ceiling || { say "cannot build the commit_ceiling example"; exit 2; } ;;
+esac
 
 raise_nofile 65536
 WORK=$(mktemp -d /tmp/impulse-bench.XXXXXX)
@@ -78,6 +87,10 @@ if [ "${BENCH_FS:-}" = loop ]; then
     fi
 fi
 chmod 755 "$WORK" # Postfix's unprivileged daemons must reach their queue directory
+# Every server's directories in block groups of their own (ext4 `chattr +T`; best effort):
+# creating files where an earlier run just deleted its spools is slow on ext4 without a
+# journal, and would hit whichever server runs first (docs/BENCHMARKS.md).
+chattr +T "$WORK" 2>/dev/null || true
 
 cleanup() {
     local p
@@ -275,6 +288,7 @@ for s in "${ACTIVE[@]}"; do say "  $s on 127.0.0.1:${PORT[$s]}"; done
 [ ${#ACTIVE[@]} -gt 0 ] || { say "no server could be started"; exit 1; }
 
 declare -A RATE NOTE HWM CPU RATES CPUS
+CEILINGS=""
 for round in $(seq "$ROUNDS"); do
 for i in "${!LOAD_NAMES[@]}"; do
     load=${LOAD_NAMES[$i]}
@@ -322,6 +336,14 @@ for i in "${!LOAD_NAMES[@]}"; do
         say "   $(printf '%-16s %8s msgs/s  (%s msgs in %s s, server CPU %s us/msg%s) %s' "$s" "$rate" "$msgs" "$secs" "${cpu:-?}" "$extra" "$note")"
     done
 done
+if [ -n "${PORT[impulse]:-}" ]; then
+    # The commit protocol alone, 20 committers (as smtp-source's 20 sessions), no SMTP.
+    n=$((20000 / SCALE))
+    line=$("$CEILING" "$WORK/ceiling-$round" 20 "$n" 4400 2>&1)
+    c=$(echo "$line" | awk '/^commits\/s/ {print $2}')
+    say "   $(printf '%-16s %8s commits/s (%s)' "commit ceiling" "${c:-?}" "$line")"
+    [ -n "$c" ] && CEILINGS+=" $c"
+fi
 done
 
 # ---------------------------------------------------------------- report
@@ -361,6 +383,13 @@ for i in "${!LOAD_NAMES[@]}"; do
         "$(ratio "$imp" "$pfx")" "$(ratio "$imp" "$snk")" "$(ratio "$dis" "$snk")"
 done
 [ "$ROUNDS" -gt 1 ] && echo "(medians of $ROUNDS rounds; every round's figures are above)"
+if [ -n "$CEILINGS" ]; then
+    # shellcheck disable=SC2086
+    ceil=$(median $CEILINGS)
+    snk=$(get smtp-sink 0)
+    echo "commit-protocol ceiling (commit_ceiling: 20 committers, 4,400 bytes, no SMTP): $ceil commits/s;" \
+        "impulse durable 4k-reuse = $(ratio "$(get impulse 0)" "$ceil") of it; the ceiling ÷ smtp-sink = $(ratio "$ceil" "$snk")"
+fi
 echo "(msgs/s; imp/pfx target >= 3, imp/sink target >= 0.5, disc/sink target >= 1.0)"
 echo ""
 echo "server CPU time per message (user+system, microseconds; Postfix: master and its children):"

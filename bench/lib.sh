@@ -74,6 +74,18 @@ build_impulse() {
     [ -x "$IMPULSE" ] || { say "no binary at $IMPULSE"; return 1; }
 }
 
+# The commit-protocol ceiling tool (smtp-server/examples/commit_ceiling.rs).
+CEILING=$TARGET_DIR/release/examples/commit_ceiling
+
+# build_ceiling: builds it (unless BENCH_NO_BUILD=1 and it exists).
+build_ceiling() {
+    if [ "${BENCH_NO_BUILD:-0}" = 1 ] && [ -x "$CEILING" ]; then
+        return 0
+    fi
+    (cd "$ROOT" && cargo build --release --quiet -p smtp-server --example commit_ceiling) || return 1
+    [ -x "$CEILING" ]
+}
+
 # write_impulse_config FILE PORT SPOOL: a config for a benchmark instance on 127.0.0.1:PORT.
 write_impulse_config() {
     cat >"$1" <<EOF
