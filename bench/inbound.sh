@@ -87,10 +87,6 @@ if [ "${BENCH_FS:-}" = loop ]; then
     fi
 fi
 chmod 755 "$WORK" # Postfix's unprivileged daemons must reach their queue directory
-# Every server's directories in block groups of their own (ext4 `chattr +T`; best effort):
-# creating files where an earlier run just deleted its spools is slow on ext4 without a
-# journal, and would hit whichever server runs first (docs/BENCHMARKS.md).
-chattr +T "$WORK" 2>/dev/null || true
 
 cleanup() {
     local p

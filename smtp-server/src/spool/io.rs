@@ -24,11 +24,6 @@ impl<T: Read + Seek + Send> ReadFile for T {}
 pub trait SpoolIo: Send + Sync + fmt::Debug {
     /// Creates a directory and its parents when missing.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// Hints the file system that `dir` heads a hierarchy of its own, so that directories
-    /// created in it afterwards are placed apart from the rest of the file system (ext4's
-    /// `FS_TOPDIR_FL`, `chattr +T`). Best effort: the default does nothing, and a file system
-    /// without the flag or a directory the process does not own is not an error.
-    fn mark_top_dir(&self, _dir: &Path) {}
     /// Creates a new file for writing; fails with `AlreadyExists` when it exists (`O_EXCL`).
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn SpoolFile>>;
     /// Opens an existing file for reading.
@@ -66,27 +61,6 @@ impl SpoolFile for RealFile {
 impl SpoolIo for RealIo {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)
-    }
-    fn mark_top_dir(&self, dir: &Path) {
-        #[cfg(target_os = "linux")]
-        {
-            use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
-            let marked = File::open(dir).and_then(|f| {
-                let flags = ioctl_getflags(&f)?;
-                if !flags.contains(IFlags::TOPDIR) {
-                    ioctl_setflags(&f, flags | IFlags::TOPDIR)?;
-                }
-                Ok(())
-            });
-            if let Err(e) = marked {
-                log::debug!(
-                    "spool: {} not marked as a top directory: {e}",
-                    dir.display()
-                );
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = dir;
     }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn SpoolFile>> {
         let f = OpenOptions::new().write(true).create_new(true).open(path)?;

@@ -217,15 +217,6 @@ impl Spool {
             stock: None,
         };
         let report = if options.recover {
-            // Marked as a top directory before its subdirectories exist: ext4 then places
-            // `tmp/` and `queue/` in block groups of their own, away from the churn of the
-            // directory the spool sits in (creating a file in a group where many files were
-            // just deleted scans them all on a file system without a journal).
-            shared
-                .io
-                .create_dir_all(&shared.root)
-                .map_err(|e| SpoolError::io("create_dir", &shared.root, e))?;
-            shared.io.mark_top_dir(&shared.root);
             for d in [&shared.tmp_dir, &shared.queue_dir, &shared.quarantine_dir] {
                 shared
                     .io

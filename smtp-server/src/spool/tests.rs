@@ -457,34 +457,3 @@ proptest! {
         prop_assert_eq!(read_all(&spool, id), body);
     }
 }
-
-/// A new spool marks its directory as a top directory before creating `tmp/` and `queue/`,
-/// where the file system has the flag (ext4; not tmpfs).
-#[cfg(target_os = "linux")]
-#[test]
-fn new_spool_is_marked_as_a_top_directory() {
-    use rustix::fs::{ioctl_getflags, IFlags};
-    let dir = tempfile::tempdir().unwrap();
-    let flags_here = std::fs::File::open(dir.path())
-        .and_then(|f| ioctl_getflags(&f).map_err(std::io::Error::from));
-    if let Err(e) = flags_here {
-        eprintln!(
-            "SKIPPED: the file system of {} has no inode flags ({e:?})",
-            dir.path().display()
-        );
-        return;
-    }
-    let root = dir.path().join("spool");
-    let spool = Spool::open(&root).unwrap();
-    let flags = ioctl_getflags(std::fs::File::open(&root).unwrap()).unwrap();
-    assert!(
-        flags.contains(IFlags::TOPDIR),
-        "flags of {}: {flags:?}",
-        root.display()
-    );
-    // Opening again (a restart) keeps the flag and the other flags.
-    drop(spool);
-    let _again = Spool::open(&root).unwrap();
-    let again = ioctl_getflags(std::fs::File::open(&root).unwrap()).unwrap();
-    assert_eq!(again, flags);
-}
