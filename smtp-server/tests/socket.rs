@@ -354,3 +354,96 @@ fn a_message_sent_with_a_half_close_is_answered_and_the_connection_closed_at_onc
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(s.queued().len(), 1);
 }
+
+/// Files in the spool's `tmp/` (messages in flight; the test spools keep no stock).
+fn tmp_files(s: &Running) -> usize {
+    std::fs::read_dir(s.spool.dir().join("tmp"))
+        .unwrap()
+        .count()
+}
+
+/// Lines of varied length, some starting with a dot, `len` bytes in all (CRLF-terminated).
+fn big_body(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 100);
+    let mut n = 0usize;
+    while out.len() < len {
+        if n % 7 == 0 {
+            out.push(b'.');
+        }
+        let width = 1 + (n * 37) % 300;
+        out.extend((0..width).map(|i| b'a' + ((i + n) % 26) as u8));
+        out.extend_from_slice(b"\r\n");
+        n += 1;
+    }
+    out
+}
+
+fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 50);
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+#[test]
+fn a_large_message_streams_through_spool_threads_byte_exact() {
+    let mut s = Running::start(|_| {});
+    let mut c = s.connect();
+    envelope(&mut c);
+    assert!(c.cmd("DATA").starts_with("354"));
+    // 3 MiB: dozens of 64 KiB buffers written out by spool threads while the loop reads on.
+    let body = big_body(3 << 20);
+    let sender = {
+        let mut w = c.w.try_clone().unwrap();
+        let wire = dot_stuff(&body);
+        std::thread::spawn(move || {
+            w.write_all(&wire).unwrap();
+            w.write_all(b".\r\n").unwrap();
+        })
+    };
+    let reply = c.reply();
+    sender.join().unwrap();
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
+    let id = QueueId::parse(reply.rsplit(' ').next().unwrap()).unwrap();
+    let mut stored = Vec::new();
+    s.spool
+        .open_message(id)
+        .unwrap()
+        .read_to_end(&mut stored)
+        .unwrap();
+    assert!(stored.starts_with(b"Received: from client.test"));
+    assert!(stored.ends_with(&body), "the body is stored byte-exact");
+    assert_eq!(tmp_files(&s), 0);
+    assert!(c.cmd("QUIT").starts_with("221"));
+    s.shutdown();
+}
+
+#[test]
+fn a_client_that_leaves_in_the_middle_of_a_large_body_leaves_no_file() {
+    let mut s = Running::start(|_| {});
+    let mut c = s.connect();
+    envelope(&mut c);
+    assert!(c.cmd("DATA").starts_with("354"));
+    // More than a buffer, so that a spool thread has created and written the tmp file.
+    c.send(&dot_stuff(&big_body(1 << 20)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tmp_files(&s) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(tmp_files(&s), 1, "the message being received is in tmp/");
+    drop(c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tmp_files(&s) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(tmp_files(&s), 0, "the aborted message's file is removed");
+    assert!(s.queued().is_empty());
+    // The server goes on.
+    let mut c = s.connect();
+    envelope(&mut c);
+    s.shutdown();
+}

@@ -387,6 +387,19 @@ impl Factory {
         }
     }
 
+    /// Marks the first `n` bytes of what [`poll_body`](Factory::poll_body) returned as
+    /// written (a driver whose buffer took only part of it); the rest is returned again.
+    pub fn consume_body_prefix(&mut self, n: usize) {
+        if self.start_unpolled {
+            return;
+        }
+        if n >= self.body.len() {
+            self.body.clear();
+        } else {
+            self.body.drain(..n);
+        }
+    }
+
     /// Marks everything [`poll_body`](Factory::poll_body) returned as written.
     pub fn consume_body(&mut self) {
         if !self.start_unpolled {

@@ -50,6 +50,10 @@ pub(crate) struct Conn {
     pub waiting: Waiting,
     /// The message being received, when the spool accepted it.
     pub writer: Option<SpoolWriter>,
+    /// The writer is at a spool thread writing its buffer out (`Spool::flush_behind`): the
+    /// body waits in the factory (which stops reading once its body buffer is full) until
+    /// the writer comes back.
+    pub writer_away: bool,
     /// Why the spool refused the message being received: answered at the end of data.
     pub spool_error: Option<SpoolError>,
     pub session: SessionInfo,
@@ -83,6 +87,7 @@ impl Conn {
             dead: false,
             waiting: Waiting::Nothing,
             writer: None,
+            writer_away: false,
             spool_error: None,
             session,
             conn_notes: Notes::default(),

@@ -53,8 +53,8 @@
 //! |---|---|---|
 //! | socket reads and writes | loop | non-blocking sockets |
 //! | connect/HELO/MAIL/RCPT/DATA/AUTH/unknown/extension hooks | loop | the plugin contract: these hooks never block; slow work goes *pending* and completes through the loop's channel + `Waker` |
-//! | `Spool::begin` (create `tmp/<id>` with `O_EXCL`) and `SpoolWriter::write_all` | loop | page-cache operations that do not wait for the disk (no fsync); the writer's 64 KiB buffer makes one `write(2)` per 64 KiB. Sending every chunk to another thread would cost more than the write itself; the spool must be on a local file system |
-//! | dropping a writer of an aborted message (`unlink`) | loop | a directory-entry operation, also page cache |
+//! | starting a message (`Spool::begin_deferred`) and buffering its body (`SpoolWriter::write_buffered`) | loop | no system call: the tmp file comes from the spool's stock of created files, or is created by the spool thread that first writes it; body bytes are copied into the writer's 64 KiB buffer |
+//! | writing a full buffer out (`Spool::flush_behind`, one hand-off per 64 KiB of body; messages under 64 KiB make none), creating a tmp file the stock could not give, removing the file of an aborted message (`Spool::discard_behind`) | spool threads | `write(2)`, `open(O_CREAT)` and `unlink` usually finish in the page cache but can wait (dirty-page throttling, a slow inode allocation); the connection stops reading its body until the writer is back |
 //! | fsync of the file, rename, fsync of `queue/` | spool threads | these wait on the disk |
 //! | message and queue hooks (read the message back, may do I/O), and the spool commit after them | hook pool | may block by nature |
 //!

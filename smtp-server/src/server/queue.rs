@@ -81,9 +81,9 @@ impl Worker {
     /// thread (a file creation: page cache, no fsync). A failure is remembered and answered
     /// at the end of data; the body is then read and dropped.
     pub(crate) fn message_start(&mut self, key: usize, envelope: &Envelope, received: &str) {
+        self.drop_writer(key);
         let conn = &mut self.conns[key];
         conn.spool_error = None;
-        conn.writer = None;
         if self.shared.discard && self.shared.pool.is_none() {
             // `[spool] discard` and no hook reads the message: nothing to write.
             return;
@@ -94,14 +94,10 @@ impl Worker {
             .factory
             .tls()
             .map(|t| format!("{} {}", t.protocol, t.cipher));
-        match self.shared.spool.begin(&env) {
-            Ok(mut w) => match w.write_all(received.as_bytes()) {
-                Ok(()) => conn.writer = Some(w),
-                Err(e) => {
-                    log::error!("{}: spool write: {e}", conn.client());
-                    conn.spool_error = Some(e);
-                }
-            },
+        // No I/O here: a stocked tmp file, or one a spool thread creates when it first
+        // writes the message out.
+        match self.shared.spool.begin_deferred(&env, received.as_bytes()) {
+            Ok(w) => conn.writer = Some(w),
             Err(e) => {
                 log::error!("{}: spool: {e}", conn.client());
                 conn.spool_error = Some(e);

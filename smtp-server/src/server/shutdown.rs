@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::conn::Waiting;
 use super::worker::Worker;
-use crate::factory::{Event, State};
+use crate::factory::State;
 
 impl Worker {
     pub(crate) fn begin_shutdown(&mut self, now: Instant) {
@@ -61,11 +61,9 @@ impl Worker {
         conn.closing = true;
         conn.waiting = Waiting::Nothing;
         conn.factory.handle_shutdown();
-        while let Some(ev) = conn.factory.poll_event() {
-            if let Event::MessageAborted { .. } = ev {
-                conn.writer = None;
-            }
-        }
-        conn.writer = None;
+        // The events the shutdown produced (an aborted message, the close) need no more
+        // handling than dropping the message being written.
+        while conn.factory.poll_event().is_some() {}
+        self.drop_writer(key);
     }
 }

@@ -21,6 +21,7 @@ use super::limits::Refusal;
 use super::{ConnId, ServerError};
 use crate::factory::{Decision, Event, Factory};
 use crate::spool::SpoolError;
+use crate::spool::SpoolWriter;
 
 /// The `Waker`'s token.
 const WAKER: Token = Token(usize::MAX);
@@ -45,6 +46,12 @@ pub(crate) enum Msg {
         serial: u64,
         ticket: u64,
         verdict: Verdict,
+    },
+    /// A spool thread wrote a connection's writer buffer out and hands the writer back.
+    Flushed {
+        key: usize,
+        serial: u64,
+        writer: SpoolWriter,
     },
     /// The end of data was committed (or refused) by the spool or the hook pool.
     Queued {
@@ -276,6 +283,19 @@ impl Worker {
                         self.drive(key, now);
                     }
                 }
+                Msg::Flushed {
+                    key,
+                    serial,
+                    writer,
+                } => match self.conns.get_mut(key) {
+                    Some(conn) if conn.serial == serial && conn.writer_away => {
+                        conn.writer = Some(writer);
+                        conn.writer_away = false;
+                        self.drive(key, now);
+                    }
+                    // The client left meanwhile.
+                    _ => self.shared.spool.discard_behind(writer),
+                },
                 Msg::Queued {
                     key,
                     serial,
@@ -481,22 +501,67 @@ impl Worker {
         }
     }
 
-    /// Step 2: decoded body into the spool writer (page-cache writes on this thread).
+    /// Step 2: decoded body into the spool writer's buffer (no I/O here). A full buffer
+    /// goes to a spool thread to be written out (`Spool::flush_behind`); the rest of the
+    /// body waits in the factory until the writer is back.
     fn drain_body(&mut self, key: usize) -> bool {
         let conn = &mut self.conns[key];
+        if conn.writer_away {
+            return false;
+        }
         let mut progress = false;
         while let Some(chunk) = conn.factory.poll_body() {
-            if let Some(w) = conn.writer.as_mut() {
-                if let Err(e) = w.write_all(chunk) {
-                    log::error!("{}: spool write: {e}", conn.client());
-                    conn.spool_error = Some(e);
-                    conn.writer = None;
-                }
+            let len = chunk.len();
+            let Some(w) = conn.writer.as_mut() else {
+                // No writer (the spool refused the message, or discard mode): drop it.
+                conn.factory.consume_body();
+                progress = true;
+                continue;
+            };
+            let taken = w.write_buffered(chunk);
+            if taken > 0 {
+                conn.factory.consume_body_prefix(taken);
+                progress = true;
             }
-            conn.factory.consume_body();
-            progress = true;
+            if taken < len {
+                self.flush_behind(key);
+                break;
+            }
         }
         progress
+    }
+
+    /// Sends the connection's writer to a spool thread to write its buffer out; the
+    /// writer comes back as [`Msg::Flushed`].
+    fn flush_behind(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Some(writer) = conn.writer.take() else {
+            return;
+        };
+        conn.writer_away = true;
+        let (tx, waker, serial) = (self.tx.clone(), self.waker.clone(), conn.serial);
+        self.shared.spool.flush_behind(
+            writer,
+            Box::new(move |writer| {
+                if tx
+                    .send(Msg::Flushed {
+                        key,
+                        serial,
+                        writer,
+                    })
+                    .is_ok()
+                {
+                    let _ = waker.wake();
+                }
+            }),
+        );
+    }
+
+    /// Abandons the connection's message, if one is being written, without blocking.
+    pub(crate) fn drop_writer(&mut self, key: usize) {
+        if let Some(w) = self.conns[key].writer.take() {
+            self.shared.spool.discard_behind(w);
+        }
     }
 
     /// Step 3: events.
@@ -523,8 +588,9 @@ impl Worker {
             Event::MessageAborted { reason } => {
                 let conn = &mut self.conns[key];
                 log::debug!("{} message aborted: {reason:?}", conn.client());
-                conn.writer = None;
                 conn.spool_error = None;
+                self.drop_writer(key);
+                let conn = &mut self.conns[key];
                 conn.txn_notes.clear();
             }
             Event::Reset => self.conns[key].txn_notes.clear(),
@@ -558,8 +624,8 @@ impl Worker {
     fn remove(&mut self, key: usize) {
         // No `deregister`: closing the socket (its only descriptor) takes it out of the
         // epoll set.
+        self.drop_writer(key);
         let mut conn = self.conns.remove(key);
-        drop(conn.writer.take());
         if self.shared.hooks.disconnect && !conn.disconnected {
             conn.disconnected = true;
             sync_session(&mut conn);

@@ -42,10 +42,32 @@ const EIO: i32 = 5;
 /// batch: a rename takes far less, and one more message per directory sync saves a sync.
 const GATHER_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// A commit waiting for a sync thread.
-pub(crate) struct Job {
-    pub writer: SpoolWriter,
-    pub done: CommitCallback,
+/// Called with the writer once a spool thread wrote its buffer out
+/// ([`Spool::flush_behind`](super::Spool::flush_behind)); a write error sticks in the writer.
+pub type FlushCallback = Box<dyn FnOnce(SpoolWriter) + Send + 'static>;
+
+/// Work for a sync thread.
+pub(crate) enum Job {
+    /// A commit: END record, file sync, rename, directory sync, then `done`.
+    Commit {
+        writer: SpoolWriter,
+        done: CommitCallback,
+    },
+    /// Write the writer's buffer out (no sync), then hand the writer back.
+    Flush {
+        writer: SpoolWriter,
+        done: FlushCallback,
+    },
+    /// Abandon a message: remove its tmp file.
+    Discard { writer: SpoolWriter },
+}
+
+impl Job {
+    /// Flushes and discards take a moment and someone streams or waits behind them: they
+    /// go ahead of the commits, which wait on the disk anyway.
+    fn urgent(&self) -> bool {
+        !matches!(self, Job::Commit { .. })
+    }
 }
 
 /// Counters of the commit pipeline.
@@ -72,7 +94,11 @@ impl JobQueue {
         if state.1 {
             return Err(job);
         }
-        state.0.push_back(job);
+        if job.urgent() {
+            state.0.push_front(job);
+        } else {
+            state.0.push_back(job);
+        }
         drop(state);
         self.ready.notify_one();
         Ok(())
@@ -220,13 +246,33 @@ pub(crate) fn start(
     sync_threads: usize,
     counters: Arc<Counters>,
 ) -> io::Result<Arc<JobQueue>> {
+    start_pool("spool-sync", shared, sync_threads, counters)
+}
+
+/// Starts the write threads, which take the flushes and discards (`Spool::flush_behind`,
+/// `Spool::discard_behind`): page-cache work that must not wait behind the sync threads'
+/// fsyncs.
+pub(crate) fn start_writers(
+    shared: Arc<Shared>,
+    threads: usize,
+    counters: Arc<Counters>,
+) -> io::Result<Arc<JobQueue>> {
+    start_pool("spool-write", shared, threads, counters)
+}
+
+fn start_pool(
+    name: &str,
+    shared: Arc<Shared>,
+    threads: usize,
+    counters: Arc<Counters>,
+) -> io::Result<Arc<JobQueue>> {
     let queue = Arc::new(JobQueue::default());
     let dir = Arc::new(DirSync::default());
-    for n in 0..sync_threads.max(1) {
+    for n in 0..threads.max(1) {
         let (jobs, dir, shared, counters) =
             (queue.clone(), dir.clone(), shared.clone(), counters.clone());
         let spawned = thread::Builder::new()
-            .name(format!("spool-sync-{n}"))
+            .name(format!("{name}-{n}"))
             .spawn(move || sync_loop(&jobs, &dir, &shared, &counters));
         if let Err(e) = spawned {
             queue.close();
@@ -244,11 +290,22 @@ fn complete(done: CommitCallback, result: Result<QueueId, SpoolError>) {
 }
 
 fn sync_loop(queue: &JobQueue, dir: &DirSync, shared: &Shared, counters: &Counters) {
-    while let Some(Job { writer, done }) = queue.pop() {
-        if let Err((e, done)) = commit_one(writer, done, dir, shared, counters) {
-            log::warn!("spool: commit failed: {e}");
-            counters.failures.fetch_add(1, Ordering::Relaxed);
-            complete(done, Err(e));
+    while let Some(job) = queue.pop() {
+        match job {
+            Job::Commit { writer, done } => {
+                if let Err((e, done)) = commit_one(writer, done, dir, shared, counters) {
+                    log::warn!("spool: commit failed: {e}");
+                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    complete(done, Err(e));
+                }
+            }
+            Job::Flush { mut writer, done } => {
+                writer.flush_pending();
+                if catch_unwind(AssertUnwindSafe(move || done(writer))).is_err() {
+                    log::error!("spool: a flush callback panicked");
+                }
+            }
+            Job::Discard { writer } => drop(writer),
         }
     }
 }

@@ -35,7 +35,10 @@
 //! 1. [`Spool::begin`] takes an empty file from the tmp stock (kept created in `tmp/` with
 //!    `O_EXCL` by a spool thread; created on the spot when the stock is empty), gives the
 //!    message a fresh queue id and buffers the header and envelope;
-//! 2. [`SpoolWriter::write_all`] streams the message through a fixed-size buffer;
+//! 2. [`SpoolWriter::write_all`] streams the message through a fixed-size buffer (an event
+//!    loop starts with [`Spool::begin_deferred`] instead, fills the buffer with
+//!    [`SpoolWriter::write_buffered`] and has it written out by [`Spool::flush_behind`]:
+//!    no file I/O on the loop);
 //! 3. [`Spool::commit`] queues the writer for a sync thread, which writes the END record
 //!    (with the CRC-32 of the whole file), fdatasyncs the file and renames it to
 //!    `queue/<id>` (never replacing a file);
@@ -73,13 +76,15 @@ mod writer;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_deferred;
+#[cfg(test)]
 mod tests_faults;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use committer::CommitCallback;
+pub use committer::{CommitCallback, FlushCallback};
 pub use error::{SpoolError, REPLY_LOCAL_ERROR, REPLY_NO_SPACE};
 pub use format::{
     decode_file, encode_file, Envelope, Recipient, END_MAGIC, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN,
@@ -93,6 +98,10 @@ pub use recovery::RecoveryReport;
 pub use writer::{MessageWindow, SpoolWriter};
 
 use committer::{Counters, Job, JobQueue};
+
+/// Threads that write buffers out and remove abandoned files for event loops
+/// ([`Spool::flush_behind`], [`Spool::discard_behind`]): page-cache work, rarely waiting.
+const WRITE_THREADS: usize = 2;
 use reader::open_layout;
 
 /// Tuning of a [`Spool`].
@@ -143,6 +152,8 @@ pub(crate) struct Shared {
 struct Inner {
     shared: Arc<Shared>,
     jobs: Arc<JobQueue>,
+    /// Flushes and discards, on threads of their own (never behind an fsync).
+    writes: Arc<JobQueue>,
     counters: Arc<Counters>,
     report: RecoveryReport,
 }
@@ -152,6 +163,7 @@ impl Drop for Inner {
         // The sync threads finish the commits already queued, then exit; the stocked tmp
         // files go now (the threads may hold the shared state a little longer).
         self.jobs.close();
+        self.writes.close();
         if let Some(stock) = &self.shared.stock {
             stock.close();
         }
@@ -245,10 +257,19 @@ impl Spool {
         let counters = Arc::new(Counters::default());
         let jobs = committer::start(shared.clone(), options.sync_threads, counters.clone())
             .map_err(|e| SpoolError::io("spawn", &shared.root, e))?;
+        let writes = match committer::start_writers(shared.clone(), WRITE_THREADS, counters.clone())
+        {
+            Ok(writes) => writes,
+            Err(e) => {
+                jobs.close();
+                return Err(SpoolError::io("spawn", &shared.root, e));
+            }
+        };
         Ok(Spool {
             inner: Arc::new(Inner {
                 shared,
                 jobs,
+                writes,
                 counters,
                 report,
             }),
@@ -278,7 +299,45 @@ impl Spool {
     /// Starts a message: creates `tmp/<id>` and buffers the header and envelope (the
     /// envelope is final when DATA starts). Blocks on the file creation.
     pub fn begin(&self, envelope: &Envelope) -> Result<SpoolWriter, SpoolError> {
-        SpoolWriter::create(self.inner.shared.clone(), envelope)
+        SpoolWriter::create(self.inner.shared.clone(), envelope, false, &[])
+    }
+
+    /// Starts a message without any I/O, for an event loop: takes a stocked tmp file if
+    /// one is ready, otherwise the file is created later by the spool thread that first
+    /// writes the message out. The header, the envelope and `prefix` (the first message
+    /// bytes, e.g. a `Received:` trace header) are buffered. Feed the writer with
+    /// [`SpoolWriter::write_buffered`] and [`Spool::flush_behind`]; end it with
+    /// [`Spool::commit`] or [`Spool::discard_behind`].
+    pub fn begin_deferred(
+        &self,
+        envelope: &Envelope,
+        prefix: &[u8],
+    ) -> Result<SpoolWriter, SpoolError> {
+        SpoolWriter::create(self.inner.shared.clone(), envelope, true, prefix)
+    }
+
+    /// Writes the writer's buffer out on a spool thread, without blocking the caller, and
+    /// hands the writer back through `done` (on that thread) with an empty buffer. A write
+    /// error sticks in the writer and fails its commit. If the spool is closing, the
+    /// writer comes back at once, failed.
+    pub fn flush_behind(&self, writer: SpoolWriter, done: FlushCallback) {
+        if let Err(Job::Flush { mut writer, done }) =
+            self.inner.writes.push(Job::Flush { writer, done })
+        {
+            writer.fail_closed();
+            done(writer);
+        }
+    }
+
+    /// Abandons a message without blocking the caller: a spool thread removes its tmp file
+    /// (if it has one yet). Dropping a writer does the same, but blocking.
+    pub fn discard_behind(&self, writer: SpoolWriter) {
+        if !writer.on_disk() {
+            // Nothing on disk yet: dropping it makes no system call.
+            drop(writer);
+        } else if let Err(job) = self.inner.writes.push(Job::Discard { writer }) {
+            drop(job);
+        }
     }
 
     /// Commits a message without blocking: the END record, the file fsync, the rename and
@@ -286,7 +345,9 @@ impl Spool {
     /// spool thread with `Ok(id)` once the message is durable, or `Err` (the file removed).
     /// Only an `Ok` allows a `250`.
     pub fn commit(&self, writer: SpoolWriter, done: CommitCallback) {
-        if let Err(Job { writer, done }) = self.inner.jobs.push(Job { writer, done }) {
+        if let Err(Job::Commit { writer, done }) =
+            self.inner.jobs.push(Job::Commit { writer, done })
+        {
             drop(writer);
             done(Err(SpoolError::Closed));
         }

@@ -26,7 +26,12 @@ const CREATE_ATTEMPTS: usize = 8;
 /// whatever the message size; writes larger than the buffer go straight to the file.
 ///
 /// Blocking: `write_all` writes to the file when the buffer fills (page-cache speed, no
-/// fsync), so call it from a worker thread, not from an event loop.
+/// fsync), so call it from a worker thread, not from an event loop. An event loop uses the
+/// non-blocking trio instead: [`Spool::begin_deferred`](super::Spool::begin_deferred),
+/// [`SpoolWriter::write_buffered`] (copies into the buffer, never any I/O) and
+/// [`Spool::flush_behind`](super::Spool::flush_behind) (a spool thread writes the full
+/// buffer out and hands the writer back), with
+/// [`Spool::discard_behind`](super::Spool::discard_behind) to abandon a message.
 ///
 /// Errors stick: after a failed write, every later write and the commit fail too.
 pub struct SpoolWriter {
@@ -34,7 +39,11 @@ pub struct SpoolWriter {
     id: QueueId,
     tmp_path: PathBuf,
     file: Option<Box<dyn SpoolFile>>,
+    /// `tmp_path` exists on disk (a stocked file, or created): dropping removes it.
+    on_disk: bool,
     buf: Vec<u8>,
+    /// The buffer's capacity (the header of a deferred writer may briefly exceed it).
+    cap: usize,
     crc: crc32fast::Hasher,
     envelope_len: u32,
     body_len: u64,
@@ -47,47 +56,72 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     /// Takes a tmp file from the stock (or creates one) and buffers the header and
     /// envelope under a fresh queue id.
-    pub(crate) fn create(shared: Arc<Shared>, env: &Envelope) -> Result<SpoolWriter, SpoolError> {
-        let (id, tmp_path, file) = match shared.stock.as_ref().and_then(|s| s.take()) {
+    ///
+    /// `deferred`: never any I/O. Without a stocked file, the file is created by whichever
+    /// thread first writes (a spool thread, through `Spool::flush_behind` or the commit); the
+    /// header and `prefix` (message bytes, e.g. a trace header) go into the buffer whatever
+    /// its capacity.
+    pub(crate) fn create(
+        shared: Arc<Shared>,
+        env: &Envelope,
+        deferred: bool,
+        prefix: &[u8],
+    ) -> Result<SpoolWriter, SpoolError> {
+        // The id first, so that a refused envelope (too large) costs no file.
+        let mut id = QueueId::generate();
+        let mut header = encode_header(&id, env)?;
+        let (tmp_path, file) = match shared.stock.as_ref().and_then(|s| s.take()) {
             Some(prepared) => {
                 let (path, file) = prepared.take();
-                (QueueId::generate(), path, file)
+                (path, Some(file))
             }
-            None => Self::create_file(&shared)?,
+            None if deferred => (shared.tmp_dir.join(id.as_str()), None),
+            None => {
+                let mut attempt = 0;
+                loop {
+                    let path = shared.tmp_dir.join(id.as_str());
+                    match shared.io.create_new(&path) {
+                        Ok(file) => break (path, Some(file)),
+                        Err(e)
+                            if e.kind() == io::ErrorKind::AlreadyExists
+                                && attempt < CREATE_ATTEMPTS =>
+                        {
+                            attempt += 1;
+                            id = QueueId::generate();
+                            header = encode_header(&id, env)?;
+                        }
+                        Err(e) => return Err(SpoolError::io("create", path, e)),
+                    }
+                }
+            }
         };
+        let cap = shared.buffer_size;
         let mut w = SpoolWriter {
-            buf: Vec::with_capacity(shared.buffer_size),
+            buf: Vec::with_capacity(cap),
+            cap,
             shared,
             id,
             tmp_path,
-            file: Some(file),
+            on_disk: file.is_some(),
+            file,
             crc: crc32fast::Hasher::new(),
             envelope_len: 0,
             body_len: 0,
             failed: None,
             done: false,
         };
-        let header = encode_header(&id, env)?;
         w.envelope_len = (header.len() - HEADER_LEN) as u32;
         w.crc.update(&header);
-        w.put(&header)?;
-        Ok(w)
-    }
-
-    /// Creates `tmp/<id>` with `O_EXCL` (when the stock is empty or off).
-    fn create_file(shared: &Shared) -> Result<(QueueId, PathBuf, Box<dyn SpoolFile>), SpoolError> {
-        let mut attempt = 0;
-        loop {
-            let id = QueueId::generate();
-            let path = shared.tmp_dir.join(id.as_str());
-            match shared.io.create_new(&path) {
-                Ok(file) => return Ok((id, path, file)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < CREATE_ATTEMPTS => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(SpoolError::io("create", path, e)),
-            }
+        if deferred {
+            w.buf.extend_from_slice(&header);
+            w.crc.update(prefix);
+            w.body_len += prefix.len() as u64;
+            w.buf.extend_from_slice(prefix);
+        } else {
+            w.put(&header)?;
+            w.write_all(prefix)?;
         }
+        Ok(w)
     }
 
     /// The queue id this message will have once committed.
@@ -105,6 +139,42 @@ impl SpoolWriter {
         self.buf.capacity()
     }
 
+    /// How many more bytes [`SpoolWriter::write_buffered`] takes before the buffer must be
+    /// written out.
+    pub fn spare(&self) -> usize {
+        self.cap.saturating_sub(self.buf.len())
+    }
+
+    /// Appends as much of `data` as the buffer has room for, without any I/O, and returns
+    /// how many bytes it took (0 when the buffer is full: hand the writer to
+    /// [`Spool::flush_behind`](super::Spool::flush_behind), then write the rest).
+    ///
+    /// After a failed write (errors stick) it takes everything and keeps nothing: the
+    /// commit reports the error.
+    pub fn write_buffered(&mut self, data: &[u8]) -> usize {
+        if self.failed.is_some() {
+            return data.len();
+        }
+        let n = data.len().min(self.spare());
+        let taken = &data[..n];
+        self.crc.update(taken);
+        self.body_len += n as u64;
+        self.buf.extend_from_slice(taken);
+        n
+    }
+
+    /// Writes the buffer out (creating the file first if it does not exist yet). Runs on a
+    /// spool thread for [`Spool::flush_behind`](super::Spool::flush_behind); a failure sticks.
+    pub(crate) fn flush_pending(&mut self) {
+        if self.check().is_ok() {
+            let _ = self.flush_buf();
+        }
+        // A header larger than the buffer grew it once: back to the fixed size.
+        if self.buf.capacity() > self.cap {
+            self.buf.shrink_to(self.cap);
+        }
+    }
+
     /// Appends message bytes (the message exactly as it is to be stored).
     ///
     /// Blocks on a file write when the buffer fills.
@@ -120,6 +190,7 @@ impl SpoolWriter {
     /// message through it before the commit. Blocks on file I/O: call it from a worker.
     pub fn message_reader(&mut self) -> Result<MessageWindow, SpoolError> {
         self.check()?;
+        self.ensure_file()?;
         self.flush_buf()?;
         let file = self
             .shared
@@ -156,7 +227,7 @@ impl SpoolWriter {
     /// Buffers `data`, writing the buffer (and `data` itself when it is large) to the file
     /// as needed. The buffer never grows past its capacity.
     fn put(&mut self, data: &[u8]) -> Result<(), SpoolError> {
-        let cap = self.buf.capacity();
+        let cap = self.cap;
         if self.buf.len() + data.len() <= cap {
             self.buf.extend_from_slice(data);
             return Ok(());
@@ -181,7 +252,38 @@ impl SpoolWriter {
         res
     }
 
+    /// Whether the tmp file exists on disk (dropping the writer then removes it).
+    pub(crate) fn on_disk(&self) -> bool {
+        self.on_disk && !self.done
+    }
+
+    /// Marks the writer failed because the spool is closing.
+    pub(crate) fn fail_closed(&mut self) {
+        if self.failed.is_none() {
+            self.failed = Some((None, io::ErrorKind::BrokenPipe));
+        }
+    }
+
+    /// Creates `tmp/<id>` (`O_EXCL`) for a deferred writer that has none yet.
+    fn ensure_file(&mut self) -> Result<(), SpoolError> {
+        if self.file.is_some() || self.on_disk || self.done {
+            return Ok(());
+        }
+        match self.shared.io.create_new(&self.tmp_path) {
+            Ok(file) => {
+                self.file = Some(file);
+                self.on_disk = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some((e.raw_os_error(), e.kind()));
+                Err(SpoolError::io("create", self.tmp_path.clone(), e))
+            }
+        }
+    }
+
     fn raw_write(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        self.ensure_file()?;
         let Some(file) = self.file.as_mut() else {
             return Err(SpoolError::Closed);
         };
@@ -224,6 +326,9 @@ impl SpoolWriter {
         }
         self.done = true;
         self.file = None;
+        if !self.on_disk {
+            return;
+        }
         if let Err(e) = self.shared.io.remove(&self.tmp_path) {
             log::warn!("spool: could not remove {}: {e}", self.tmp_path.display());
         }
