@@ -64,6 +64,9 @@ struct Inner {
 /// thread and removes the files not taken.
 pub(crate) struct Stock {
     inner: Arc<Inner>,
+    /// The stock thread, joined by [`Stock::close`] so that a file it was creating at that
+    /// moment is gone too before the spool reports itself closed.
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl Stock {
@@ -85,7 +88,8 @@ impl Stock {
 
 impl Stock {
     /// Stops the stock thread and removes the files not taken (a file the thread is
-    /// creating meanwhile is removed by the thread). `take` finds nothing afterwards.
+    /// creating meanwhile is removed by the thread, which this waits for: one file
+    /// creation at most). `take` finds nothing afterwards.
     pub fn close(&self) {
         let left = {
             let mut shelf = self.inner.shelf.lock();
@@ -95,6 +99,12 @@ impl Stock {
         self.inner.taken.notify_all();
         // Dropping them removes their files.
         drop(left);
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            if t.thread().id() != thread::current().id() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -124,10 +134,13 @@ pub(crate) fn start(io: Arc<dyn SpoolIo>, tmp_dir: PathBuf, size: usize) -> std:
         size: size.max(1),
     });
     let filler = inner.clone();
-    thread::Builder::new()
+    let thread = thread::Builder::new()
         .name("spool-stock".into())
         .spawn(move || fill(&io, &tmp_dir, &filler))?;
-    Ok(Stock { inner })
+    Ok(Stock {
+        inner,
+        thread: Mutex::new(Some(thread)),
+    })
 }
 
 fn fill(io: &Arc<dyn SpoolIo>, tmp_dir: &Path, inner: &Inner) {
