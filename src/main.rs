@@ -8,6 +8,7 @@ use impulse_plugin_bounce_rules as _;
 use impulse_plugin_xclient as _;
 
 mod cli;
+mod logging;
 
 /// Impulse: a Momentum-style ESMTP toolkit.
 #[derive(Debug, Parser)]
@@ -57,7 +58,8 @@ enum PluginCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Held to the end of `main`: the log records still queued are written out then.
+    let _log = logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Classify { reply } => {
