@@ -87,3 +87,63 @@ fn body_buffer_bounds_memory() {
         Some(Event::MessageComplete { .. })
     ));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// A driver whose buffer takes only part of each body chunk (`consume_body_prefix`)
+    /// receives the body whole and in order, the factory stops reading while its body
+    /// buffer is full, and the end of data waits for the last byte.
+    #[test]
+    fn a_body_consumed_in_pieces_arrives_whole_and_in_order(
+        lines in proptest::collection::vec("[ -~]{0,120}", 0..300),
+        takes in proptest::collection::vec(1usize..700, 1..40),
+        packet in 1usize..5000,
+    ) {
+        let mut body = Vec::new();
+        for l in &lines {
+            body.extend_from_slice(l.as_bytes());
+            body.extend_from_slice(b"\r\n");
+        }
+        let mut wire = stuffed(&body);
+        wire.extend_from_slice(b".\r\n");
+        let mut h = Harness::ready(FactoryConfig::default());
+        h.hold_body = true;
+        h.send(b"MAIL FROM:<a@example.org>\r\n");
+        h.send(b"RCPT TO:<b@example.org>\r\n");
+        h.send(b"DATA\r\n");
+        proptest::prop_assert!(h.output().contains("354"));
+        let mut got = Vec::new();
+        let mut k = 0;
+        let mut sent = 0;
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            proptest::prop_assert!(steps < 1_000_000, "no progress");
+            if let Some(chunk) = h.f.poll_body() {
+                if chunk.len() + 2 > h.f.config().body_chunk.max(64) {
+                    proptest::prop_assert!(!h.f.wants_input(), "reads on with a full body buffer");
+                }
+                let take = takes[k % takes.len()].min(chunk.len());
+                k += 1;
+                got.extend_from_slice(&chunk[..take]);
+                h.f.consume_body_prefix(take);
+                h.pump();
+                continue;
+            }
+            if sent < wire.len() {
+                let end = (sent + packet).min(wire.len());
+                h.send(&wire[sent..end]);
+                sent = end;
+                continue;
+            }
+            if h.input.is_empty() {
+                break;
+            }
+            h.pump();
+        }
+        proptest::prop_assert_eq!(&got, &body);
+        let out = h.output();
+        proptest::prop_assert!(out.contains("250 2.0.0 Ok: queued as"), "{}", out);
+    }
+}

@@ -52,6 +52,8 @@ pub(super) struct Harness {
     pub hold: Option<EventKind>,
     /// Runs before each decision, with the factory (a driver applying session updates).
     pub before_decision: Option<BeforeDecision>,
+    /// The driver leaves the body in the factory (the test consumes it by hand).
+    pub hold_body: bool,
 }
 
 impl Harness {
@@ -78,6 +80,7 @@ impl Harness {
             flush: true,
             hold: None,
             before_decision: None,
+            hold_body: false,
         };
         h.pump();
         h
@@ -142,6 +145,9 @@ impl Harness {
     }
 
     fn drain_body(&mut self) {
+        if self.hold_body {
+            return;
+        }
         while let Some(chunk) = self.f.poll_body() {
             assert!(chunk.len() <= self.f.config().body_chunk.max(64));
             self.body.extend_from_slice(chunk);
