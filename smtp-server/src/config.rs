@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub spool: SpoolConfig,
     /// Protocol policy switches.
     pub smtp: SmtpConfig,
+    /// STARTTLS (RFC 3207): the certificate and key that turn it on.
+    pub tls: TlsConfig,
     /// Plugin `.so` files to load, in order.
     pub plugin_files: Vec<PathBuf>,
     /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             timeouts: TimeoutsConfig::default(),
             spool: SpoolConfig::default(),
+            tls: TlsConfig::default(),
             smtp: SmtpConfig::default(),
             plugin_files: Vec::new(),
             plugins: toml::Table::new(),
@@ -177,6 +180,19 @@ impl Default for SpoolConfig {
     }
 }
 
+/// STARTTLS: offered once a certificate and its key are configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM (the server's certificate first, then intermediates).
+    pub cert: Option<PathBuf>,
+    /// The private key of the certificate, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Refuse MAIL, RCPT, DATA and AUTH before STARTTLS with `530 5.7.0` (RFC 3207 §4),
+    /// as a submission server should. Needs `cert` and `key`.
+    pub required: bool,
+}
+
 /// What to do with bare CR or LF in message content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -227,6 +243,10 @@ pub struct Overrides {
     pub hostname: Option<String>,
     /// Plugin files loaded after the configured ones.
     pub plugins: Vec<PathBuf>,
+    /// Replaces the TLS certificate chain file.
+    pub tls_cert: Option<PathBuf>,
+    /// Replaces the TLS private key file.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -261,6 +281,12 @@ impl ServerConfig {
             self.hostname = hostname;
         }
         self.plugin_files.extend(overrides.plugins);
+        if let Some(cert) = overrides.tls_cert {
+            self.tls.cert = Some(cert);
+        }
+        if let Some(key) = overrides.tls_key {
+            self.tls.key = Some(key);
+        }
         self.validate()
     }
 
@@ -328,6 +354,14 @@ impl ServerConfig {
         }
         if self.smtp.banner.contains(['\r', '\n']) {
             return invalid("smtp.banner must be one line".into());
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return invalid("tls.cert is set but tls.key is not".into()),
+            (None, Some(_)) => return invalid("tls.key is set but tls.cert is not".into()),
+            (None, None) if self.tls.required => {
+                return invalid("tls.required needs tls.cert and tls.key".into())
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -406,8 +440,12 @@ mod tests {
             spool: Some("/var/spool/impulse".into()),
             hostname: Some("mx.example.org".into()),
             plugins: vec!["b.so".into()],
+            tls_cert: Some("/etc/impulse/cert.pem".into()),
+            tls_key: Some("/etc/impulse/key.pem".into()),
         })
         .unwrap();
+        assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/impulse/cert.pem")));
+        assert_eq!(c.tls.key, Some(PathBuf::from("/etc/impulse/key.pem")));
         assert_eq!(c.listen, vec!["[::1]:2525".parse().unwrap()]);
         assert_eq!(c.spool.dir, PathBuf::from("/var/spool/impulse"));
         assert_eq!(c.effective_hostname(), "mx.example.org");
@@ -415,6 +453,23 @@ mod tests {
             c.plugin_files,
             vec![PathBuf::from("a.so"), PathBuf::from("b.so")]
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let parse = |t: &str| ServerConfig::from_toml(t, Path::new("t.toml"));
+        let c = parse("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nrequired = true\n").unwrap();
+        assert!(c.tls.required);
+        for (text, want) in [
+            ("[tls]\ncert = \"c.pem\"\n", "tls.key is not"),
+            ("[tls]\nkey = \"k.pem\"\n", "tls.cert is not"),
+            ("[tls]\nrequired = true\n", "tls.required needs"),
+            ("[tls]\ncertificate = \"c.pem\"\n", "certificate"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        assert_eq!(ServerConfig::default().tls, TlsConfig::default());
     }
 
     #[test]

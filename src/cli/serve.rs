@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// A plugin .so to load after the configured ones (repeatable).
     #[arg(long = "plugin", value_name = "FILE.so")]
     pub plugins: Vec<PathBuf>,
+    /// The TLS certificate chain (PEM) that turns STARTTLS on; needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// For benchmarks: accept and drop every message, nothing is stored (the same as
     /// `[spool] discard = true`). Never use it for real mail.
     #[arg(long)]
@@ -64,6 +70,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             spool: args.spool,
             hostname: args.hostname,
             plugins: args.plugins,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
         })
         .map_err(|e| e.to_string())?;
     if args.discard {

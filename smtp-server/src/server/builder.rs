@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub control: Arc<Control>,
     /// `[spool] discard`: accept and drop every message (benchmarks).
     pub discard: bool,
+    /// STARTTLS, when a certificate is configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A built server (see [`Server`]).
@@ -102,6 +104,7 @@ pub struct ServerBuilder {
     listeners: Vec<std::net::TcpListener>,
     signals: bool,
     tweak: Option<FactoryTweak>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -173,6 +176,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Offers STARTTLS with this rustls configuration (instead of loading `[tls] cert` and
+    /// `key` from the configuration).
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Validates the configuration, opens the spool (running its recovery) and binds the
     /// listeners. Nothing runs until [`Server::spawn`] or [`Server::run`].
     pub fn build(mut self) -> Result<Server, ServerError> {
@@ -190,6 +200,13 @@ impl ServerBuilder {
         let registry = self.registry.unwrap_or_else(|| Arc::new(Registry::new()));
         let hooks = HookSet::of(&registry);
         let mut factory = factory_config(&config, &registry, hooks)?;
+        let tls = match (self.tls, &config.tls.cert, &config.tls.key) {
+            (Some(tls), ..) => Some(tls),
+            (None, Some(cert), Some(key)) => Some(super::tls::load_server_config(cert, key)?),
+            _ => None,
+        };
+        factory.tls_available = tls.is_some();
+        factory.require_tls = tls.is_some() && config.tls.required;
         if let Some(tweak) = self.tweak {
             tweak(&mut factory);
         }
@@ -245,6 +262,7 @@ impl ServerBuilder {
             grace: Duration::from_secs(config.timeouts.shutdown_grace),
             control: Arc::new(Control::default()),
             discard: config.spool.discard,
+            tls,
         });
         Ok(Server {
             inner: Built {

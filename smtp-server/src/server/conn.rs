@@ -9,6 +9,7 @@ use hooks_api::{Notes, Pending, SessionInfo};
 use mio::net::TcpStream;
 use mio::Interest;
 
+use super::tls::{TlsLayer, TlsRead};
 use crate::factory::{Event, Factory};
 use crate::spool::{SpoolError, SpoolWriter};
 
@@ -67,6 +68,12 @@ pub(crate) struct Conn {
     pub disconnected: bool,
     /// The transaction awaiting its commit, for the log line.
     pub txn: Option<super::queue::TxnLog>,
+    /// STARTTLS was accepted: TLS starts once the `220` is written.
+    pub tls_start: bool,
+    /// The TLS layer, after STARTTLS.
+    pub tls: Option<Box<TlsLayer>>,
+    /// close_notify was queued.
+    pub tls_closed: bool,
 }
 
 impl Conn {
@@ -96,6 +103,9 @@ impl Conn {
             armed: None,
             disconnected: false,
             txn: None,
+            tls_start: false,
+            tls: None,
+            tls_closed: false,
         }
     }
 
@@ -109,6 +119,10 @@ impl Conn {
     pub(crate) fn feed_input(&mut self, now: Instant, scratch: &mut [u8]) -> bool {
         if !matches!(self.waiting, Waiting::Nothing) || self.closing {
             return false;
+        }
+        if self.tls.as_ref().is_some_and(|t| !t.established) {
+            // The handshake reads whatever the factory's state.
+            return self.read_tls(now, scratch);
         }
         if !self.factory.wants_input() {
             return false;
@@ -131,6 +145,9 @@ impl Conn {
         }
         if !self.read_ready {
             return false;
+        }
+        if self.tls.is_some() {
+            return self.read_tls(now, scratch);
         }
         match self.sock.read(scratch) {
             Ok(0) => {
@@ -161,8 +178,101 @@ impl Conn {
         }
     }
 
+    /// Reads TLS records once: plaintext into `inbuf`, and the factory told when the
+    /// handshake completes.
+    fn read_tls(&mut self, now: Instant, scratch: &mut [u8]) -> bool {
+        if !self.read_ready {
+            return false;
+        }
+        let Some(tls) = self.tls.as_mut() else {
+            return false;
+        };
+        let before = self.inbuf.len();
+        let progress = match tls.read(&mut self.sock, scratch, &mut self.inbuf) {
+            TlsRead::Data => true,
+            TlsRead::WouldBlock => {
+                self.read_ready = false;
+                false
+            }
+            TlsRead::Closed => {
+                self.eof = true;
+                true
+            }
+            TlsRead::Failed(e) => {
+                // The alert rustls queued goes out with the next flush, then the close.
+                log::info!("{}: TLS handshake or record error: {e}", self.client());
+                self.eof = true;
+                self.closing = true;
+                true
+            }
+            TlsRead::Io(e) => {
+                log::debug!("{}: read error: {e}", self.client());
+                self.eof = true;
+                true
+            }
+        };
+        if log::log_enabled!(log::Level::Debug) && self.inbuf.len() > before {
+            log_trace(self.peer, "<", &self.inbuf[before..]);
+        }
+        let peer = self.peer;
+        if let Some(tls) = self.tls.as_mut() {
+            if !tls.established && !tls.is_handshaking() && !self.closing {
+                tls.established = true;
+                let info = tls.info();
+                log::info!(
+                    "[{}]:{}: TLS established: {} {}{}",
+                    peer.ip(),
+                    peer.port(),
+                    info.protocol,
+                    info.cipher,
+                    tls.sni().map(|n| format!(" sni={n}")).unwrap_or_default()
+                );
+                if let Err(e) = self.factory.handle_tls_established(info, now) {
+                    log::error!("[{}]:{}: {e}", peer.ip(), peer.port());
+                }
+            }
+        }
+        progress
+    }
+
+    /// Step 5 with TLS: the factory's replies into the TLS layer, its records to the socket.
+    fn flush_tls(&mut self) -> bool {
+        let Some(tls) = self.tls.as_mut() else {
+            return false;
+        };
+        let mut wrote = false;
+        while let Some(bytes) = self.factory.poll_transmit() {
+            let n = tls.send(bytes);
+            if n == 0 {
+                break;
+            }
+            if log::log_enabled!(log::Level::Debug) {
+                log_trace(self.peer, ">", &bytes[..n]);
+            }
+            self.factory.advance_transmit(n);
+            wrote = true;
+        }
+        let asked = self.closing || self.factory.is_closed();
+        if asked && !self.tls_closed && self.factory.poll_transmit().is_none() {
+            tls.close();
+            self.tls_closed = true;
+        }
+        if self.write_ready && tls.wants_write() {
+            match tls.write_out(&mut self.sock) {
+                Ok(true) => {}
+                Ok(false) => self.write_ready = false,
+                Err(e) => self.write_failed(&e),
+            }
+            wrote = true;
+        }
+        wrote
+    }
+
     /// Step 5: writes the factory's replies. Returns whether anything was written.
     pub(crate) fn flush(&mut self) -> bool {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         let mut wrote = false;
         while self.write_ready {
             let Some(bytes) = self.factory.poll_transmit() else {
@@ -183,11 +293,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::debug!("[{}]:{} write error: {e}", self.peer.ip(), self.peer.port());
-                    self.write_ready = false;
-                    self.eof = true;
-                    self.closing = true;
-                    self.dead = true;
+                    self.write_failed(&e);
                     return wrote;
                 }
             }
@@ -195,9 +301,18 @@ impl Conn {
         wrote
     }
 
-    /// Whether bytes wait to be written.
+    /// The socket refused a write: the connection is unusable.
+    fn write_failed(&mut self, e: &io::Error) {
+        log::debug!("[{}]:{} write error: {e}", self.peer.ip(), self.peer.port());
+        self.write_ready = false;
+        self.eof = true;
+        self.closing = true;
+        self.dead = true;
+    }
+
+    /// Whether bytes wait to be written (replies, or TLS records).
     pub(crate) fn output_pending(&self) -> bool {
-        self.factory.poll_transmit().is_some()
+        self.factory.poll_transmit().is_some() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Whether the connection is done: asked to close (by the factory or the driver) and
@@ -219,6 +334,9 @@ impl Conn {
                 // resuming cost no `epoll_ctl`; a client that sends ahead wakes the loop once
                 // for nothing.
                 self.registered.is_some_and(|i| i.is_readable())
+            } else if self.tls.as_ref().is_some_and(|t| !t.established) {
+                // The TLS handshake reads.
+                true
             } else {
                 self.inbuf.is_empty() && self.factory.wants_input()
             };

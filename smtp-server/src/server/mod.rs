@@ -69,6 +69,17 @@
 //! client that pipelines too far ahead is left in the kernel's buffers). Readiness is a
 //! hint: a read or write that would block just clears it.
 //!
+//! # STARTTLS
+//!
+//! With a certificate ([`TlsConfig`](crate::config::TlsConfig), or
+//! [`ServerBuilder::tls`]), the factory advertises STARTTLS. On
+//! [`Event::StartTls`](crate::factory::Event::StartTls) the connection drops whatever plaintext
+//! it already read after the command (CVE-2011-0411), writes the `220`, then puts a rustls
+//! `ServerConnection` between the socket and the factory ([`tls`]): the handshake runs on the
+//! loop like any other read and write (rustls does no I/O of its own), the factory learns the
+//! protocol and cipher when it completes, and a failed handshake closes that connection only.
+//! A handshake that does not finish within the command timeout is closed.
+//!
 //! Once a second at most, each loop checks the spool's free space (one `statvfs`,
 //! [`Spool::check_free_space`]); while it is below 1.5 × the message size limit, MAIL is
 //! answered `452 4.3.1`. A hook that goes pending parks its connection until the completion
@@ -100,6 +111,7 @@ mod limits;
 mod pool;
 mod queue;
 mod shutdown;
+pub mod tls;
 mod worker;
 
 use std::net::SocketAddr;
@@ -149,6 +161,9 @@ pub enum ServerError {
         /// The error.
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A loop thread panicked.
     #[error("a server thread panicked")]
     Panicked,

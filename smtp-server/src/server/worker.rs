@@ -447,7 +447,23 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            let wrote = conn.flush();
+            let mut wrote = conn.flush();
+            if conn.tls_start && !conn.output_pending() {
+                // The `220` is out: from now on the socket speaks TLS.
+                conn.tls_start = false;
+                match self.shared.tls.as_ref().map(super::tls::TlsLayer::new) {
+                    Some(Ok(layer)) => {
+                        conn.tls = Some(Box::new(layer));
+                        conn.read_ready = true;
+                        wrote = true;
+                    }
+                    Some(Err(e)) => {
+                        log::error!("{}: cannot start TLS: {e}", conn.client());
+                        conn.dead = true;
+                    }
+                    None => conn.dead = true,
+                }
+            }
             if !wrote || rounds >= MAX_ROUNDS {
                 break;
             }
@@ -595,10 +611,17 @@ impl Worker {
             }
             Event::Reset => self.conns[key].txn_notes.clear(),
             Event::StartTls => {
-                // TLS is not offered yet, so the factory never asks; refuse to go on.
                 let conn = &mut self.conns[key];
-                log::warn!("{}: STARTTLS without TLS support", conn.client());
-                conn.factory.handle_close();
+                if self.shared.tls.is_some() {
+                    // TLS starts once the `220` is out; whatever the client sent after
+                    // STARTTLS in plaintext is dropped (CVE-2011-0411).
+                    conn.tls_start = true;
+                    conn.inbuf.clear();
+                } else {
+                    // The factory offers STARTTLS only with TLS configured.
+                    log::warn!("{}: STARTTLS without TLS support", conn.client());
+                    conn.factory.handle_close();
+                }
             }
             Event::Close { reason } => {
                 log::debug!("{} closing: {reason:?}", self.conns[key].client());

@@ -1,0 +1,199 @@
+//! `impulse serve --tls-cert FILE --tls-key FILE`: STARTTLS as real clients use it — the
+//! project's own `impulse send --tls-required --tls-ca`, swaks `--tls` and Python's smtplib
+//! with a verifying SSL context. The certificate comes from a throw-away CA (rcgen).
+//!
+//! A missing swaks or python3 prints `SKIPPED: ...` and that part is skipped — unless `CI`
+//! is set, where it fails.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "../smtp-client/tests/tls_support/mod.rs"]
+mod tls_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use tls_support::certs;
+
+/// A running `impulse serve` with STARTTLS; killed on drop.
+struct Serve {
+    child: Child,
+    addr: String,
+    spool: PathBuf,
+    _log: std::thread::JoinHandle<()>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, cert: &Path, key: &Path) -> Serve {
+    let spool = dir.join("spool");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_impulse"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--hostname", "tls.test"])
+        .arg("--spool")
+        .arg(&spool)
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "impulse serve exited"
+        );
+        if let Some(a) = line.trim().split("listening on ").nth(1) {
+            break a.to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    let drain = std::thread::spawn(move || {
+        let mut sink = String::new();
+        while log.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    Serve {
+        child,
+        addr,
+        spool,
+        _log: drain,
+    }
+}
+
+/// `impulse spool show ID --spool DIR` as text.
+fn show(spool: &Path, id: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_impulse"))
+        .args(["spool", "show", id, "--spool"])
+        .arg(spool)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The queue id at the end of a `250 2.0.0 Ok: queued as ID` somewhere in `text`.
+fn queued_id(text: &str) -> String {
+    let at = text.find("queued as ").expect(text) + "queued as ".len();
+    text[at..at + 20].to_owned()
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed, and CI is set: install it (see .ci/run)"
+        );
+        eprintln!("SKIPPED: {name} not installed");
+    }
+    found
+}
+
+#[test]
+fn impulse_send_delivers_over_starttls_verified_against_the_ca() {
+    let certs = certs();
+    let server = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
+    let file = certs.dir.path().join("message.eml");
+    std::fs::write(&file, b"Subject: over TLS\r\n\r\nhello\r\n").unwrap();
+    let out = cli::impulse_send(
+        &cli::to_server(
+            &server.addr,
+            &[
+                "--data",
+                file.to_str().unwrap(),
+                "--tls-required",
+                "--tls-ca",
+                certs.ca_file.to_str().unwrap(),
+            ],
+        ),
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("delivered: 250 2.0.0 Ok: queued as"),
+        "{stdout}"
+    );
+    let envelope = show(&server.spool, &queued_id(&stdout));
+    assert!(envelope.contains("TLSv1.3"), "{envelope}");
+}
+
+#[test]
+fn swaks_starttls() {
+    let Some(swaks) = tool("swaks") else {
+        return;
+    };
+    let certs = certs();
+    let server = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
+    let out = Command::new(swaks)
+        .args(["--server", &server.addr, "--from", "a@example.com"])
+        .args(["--to", "b@example.com", "--helo", "client.test", "--tls"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "swaks --tls failed:\n{text}");
+    assert!(text.contains("TLS started"), "{text}");
+    assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
+    let envelope = show(&server.spool, &queued_id(&text));
+    assert!(envelope.contains("TLSv1."), "{envelope}");
+}
+
+#[test]
+fn python_smtplib_starttls_with_a_verifying_context() {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    let certs = certs();
+    let server = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    let script = r#"
+import smtplib, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+s = smtplib.SMTP('localhost', port)
+s.ehlo('client.test')
+assert s.has_extn('starttls')
+s.starttls(context=ctx)
+s.ehlo('client.test')
+assert not s.has_extn('starttls')
+s.mail('a@example.com'); s.rcpt('b@example.com')
+code, text = s.data(b'Subject: smtplib over TLS\r\n\r\nhi\r\n')
+assert code == 250, (code, text)
+print(text.decode())
+print(s.sock.version())
+s.quit()
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, &port])
+        .arg(&certs.ca_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("TLSv1.3"), "{text}");
+    let envelope = show(&server.spool, &queued_id(&text));
+    assert!(envelope.contains("TLSv1.3"), "{envelope}");
+}
