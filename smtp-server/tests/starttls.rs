@@ -162,6 +162,7 @@ fn a_message_sent_under_tls_is_stored_with_its_tls_record() {
     let env = server.spool.read_envelope(id).unwrap();
     let tls = env.tls.expect("the envelope records TLS");
     assert!(tls.starts_with("TLSv1.3 TLS13_"), "{tls}");
+    assert!(tls.ends_with(" sni=localhost"), "{tls}");
     let mut stored = String::new();
     server
         .spool

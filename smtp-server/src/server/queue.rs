@@ -90,10 +90,14 @@ impl Worker {
         }
         let mut env = spool_envelope(envelope);
         env.notes = spool_notes(&conn.txn_notes);
-        env.tls = conn
-            .factory
-            .tls()
-            .map(|t| format!("{} {}", t.protocol, t.cipher));
+        // `protocol cipher`, and ` sni=NAME` when the client named the server it wanted.
+        env.tls = conn.factory.tls().map(|t| {
+            let sni = conn.tls.as_ref().and_then(|l| l.sni());
+            match sni {
+                Some(name) => format!("{} {} sni={name}", t.protocol, t.cipher),
+                None => format!("{} {}", t.protocol, t.cipher),
+            }
+        });
         // No I/O here: a stocked tmp file, or one a spool thread creates when it first
         // writes the message out.
         match self.shared.spool.begin_deferred(&env, received.as_bytes()) {
