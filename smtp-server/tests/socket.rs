@@ -3,76 +3,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_server::config::ServerConfig;
-use smtp_server::server::{Server, ServerHandle};
-use smtp_server::spool::{QueueId, RealIo, Spool, SpoolOptions};
+use smtp_server::spool::QueueId;
 
-struct Running {
-    handle: Option<ServerHandle>,
-    addr: SocketAddr,
-    spool: Spool,
-    _dir: tempfile::TempDir,
-}
+mod support;
+use support::Running;
 
 impl Running {
-    fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        // No tmp-file stock, so that `tmp/` holds only messages in flight.
-        let options = SpoolOptions {
-            tmp_stock: 0,
-            ..SpoolOptions::default()
-        };
-        let spool = Spool::open_with(dir.path().join("spool"), options, Arc::new(RealIo)).unwrap();
-        let mut config = ServerConfig {
-            workers: 2,
-            ..ServerConfig::default()
-        };
-        config.timeouts.shutdown_grace = 5;
-        tweak(&mut config);
-        let server = Server::builder()
-            .config(config)
-            .hostname("mx.test")
-            .listen("127.0.0.1:0".parse().unwrap())
-            .spool(spool.clone())
-            .build()
-            .unwrap();
-        let handle = server.spawn().unwrap();
-        let addr = handle.local_addrs()[0];
-        Running {
-            handle: Some(handle),
-            addr,
-            spool,
-            _dir: dir,
-        }
-    }
-
     fn connect(&self) -> Client {
         Client::connect(self.addr)
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-            h.join().unwrap();
-        }
-    }
-
-    fn queued(&self) -> Vec<QueueId> {
-        self.spool
-            .list()
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use smtp_server::config::ServerConfig;
-use smtp_server::server::{Server, ServerError, ServerHandle};
-use smtp_server::spool::{QueueId, RealIo, Spool, SpoolOptions};
+use smtp_server::server::{Server, ServerError};
+use smtp_server::spool::QueueId;
 
 #[path = "../../smtp-client/tests/tls_support/mod.rs"]
 mod tls_support;
@@ -24,47 +24,25 @@ fn ca_der(certs: &Certs) -> CertificateDer<'static> {
     CertificateDer::from_pem_file(&certs.ca_file).unwrap()
 }
 
-struct Running {
-    handle: Option<ServerHandle>,
-    addr: SocketAddr,
-    spool: Spool,
+mod support;
+use support::Running;
+
+/// A server with STARTTLS from the test CA's certificate files (`required`: `[tls] required`).
+struct TlsServer {
+    server: Running,
     certs: Certs,
-    _dir: tempfile::TempDir,
 }
 
-impl Running {
-    fn start(required: bool) -> Running {
+impl TlsServer {
+    fn start(required: bool) -> TlsServer {
         let certs = certs();
-        let dir = tempfile::tempdir().unwrap();
-        let options = SpoolOptions {
-            tmp_stock: 0,
-            ..SpoolOptions::default()
-        };
-        let spool = Spool::open_with(dir.path().join("spool"), options, Arc::new(RealIo)).unwrap();
-        let mut config = ServerConfig {
-            workers: 2,
-            ..ServerConfig::default()
-        };
-        config.tls.cert = Some(certs.cert_file.clone());
-        config.tls.key = Some(certs.key_file.clone());
-        config.tls.required = required;
-        let handle = Server::builder()
-            .config(config)
-            .hostname("mx.test")
-            .listen("127.0.0.1:0".parse().unwrap())
-            .spool(spool.clone())
-            .build()
-            .unwrap()
-            .spawn()
-            .unwrap();
-        let addr = handle.local_addrs()[0];
-        Running {
-            handle: Some(handle),
-            addr,
-            spool,
-            certs,
-            _dir: dir,
-        }
+        let (cert, key) = (certs.cert_file.clone(), certs.key_file.clone());
+        let server = Running::start(move |c| {
+            c.tls.cert = Some(cert);
+            c.tls.key = Some(key);
+            c.tls.required = required;
+        });
+        TlsServer { server, certs }
     }
 
     fn client_config(&self) -> Arc<ClientConfig> {
@@ -80,12 +58,10 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-            h.join().unwrap();
-        }
+impl std::ops::Deref for TlsServer {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.server
     }
 }
 
@@ -128,7 +104,7 @@ fn plaintext_until_starttls(s: &TcpStream, extra: &[u8]) {
 
 type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
 
-fn handshake(server: &Running, s: TcpStream) -> Tls {
+fn handshake(server: &TlsServer, s: TcpStream) -> Tls {
     let name = ServerName::try_from("localhost").unwrap();
     let conn = ClientConnection::new(server.client_config(), name).unwrap();
     BufReader::new(StreamOwned::new(conn, s))
@@ -144,7 +120,7 @@ fn cmd(t: &mut Tls, line: &str) -> String {
 
 #[test]
 fn a_message_sent_under_tls_is_stored_with_its_tls_record() {
-    let server = Running::start(false);
+    let server = TlsServer::start(false);
     let s = connect(server.addr);
     plaintext_until_starttls(&s, b"");
     let mut t = handshake(&server, s);
@@ -181,7 +157,7 @@ fn a_message_sent_under_tls_is_stored_with_its_tls_record() {
 fn plaintext_pipelined_after_starttls_is_dropped_not_answered() {
     // CVE-2011-0411: a command injected after STARTTLS in the same packet must not be
     // executed under TLS.
-    let server = Running::start(false);
+    let server = TlsServer::start(false);
     let s = connect(server.addr);
     plaintext_until_starttls(&s, b"MAIL FROM:<injected@example.org>\r\n");
     let mut t = handshake(&server, s);
@@ -193,7 +169,7 @@ fn plaintext_pipelined_after_starttls_is_dropped_not_answered() {
 
 #[test]
 fn tls_required_refuses_mail_in_plaintext() {
-    let server = Running::start(true);
+    let server = TlsServer::start(true);
     let s = connect(server.addr);
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s.try_clone().unwrap();
@@ -212,7 +188,7 @@ fn tls_required_refuses_mail_in_plaintext() {
 
 #[test]
 fn a_broken_handshake_closes_that_connection_only() {
-    let server = Running::start(false);
+    let server = TlsServer::start(false);
     let s = connect(server.addr);
     plaintext_until_starttls(&s, b"");
     let mut w = s.try_clone().unwrap();
@@ -233,24 +209,13 @@ fn a_broken_handshake_closes_that_connection_only() {
 #[test]
 fn a_client_that_never_finishes_the_handshake_is_timed_out() {
     let certs = certs();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig {
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    config.tls.cert = Some(certs.cert_file.clone());
-    config.tls.key = Some(certs.key_file.clone());
-    config.timeouts.command = 1;
-    let handle = Server::builder()
-        .config(config)
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .spool_dir(dir.path().join("spool"))
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap();
-    let s = connect(handle.local_addrs()[0]);
+    let (cert, key) = (certs.cert_file.clone(), certs.key_file.clone());
+    let server = Running::start(move |c| {
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+        c.timeouts.command = 1;
+    });
+    let s = connect(server.addr);
     plaintext_until_starttls(&s, b"");
     // Silence: the handshake timeout closes the connection, with at most a TLS alert
     // record (content type 21), never a plaintext 421 on a socket that is TLS now.
@@ -259,8 +224,6 @@ fn a_client_that_never_finishes_the_handshake_is_timed_out() {
     let _ = s.try_clone().unwrap().read_to_end(&mut rest);
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(rest.is_empty() || rest[0] == 21, "{rest:?}");
-    handle.shutdown();
-    handle.join().unwrap();
 }
 
 #[test]
