@@ -82,12 +82,7 @@ fn a_message_is_queued_byte_exact_after_250() {
     let reply = c.reply();
     assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
     let id = QueueId::parse(reply.rsplit(' ').next().unwrap()).unwrap();
-    let mut stored = Vec::new();
-    s.spool
-        .open_message(id)
-        .unwrap()
-        .read_to_end(&mut stored)
-        .unwrap();
+    let stored = s.stored(id);
     let stored = String::from_utf8(stored).unwrap();
     assert!(stored.starts_with("Received: from client.test"), "{stored}");
     assert!(
@@ -141,12 +136,7 @@ fn smuggled_end_of_data_is_content_when_kept() {
     let reply = c.reply();
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     let id = s.queued()[0];
-    let mut stored = Vec::new();
-    s.spool
-        .open_message(id)
-        .unwrap()
-        .read_to_end(&mut stored)
-        .unwrap();
+    let stored = s.stored(id);
     assert!(stored.ends_with(b"hello\n.\nMAIL FROM:<evil@example.com>\r\n"));
 }
 
@@ -349,12 +339,7 @@ fn a_large_message_streams_through_spool_threads_byte_exact() {
     sender.join().unwrap();
     assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
     let id = QueueId::parse(reply.rsplit(' ').next().unwrap()).unwrap();
-    let mut stored = Vec::new();
-    s.spool
-        .open_message(id)
-        .unwrap()
-        .read_to_end(&mut stored)
-        .unwrap();
+    let stored = s.stored(id);
     assert!(stored.starts_with(b"Received: from client.test"));
     assert!(stored.ends_with(&body), "the body is stored byte-exact");
     assert_eq!(tmp_files(&s), 0);

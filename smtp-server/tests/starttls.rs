@@ -139,13 +139,7 @@ fn a_message_sent_under_tls_is_stored_with_its_tls_record() {
     let tls = env.tls.expect("the envelope records TLS");
     assert!(tls.starts_with("TLSv1.3 TLS13_"), "{tls}");
     assert!(tls.ends_with(" sni=localhost"), "{tls}");
-    let mut stored = String::new();
-    server
-        .spool
-        .open_message(id)
-        .unwrap()
-        .read_to_string(&mut stored)
-        .unwrap();
+    let stored = String::from_utf8(server.stored(id)).unwrap();
     assert!(stored.contains("with ESMTPS"), "{stored}");
     assert!(
         stored.ends_with("Subject: secret\r\n\r\nover TLS\r\n"),

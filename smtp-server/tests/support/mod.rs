@@ -58,6 +58,13 @@ impl Running {
         }
     }
 
+    /// The stored bytes of a queued message (its `Received:` header first).
+    pub fn stored(&self, id: QueueId) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut self.spool.open_message(id).unwrap(), &mut out).unwrap();
+        out
+    }
+
     /// The queue ids in the spool.
     pub fn queued(&self) -> Vec<QueueId> {
         self.spool
