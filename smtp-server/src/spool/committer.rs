@@ -46,7 +46,8 @@ const GATHER_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
 /// ([`Spool::flush_behind`](super::Spool::flush_behind)); a write error sticks in the writer.
 pub type FlushCallback = Box<dyn FnOnce(SpoolWriter) + Send + 'static>;
 
-/// Work for a sync thread.
+/// Work for a spool thread: commits go to the sync threads, flushes and discards to the
+/// write threads (so that they never wait behind an fsync).
 pub(crate) enum Job {
     /// A commit: END record, file sync, rename, directory sync, then `done`.
     Commit {
@@ -60,14 +61,6 @@ pub(crate) enum Job {
     },
     /// Abandon a message: remove its tmp file.
     Discard { writer: SpoolWriter },
-}
-
-impl Job {
-    /// Flushes and discards take a moment and someone streams or waits behind them: they
-    /// go ahead of the commits, which wait on the disk anyway.
-    fn urgent(&self) -> bool {
-        !matches!(self, Job::Commit { .. })
-    }
 }
 
 /// Counters of the commit pipeline.
@@ -94,11 +87,7 @@ impl JobQueue {
         if state.1 {
             return Err(job);
         }
-        if job.urgent() {
-            state.0.push_front(job);
-        } else {
-            state.0.push_back(job);
-        }
+        state.0.push_back(job);
         drop(state);
         self.ready.notify_one();
         Ok(())
