@@ -100,6 +100,7 @@ impl TlsLayer {
             Ok(state) => state,
             Err(e) => return TlsRead::Failed(e),
         };
+        let before = out.len();
         let mut want = state.plaintext_bytes_to_read();
         while want > 0 {
             match self.conn.reader().read(scratch) {
@@ -112,7 +113,7 @@ impl TlsLayer {
                 Err(_) => return TlsRead::Closed,
             }
         }
-        if state.peer_has_closed() && out.is_empty() {
+        if state.peer_has_closed() && out.len() == before {
             return TlsRead::Closed;
         }
         TlsRead::Data
