@@ -14,7 +14,7 @@
 //! | [`config`] | `impulse.toml`: listeners, limits, timeouts, spool, plugins, with embedded defaults |
 //! | [`factory`] | the sans-IO ESMTP message factory: one state machine per connection |
 //! | [`server`] | the mio event loop: listeners, connections, hooks, spool wiring, shutdown, embedding |
-//! | [`spool`] | the durable on-disk spool: streaming writer, group commit, recovery, read side |
+//! | [`spool`] | the durable on-disk spool (the `smtp-spool` crate, re-exported): streaming writer, group commit, recovery, read side |
 //!
 //! Run a server with [`server::Server::builder`]; `impulse serve` is the operator's way.
 #![warn(missing_docs)]
@@ -22,7 +22,7 @@
 pub mod config;
 pub mod factory;
 pub mod server;
-pub mod spool;
+pub use smtp_spool as spool;
 
 pub use factory::{
     Decision, Envelope, Event, EventKind, Extensions, Factory, FactoryConfig, FactoryError, State,

@@ -70,6 +70,9 @@ pub enum SpoolError {
     /// The envelope does not fit the format's limit ([`MAX_ENVELOPE_LEN`](super::MAX_ENVELOPE_LEN)).
     #[error("envelope too large: {0} bytes")]
     EnvelopeTooLarge(usize),
+    /// A state record does not fit the format's limit ([`MAX_STATE_LEN`](super::MAX_STATE_LEN)).
+    #[error("state record too large: {0} bytes")]
+    StateTooLarge(usize),
     // Lifecycle.
     /// The spool's commit threads are gone (the spool was dropped or a thread died).
     #[error("spool is closed")]

@@ -392,7 +392,8 @@ fn recovery_removes_tmp_files_and_quarantines_damage() {
         RecoveryReport {
             recovered: 1,
             tmp_removed: 2,
-            quarantined: 4
+            quarantined: 4,
+            states_removed: 0,
         }
     );
     let quarantined: BTreeSet<String> = names(&fs, "quarantine").into_iter().collect();

@@ -3,12 +3,12 @@
 //!
 //! Runs on the real file system, in the target directory (`CARGO_TARGET_TMPDIR`), so the
 //! figures are those of the disk under `target/`. Run with
-//! `cargo bench -p smtp-server --bench spool`; figures are recorded in `docs/SPOOL.md`.
+//! `cargo bench -p smtp-spool --bench spool`; figures are recorded in `docs/SPOOL.md`.
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use smtp_server::spool::{Envelope, Recipient, Spool};
+use smtp_spool::{Envelope, Recipient, Spool};
 
 fn envelope() -> Envelope {
     Envelope {

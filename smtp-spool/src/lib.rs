@@ -1,19 +1,50 @@
-//! The durable spool: the default queue hook. A `250` after end of data means the message and
-//! its envelope are on stable storage.
+//! # smtp-spool — the Impulse durable queue
 //!
-//! Layout of a spool directory:
+//! The spool is where an accepted message lives until it leaves: the server writes it (a `250`
+//! after end of data means the message and its envelope are on stable storage), `impulse spool`
+//! reads it, and the relay reads it, keeps a small state record beside it and removes it.
+//!
+//! **What it promises**
+//!
+//! * A commit completes with `Ok(id)` only once the message file, its envelope and its END
+//!   record are fsync'd and its name in `queue/` is fsync'd too (see *The commit protocol*).
+//!   Never `Ok` for a message that is not durable; a failed commit leaves nothing behind.
+//! * A queued message is written once and never modified in place; a state record
+//!   ([`Spool::write_state`]) is replaced atomically (write, fsync, rename over, fsync the
+//!   directory), so a reader sees the old record or the new one, never a mix.
+//! * Startup recovery (in [`Spool::open`]) removes everything in `tmp/` (no client was told
+//!   `250` for it), verifies every queued file (header, envelope, END record, CRC-32) and moves
+//!   a file that fails into `quarantine/`, never deleting it; a state record whose message is
+//!   gone is removed (the message was removed first, see [`Spool::remove`]).
+//! * Memory per message in flight is one fixed buffer, whatever the message size.
+//!
+//! **What it does not do:** it speaks no SMTP and knows neither the server nor the client; it
+//! does not decide what a state record means (the relay defines its content; the spool frames
+//! and checks it); it does not schedule, retry or deliver; it runs no event loop (its threads
+//! do the blocking file work so that event loops never wait).
+//!
+//! **The seam.** Callers use only [`Spool`], [`SpoolWriter`], [`MessageReader`], [`QueueId`]
+//! and [`Envelope`]: start a message ([`Spool::begin`], [`Spool::begin_deferred`]), stream it
+//! ([`SpoolWriter::write_all`], [`SpoolWriter::write_buffered`]), commit it ([`Spool::commit`]);
+//! scan, read and remove queued messages ([`Spool::list`], [`Spool::read_envelope`],
+//! [`Spool::open_message`], [`Spool::remove`]); and read and replace their state records.
+//! None of them names a file, so a second backend (a log-structured one writing many messages
+//! per fdatasync) can sit behind the same calls without its callers changing.
+//!
+//! Layout of a spool directory (one file per message):
 //!
 //! ```text
 //! <spool>/tmp/<id>         messages being received (never trusted after a restart)
 //! <spool>/queue/<id>       committed messages, one file each (format: docs/SPOOL.md)
-//! <spool>/quarantine/<id>  queue files that failed verification at startup, kept for an operator
+//! <spool>/state/<id>       the message's state record, when one was written (docs/SPOOL.md)
+//! <spool>/quarantine/<id>  queue files that failed verification, kept for an operator
 //! ```
 //!
 //! # Writing a message
 //!
 //! ```no_run
-//! # fn main() -> Result<(), smtp_server::spool::SpoolError> {
-//! use smtp_server::spool::{Envelope, Recipient, Spool};
+//! # fn main() -> Result<(), smtp_spool::SpoolError> {
+//! use smtp_spool::{Envelope, Recipient, Spool};
 //! let spool = Spool::open("./spool")?; // creates the directories, runs recovery
 //! let env = Envelope {
 //!     sender: "alice@example.org".into(),
@@ -62,6 +93,9 @@
 //! All file operations go through [`SpoolIo`]; [`MemFs`] is a fault-injecting in-memory
 //! implementation that simulates power cuts.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod committer;
 mod error;
 mod format;
@@ -70,6 +104,7 @@ mod io;
 pub mod memfs;
 mod reader;
 mod recovery;
+mod state;
 mod stock;
 mod writer;
 
@@ -79,6 +114,8 @@ mod tests;
 mod tests_deferred;
 #[cfg(test)]
 mod tests_faults;
+#[cfg(test)]
+mod tests_state;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -95,6 +132,7 @@ pub use io::{ReadFile, RealIo, SpoolFile, SpoolIo};
 pub use memfs::MemFs;
 pub use reader::MessageReader;
 pub use recovery::RecoveryReport;
+pub use state::{decode_state, encode_state, MAX_STATE_LEN, STATE_MAGIC, STATE_VERSION};
 pub use writer::{MessageWindow, SpoolWriter};
 
 use committer::{Counters, Job, JobQueue};
@@ -143,6 +181,8 @@ pub(crate) struct Shared {
     pub tmp_dir: PathBuf,
     pub queue_dir: PathBuf,
     pub quarantine_dir: PathBuf,
+    /// State records beside queued messages (`state/<id>`).
+    pub state_dir: PathBuf,
     pub buffer_size: usize,
     /// Ready-made tmp files for [`Spool::begin`].
     pub stock: Option<stock::Stock>,
@@ -223,13 +263,19 @@ impl Spool {
             tmp_dir: root.join("tmp"),
             queue_dir: root.join("queue"),
             quarantine_dir: root.join("quarantine"),
+            state_dir: root.join("state"),
             root,
             io,
             buffer_size: options.buffer_size.max(4096),
             stock: None,
         };
         let report = if options.recover {
-            for d in [&shared.tmp_dir, &shared.queue_dir, &shared.quarantine_dir] {
+            for d in [
+                &shared.tmp_dir,
+                &shared.queue_dir,
+                &shared.quarantine_dir,
+                &shared.state_dir,
+            ] {
                 shared
                     .io
                     .create_dir_all(d)
@@ -454,7 +500,8 @@ impl Spool {
         Ok(MessageReader::new(file, layout, path))
     }
 
-    /// Removes a queued message (durably: the directory is fsynced).
+    /// Removes a queued message and its state record, if any (durably: the directories are
+    /// fsynced).
     pub fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
         let shared = &self.inner.shared;
         let path = self.queue_path(id);
@@ -469,6 +516,9 @@ impl Spool {
             .io
             .fsync_dir(&shared.queue_dir)
             .map_err(|e| SpoolError::io("fsync_dir", &shared.queue_dir, e))?;
+        // The message first, then its state record: a crash between the two leaves a record
+        // without a message (recovery removes it), never the other way round.
+        state::remove_state(shared, id)?;
         log::info!("spool: {id} removed");
         Ok(())
     }

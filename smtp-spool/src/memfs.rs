@@ -281,6 +281,15 @@ impl SpoolIo for MemFs {
         Ok(())
     }
 
+    fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.hit(Op::Rename)?;
+        st.parent_exists(to)?;
+        let ino = st.entries.remove(from).ok_or(io::ErrorKind::NotFound)?;
+        st.entries.insert(to.to_path_buf(), ino);
+        Ok(())
+    }
+
     fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
         let (delay, epoch) = {
             let mut st = self.lock();

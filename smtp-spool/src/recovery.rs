@@ -1,10 +1,9 @@
 //! Startup recovery: clear `tmp/`, verify every queued file, quarantine the damaged ones.
 
-use std::path::Path;
-
 use super::error::SpoolError;
 use super::id::QueueId;
 use super::reader::verify_file;
+use super::state::{move_to_quarantine, quarantine_state};
 use super::Shared;
 
 /// What startup recovery found and did.
@@ -17,6 +16,9 @@ pub struct RecoveryReport {
     pub tmp_removed: usize,
     /// Files moved from `queue/` to `quarantine/` because they do not verify.
     pub quarantined: usize,
+    /// State records removed from `state/` because their message is gone (it was removed,
+    /// and the crash came before its record followed).
+    pub states_removed: usize,
 }
 
 /// Runs recovery. The spool must not be in use by another process.
@@ -49,6 +51,7 @@ pub(crate) fn recover(shared: &Shared) -> Result<RecoveryReport, SpoolError> {
     let names = io
         .read_dir(&shared.queue_dir)
         .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
+    let mut queued = std::collections::HashSet::with_capacity(names.len());
     for name in names {
         let path = shared.queue_dir.join(&name);
         let problem = match QueueId::parse(&name) {
@@ -61,9 +64,15 @@ pub(crate) fn recover(shared: &Shared) -> Result<RecoveryReport, SpoolError> {
             },
         };
         match problem {
-            None => report.recovered += 1,
+            None => {
+                report.recovered += 1;
+                queued.insert(name);
+            }
             Some(reason) => {
-                quarantine(shared, &name, &path)?;
+                move_to_quarantine(shared, &name, &path)?;
+                if let Ok(id) = QueueId::parse(&name) {
+                    quarantine_state(shared, id)?;
+                }
                 log::warn!("spool recovery: quarantined {name}: {reason}");
                 report.quarantined += 1;
             }
@@ -75,6 +84,22 @@ pub(crate) fn recover(shared: &Shared) -> Result<RecoveryReport, SpoolError> {
         io.fsync_dir(&shared.queue_dir)
             .map_err(|e| SpoolError::io("fsync_dir", &shared.queue_dir, e))?;
     }
+    // 3. state/: a record whose message is not queued belongs to a message removed just
+    //    before a crash (the message goes first, see `Spool::remove`), or quarantined above.
+    let names = io
+        .read_dir(&shared.state_dir)
+        .map_err(|e| SpoolError::io("read_dir", &shared.state_dir, e))?;
+    for name in names.into_iter().filter(|n| !queued.contains(n)) {
+        let path = shared.state_dir.join(&name);
+        match io.remove(&path) {
+            Ok(()) => report.states_removed += 1,
+            Err(e) => log::warn!("spool recovery: cannot remove {}: {e}", path.display()),
+        }
+    }
+    if report.states_removed > 0 {
+        io.fsync_dir(&shared.state_dir)
+            .map_err(|e| SpoolError::io("fsync_dir", &shared.state_dir, e))?;
+    }
     log::info!(
         "spool recovery: {} queued, {} incomplete removed from tmp, {} quarantined",
         report.recovered,
@@ -82,21 +107,4 @@ pub(crate) fn recover(shared: &Shared) -> Result<RecoveryReport, SpoolError> {
         report.quarantined
     );
     Ok(report)
-}
-
-/// Moves `queue/<name>` to `quarantine/<name>` (with a numeric suffix if that is taken).
-fn quarantine(shared: &Shared, name: &str, path: &Path) -> Result<(), SpoolError> {
-    let io = &*shared.io;
-    let taken = io
-        .read_dir(&shared.quarantine_dir)
-        .map_err(|e| SpoolError::io("read_dir", &shared.quarantine_dir, e))?;
-    let mut target = name.to_owned();
-    let mut n = 1;
-    while taken.contains(&target) {
-        target = format!("{name}.{n}");
-        n += 1;
-    }
-    let dest = shared.quarantine_dir.join(target);
-    io.rename(path, &dest)
-        .map_err(|e| SpoolError::io("rename", path, e))
 }

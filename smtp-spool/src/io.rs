@@ -31,6 +31,9 @@ pub trait SpoolIo: Send + Sync + fmt::Debug {
     /// Atomically renames `from` to `to` (same file system), replacing nothing: fails with
     /// `AlreadyExists` when `to` exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Atomically renames `from` to `to` (same file system), replacing `to` if it exists
+    /// (state records: a reader sees the old file or the new one).
+    fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes a directory's entries durable (`fsync` on the directory).
     fn fsync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Removes a file.
@@ -84,6 +87,9 @@ impl SpoolIo for RealIo {
             }
             Err(e) => Err(e.into()),
         }
+    }
+    fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
     }
     fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
         // On Linux, fsync on a directory opened read-only flushes its entries.
