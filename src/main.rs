@@ -36,6 +36,8 @@ enum Command {
     Send(cli::send::SendArgs),
     /// Inspect a spool directory: list, show, cat and rm queued messages.
     Spool(cli::spool::SpoolArgs),
+    /// Check a configuration without starting the server, or print the effective one.
+    Config(cli::config::ConfigArgs),
     /// Inspect plugin `.so` files.
     Plugin {
         #[command(subcommand)]
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => return cli::serve::run(args),
         Command::Send(args) => return cli::send::run(args),
         Command::Spool(args) => return cli::spool::run(args),
+        Command::Config(args) => return cli::config::run(args),
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => return cli::plugin::check(&file, config.as_deref()),

@@ -13,8 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use hooks_api::Registry;
-use smtp_server::config::{Overrides, ServerConfig};
+use smtp_server::config::Overrides;
 use smtp_server::server::Server;
 
 /// Arguments of `impulse serve`.
@@ -60,41 +59,25 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut config = match &args.config {
-        Some(path) => ServerConfig::load(path).map_err(|e| e.to_string())?,
-        None => ServerConfig::default(),
-    };
-    config
-        .apply(Overrides {
+    let mut config = super::config::load(
+        args.config.as_deref(),
+        Overrides {
             listen: args.listen,
             spool: args.spool,
             hostname: args.hostname,
             plugins: args.plugins,
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
-        })
-        .map_err(|e| e.to_string())?;
+        },
+    )?;
     if args.discard {
         config.spool.discard = true;
     }
-    let mut registry = Registry::new();
-    registry
-        .load_static_configured(&config.plugins)
-        .map_err(|e| format!("linked plugins: {e}"))?;
-    for file in &config.plugin_files {
-        registry
-            .load_dynamic(file, &config.plugins)
-            .map_err(|e| format!("plugin {}: {e}", file.display()))?;
-    }
+    let registry = super::config::registry(&config)?;
     if config.spool.discard {
         log::warn!("discard mode: every message is accepted and dropped, nothing is stored");
     }
     let names = registry.plugin_names();
-    for table in config.plugins.keys() {
-        if !names.contains(&table.as_str()) {
-            log::warn!("[plugins.{table}]: no plugin of that name is linked or loaded");
-        }
-    }
     log::info!(
         "impulse {} starting: spool {}, hostname {}, plugins [{}]",
         env!("CARGO_PKG_VERSION"),

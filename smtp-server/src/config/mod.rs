@@ -8,8 +8,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+mod validate;
 use smtp_proto::limits;
+pub use validate::MAX_THREADS;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +35,63 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of range or inconsistent with another.
-    #[error("invalid config: {0}")]
-    Invalid(String),
+    #[error("invalid config{}: {key}: {message}", at_line(.path, *.line))]
+    Invalid {
+        /// The key at fault, dotted (`timeouts.command`, `tls.key`, `listen`).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+        /// The file the value came from, when it came from one.
+        path: Option<PathBuf>,
+        /// The line of the key in that file (1-based), when found.
+        line: Option<usize>,
+    },
+}
+
+impl ConfigError {
+    /// A value error for `key`.
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+            path: None,
+            line: None,
+        }
+    }
+
+    /// The key at fault, for a value error.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Names the file (and the key's line in `text`) in a value error.
+    fn located(self, origin: &Path, text: &str) -> ConfigError {
+        match self {
+            ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
+                line: validate::line_of(text, &key),
+                key,
+                message,
+                path: Some(origin.to_owned()),
+            },
+            other => other,
+        }
+    }
+}
+
+/// ` in FILE line N`, or ` in FILE`, or nothing.
+fn at_line(path: &Option<PathBuf>, line: Option<usize>) -> String {
+    match (path, line) {
+        (Some(p), Some(l)) => format!(" {} line {l}", p.display()),
+        (Some(p), None) => format!(" {}", p.display()),
+        (None, _) => String::new(),
+    }
 }
 
 /// The whole server configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// The name the server greets with and writes in `Received:` headers. Empty means the
@@ -84,7 +138,7 @@ impl Default for ServerConfig {
 }
 
 /// Protocol limits, with the defaults of `shared/reference/limits-and-durability.md`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest message accepted, in bytes; advertised in `SIZE`.
@@ -126,7 +180,7 @@ impl Default for LimitsConfig {
 }
 
 /// Timeouts, in seconds unless named otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// Waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes).
@@ -156,7 +210,7 @@ impl Default for TimeoutsConfig {
 }
 
 /// Where and how the spool stores messages.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolConfig {
     /// The spool directory (created if missing).
@@ -181,7 +235,7 @@ impl Default for SpoolConfig {
 }
 
 /// STARTTLS: offered once a certificate and its key are configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain, PEM (the server's certificate first, then intermediates).
@@ -194,7 +248,7 @@ pub struct TlsConfig {
 }
 
 /// What to do with bare CR or LF in message content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BareLineEndingPolicy {
     /// Answer `550 5.5.2` after the end of data (the default, as Postfix's
@@ -208,7 +262,7 @@ pub enum BareLineEndingPolicy {
 }
 
 /// Protocol policy.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Text after the host name in the `220` banner.
@@ -256,7 +310,7 @@ impl ServerConfig {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        config.validate()?;
+        config.validate().map_err(|e| e.located(origin, text))?;
         Ok(config)
     }
 
@@ -312,60 +366,6 @@ impl ServerConfig {
         }
     }
 
-    /// Checks ranges and consistency.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.listen.is_empty() {
-            return invalid("at least one `listen` address is needed".into());
-        }
-        if !self.hostname.is_empty() && !is_valid_hostname(&self.hostname) {
-            return invalid(format!(
-                "hostname {:?} is not a valid domain name",
-                self.hostname
-            ));
-        }
-        let l = &self.limits;
-        if l.command_line < 512 {
-            return invalid(format!(
-                "limits.command_line = {} is below RFC 5321's 512",
-                l.command_line
-            ));
-        }
-        if l.recipients < 1 {
-            return invalid("limits.recipients must be at least 1 (RFC 5321 asks for 100)".into());
-        }
-        if l.message_size < 65_536 {
-            return invalid(format!(
-                "limits.message_size = {} is below RFC 5321's 64 KB minimum",
-                l.message_size
-            ));
-        }
-        if l.soft_errors > l.hard_errors {
-            return invalid("limits.soft_errors must not exceed limits.hard_errors".into());
-        }
-        if l.connections == 0 || l.connections_per_ip == 0 {
-            return invalid("limits.connections and limits.connections_per_ip must be > 0".into());
-        }
-        if self.timeouts.command == 0 || self.timeouts.data == 0 || self.timeouts.hook == 0 {
-            return invalid("timeouts must be > 0 seconds".into());
-        }
-        if self.spool.sync_threads == 0 || self.pool_threads == 0 {
-            return invalid("spool.sync_threads and pool_threads must be > 0".into());
-        }
-        if self.smtp.banner.contains(['\r', '\n']) {
-            return invalid("smtp.banner must be one line".into());
-        }
-        match (&self.tls.cert, &self.tls.key) {
-            (Some(_), None) => return invalid("tls.cert is set but tls.key is not".into()),
-            (None, Some(_)) => return invalid("tls.key is set but tls.cert is not".into()),
-            (None, None) if self.tls.required => {
-                return invalid("tls.required needs tls.cert and tls.key".into())
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
     /// The table configured for plugin `name` (`[plugins.NAME]`), empty when absent.
     pub fn plugin_table(&self, name: &str) -> toml::Table {
         match self.plugins.get(name) {
@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../../impulse.example.toml");
+        let text = include_str!("../../../impulse.example.toml");
         let c = ServerConfig::from_toml(text, Path::new("impulse.example.toml")).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.plugin_table("bounce-rules").len(), 2);
@@ -463,7 +463,7 @@ mod tests {
         for (text, want) in [
             ("[tls]\ncert = \"c.pem\"\n", "tls.key is not"),
             ("[tls]\nkey = \"k.pem\"\n", "tls.cert is not"),
-            ("[tls]\nrequired = true\n", "tls.required needs"),
+            ("[tls]\nrequired = true\n", "tls.required: needs"),
             ("[tls]\ncertificate = \"c.pem\"\n", "certificate"),
         ] {
             let err = parse(text).unwrap_err().to_string();

@@ -1,0 +1,172 @@
+//! `impulse config check` and `impulse config show` as an operator runs them, and `impulse
+//! serve` refusing what `check` refuses.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn impulse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_impulse"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run impulse")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_accepts_the_example_and_the_defaults() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/impulse.example.toml");
+    let out = impulse(&["config", "check", "--config", example]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("OK") && text.contains("bounce-rules"),
+        "{text}"
+    );
+    let out = impulse(&["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn check_names_the_key_and_line_of_the_first_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, want) in [
+        (
+            "# c\n[timeouts]\ncommand = 0\n",
+            "timeouts.command: must be > 0 seconds",
+        ),
+        (
+            "workers = 5000\n",
+            "line 1: workers: 5000 is more than 1024 threads",
+        ),
+        ("[limits]\nrecipent = 5\n", "recipent"),
+        (
+            "[plugins.no-such-plugin]\nx = 1\n",
+            "[plugins.no-such-plugin]: no plugin",
+        ),
+        (
+            "[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+            "tls.cert / tls.key",
+        ),
+    ] {
+        let file = write(dir.path(), "bad.toml", text);
+        let out = impulse(&["config", "check", "--config", &file]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let err = stderr(&out);
+        assert!(err.contains(want), "{text}: {err}");
+        if want.starts_with("timeouts") {
+            assert!(err.contains("bad.toml line 3"), "{err}");
+        }
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn check_refuses_a_key_that_does_not_belong_to_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["mx.test".to_owned()]).unwrap();
+    let cert_file = write(dir.path(), "cert.pem", &cert.cert.pem());
+    let key_file = write(dir.path(), "key.pem", &cert.key_pair.serialize_pem());
+    let other = write(
+        dir.path(),
+        "other.pem",
+        &rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    );
+    let config = |key: &str| {
+        format!(
+            "[tls]\ncert = \"{cert_file}\"\nkey = \"{key}\"\n[spool]\ndir = \"{}\"\n",
+            dir.path().join("spool").display()
+        )
+    };
+    let good = write(dir.path(), "good.toml", &config(&key_file));
+    let out = impulse(&["config", "check", "--config", &good]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("STARTTLS"));
+    assert!(!dir.path().join("spool").exists(), "check creates nothing");
+    let bad = write(dir.path(), "bad.toml", &config(&other));
+    let out = impulse(&["config", "check", "--config", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("tls.cert / tls.key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_refuses_a_spool_that_is_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plain-file", "x");
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &format!("[spool]\ndir = \"{file}\"\n"),
+    );
+    let out = impulse(&["config", "check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("spool.dir"), "{}", stderr(&out));
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        "[spool]\ndir = \"/nonexistent-parent/spool\"\n",
+    );
+    let out = impulse(&["config", "check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("spool.dir"), "{}", stderr(&out));
+}
+
+#[test]
+fn show_prints_every_default_and_reads_back_as_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        "hostname = \"mx.example.org\"\n[limits]\nrecipients = 50\n",
+    );
+    let out = impulse(&["config", "show", "--config", &cfg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    for key in [
+        "recipients = 50",
+        "command = 300",
+        "sync_threads = 16",
+        "[tls]",
+    ] {
+        assert!(shown.contains(key), "{key} missing from\n{shown}");
+    }
+    // What `show` prints is itself a valid configuration that means the same.
+    let again = write(dir.path(), "shown.toml", &shown);
+    let out2 = impulse(&["config", "show", "--config", &again]);
+    assert!(out2.status.success(), "{}", stderr(&out2));
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&shown), body(&String::from_utf8(out2.stdout).unwrap()));
+}
+
+#[test]
+fn serve_refuses_a_table_for_a_plugin_it_does_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n[spool]\ndir = \"{}\"\n[plugins.auth-fil]\nusers = \"x\"\n",
+            dir.path().join("spool").display()
+        ),
+    );
+    let out = impulse(&["serve", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("[plugins.auth-fil]"),
+        "{}",
+        stderr(&out)
+    );
+}
