@@ -1,7 +1,8 @@
 //! The static path for the first-party plugins: all three linked into one binary as rlibs
-//! (dev-dependencies, with their `static-link` feature, which leaves out the `.so` entry
-//! points they would otherwise each define) and found through `inventory` by
-//! `Registry::load_static` — exactly these three, initialised in name order.
+//! (the `impulse` package's dependencies, as they are for the binary; none defines the `.so`
+//! entry points, which are in the `plugins/*-so` crates, so they link side by side) and
+//! found through `inventory` by `Registry::load_static` — exactly these three, initialised
+//! in name order.
 
 use hooks_api::smtp_proto::classify;
 use hooks_api::toml;

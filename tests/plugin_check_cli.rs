@@ -2,39 +2,18 @@
 //! would: the report names the plugin, its version, the ABI facts and its registrations;
 //! a missing file is an error with a non-zero exit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use hooks_api::abi;
 
-/// Builds the bounce-rules and xclient cdylibs once per test binary; returns their
-/// directory.
-fn plugin_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = root.join("target/plugin-tests/first-party");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .current_dir(root)
-            .args(["build", "--lib", "-p", "impulse-plugin-bounce-rules"])
-            .args(["-p", "impulse-plugin-xclient", "--target-dir"])
-            .arg(&target)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the plugins failed");
-        target.join("debug")
-    })
-    .clone()
-}
+#[path = "support/plugin_so.rs"]
+mod build_so;
 
-fn so(crate_name: &str) -> PathBuf {
-    plugin_dir().join(format!(
-        "{}{crate_name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
+/// `plugin`'s `.so`. The first call builds bounce-rules' and xclient's in one cargo run.
+fn so(plugin: &str) -> PathBuf {
+    build_so::plugin_sos(&["bounce-rules", "xclient"]);
+    build_so::plugin_so(plugin)
 }
 
 /// Runs `impulse plugin check ARGS`; returns success, stdout and stderr.
@@ -85,7 +64,7 @@ text = ["greylist", "try again later"]
 "#,
     )
     .unwrap();
-    let file = so("impulse_plugin_bounce_rules");
+    let file = so("bounce-rules");
     let (ok, out, err) = check(&["--config".as_ref(), config.as_os_str(), file.as_os_str()]);
     assert!(ok, "{out}{err}");
     let expected = format!(
@@ -99,7 +78,7 @@ text = ["greylist", "try again later"]
 
 #[test]
 fn xclient_report_lists_its_extension_and_hook() {
-    let file = so("impulse_plugin_xclient");
+    let file = so("xclient");
     let (ok, out, err) = check(&[file.as_os_str()]);
     assert!(ok, "{out}{err}");
     assert!(
@@ -120,7 +99,7 @@ fn an_invalid_config_is_reported_with_the_plugins_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("impulse.toml");
     std::fs::write(&config, "[plugins.xclient]\nauthorized = ['lan']\n").unwrap();
-    let file = so("impulse_plugin_xclient");
+    let file = so("xclient");
     let (ok, out, err) = check(&["--config".as_ref(), config.as_os_str(), file.as_os_str()]);
     assert!(!ok);
     assert_eq!(out, "");

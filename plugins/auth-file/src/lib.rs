@@ -29,6 +29,10 @@
 //!
 //! What this crate does not do: other SASL mechanisms, proxy authorization, account
 //! lockout, or any network I/O.
+//!
+//! Its `.so`, `libimpulse_plugin_auth_file.so`, is built by `impulse-plugin-auth-file-so`
+//! (`plugins/auth-file-so`): this crate has no `.so` entry points, so a binary links it (and
+//! other plugins) as it is.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -57,7 +61,3 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
 }
 
 hooks_api::plugin!("auth-file", env!("CARGO_PKG_VERSION"), init);
-// The `.so` entry points. Their symbol names are the same in every plugin, so a binary that
-// links several plugins statically enables `static-link` to leave them out.
-#[cfg(not(feature = "static-link"))]
-hooks_api::export_plugin!();

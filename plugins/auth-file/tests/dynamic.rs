@@ -3,7 +3,7 @@
 //! `538` without TLS, and pending verdicts completed from the plugin's own thread.
 
 use std::path::PathBuf;
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -19,13 +19,9 @@ use hooks_api::{
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
-/// Builds the plugin's cdylib once per test binary and returns its path.
+/// The plugin's `.so`, built once per test binary.
 fn plugin_so() -> PathBuf {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        build_so::build_plugin_so("impulse-plugin-auth-file", "impulse_plugin_auth_file")
-    })
-    .clone()
+    build_so::plugin_so("auth-file")
 }
 
 /// A cheap Argon2id hash (the parameters travel in the PHC string).

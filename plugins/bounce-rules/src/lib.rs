@@ -26,6 +26,10 @@
 //! the host when it merges the registrations.
 //!
 //! What this crate does not do: classify anything itself, or change the built-in rules.
+//!
+//! Its `.so`, `libimpulse_plugin_bounce_rules.so`, is built by `impulse-plugin-bounce-rules-so`
+//! (`plugins/bounce-rules-so`): this crate has no `.so` entry points, so a binary links it (and
+//! other plugins) as it is.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -59,7 +63,3 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
 }
 
 hooks_api::plugin!("bounce-rules", env!("CARGO_PKG_VERSION"), init);
-// The `.so` entry points. Their symbol names are the same in every plugin, so a binary that
-// links several plugins statically enables `static-link` to leave them out.
-#[cfg(not(feature = "static-link"))]
-hooks_api::export_plugin!();

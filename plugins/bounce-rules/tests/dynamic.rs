@@ -3,7 +3,6 @@
 //! and decide the classification of sample replies.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use hooks_api::smtp_proto::classify::{self, Category};
 use hooks_api::smtp_proto::EnhancedStatus;
@@ -13,13 +12,9 @@ use hooks_api::{LoadError, Registry};
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
-/// Builds the plugin's cdylib once per test binary and returns its path.
+/// The plugin's `.so`, built once per test binary.
 fn plugin_so() -> PathBuf {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        build_so::build_plugin_so("impulse-plugin-bounce-rules", "impulse_plugin_bounce_rules")
-    })
-    .clone()
+    build_so::plugin_so("bounce-rules")
 }
 
 const CONFIG: &str = r#"

@@ -40,6 +40,10 @@
 //!
 //! Values are sent as xtext (RFC 3461 §4), as XCLIENT requires. This crate checks no value
 //! beyond that; the server answers a bad one with `501`.
+//!
+//! Its `.so`, `libimpulse_plugin_client_xclient.so`, is built by `impulse-plugin-client-xclient-so`
+//! (`plugins/client-xclient-so`): this crate has no `.so` entry points, so a binary links it (and
+//! other plugins) as it is.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -245,10 +249,6 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
 }
 
 hooks_api::plugin!("client-xclient", env!("CARGO_PKG_VERSION"), init);
-// The `.so` entry points. Their symbol names are the same in every plugin, so a binary that
-// links several plugins statically enables `static-link` to leave them out.
-#[cfg(not(feature = "static-link"))]
-hooks_api::export_plugin!();
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use hooks_api::smtp_proto::classify;
@@ -25,15 +25,9 @@ use impulse_plugin_xclient as _;
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
+/// The plugin's `.so`, built once per test binary.
 fn plugin_so() -> PathBuf {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        build_so::build_plugin_so(
-            "impulse-plugin-client-xclient",
-            "impulse_plugin_client_xclient",
-        )
-    })
-    .clone()
+    build_so::plugin_so("client-xclient")
 }
 
 /// Impulse's server with the server-side xclient plugin, XCLIENT allowed from `authorized`.

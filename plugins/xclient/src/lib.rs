@@ -36,6 +36,10 @@
 //! ends the chain before it; XCLIENT then still resets the session, transaction included.)
 //!
 //! What this crate does not do: XFORWARD, or any check of what the proxy claims.
+//!
+//! Its `.so`, `libimpulse_plugin_xclient.so`, is built by `impulse-plugin-xclient-so`
+//! (`plugins/xclient-so`): this crate has no `.so` entry points, so a binary links it (and
+//! other plugins) as it is.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -163,10 +167,6 @@ pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
 }
 
 hooks_api::plugin!("xclient", env!("CARGO_PKG_VERSION"), init);
-// The `.so` entry points. Their symbol names are the same in every plugin, so a binary that
-// links several plugins statically enables `static-link` to leave them out.
-#[cfg(not(feature = "static-link"))]
-hooks_api::export_plugin!();
 
 #[cfg(test)]
 mod tests;

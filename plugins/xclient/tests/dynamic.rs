@@ -3,7 +3,6 @@
 //! bad syntax, and XCLIENT inside a transaction (after the MAIL chain ran).
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use hooks_api::smtp_proto::{classify, Params, Path as ReversePath};
 use hooks_api::toml;
@@ -14,11 +13,9 @@ use hooks_api::{
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
-/// Builds the plugin's cdylib once per test binary and returns its path.
+/// The plugin's `.so`, built once per test binary.
 fn plugin_so() -> PathBuf {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| build_so::build_plugin_so("impulse-plugin-xclient", "impulse_plugin_xclient"))
-        .clone()
+    build_so::plugin_so("xclient")
 }
 
 fn loaded() -> Registry {

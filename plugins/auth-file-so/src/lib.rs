@@ -1,0 +1,16 @@
+//! # impulse-plugin-auth-file-so — the `auth-file` plugin as a `.so`
+//!
+//! Builds `libimpulse_plugin_auth_file.so`, a file to load as a plugin (`plugin_files`,
+//! `impulse plugin check`): the plugin declaration of `impulse-plugin-auth-file`, linked in,
+//! and the `.so` entry points (`hooks_api::export_plugin!`).
+//!
+//! What this crate does not do: any of the plugin's work (AUTH against a file of password
+//! hashes), which is in `impulse-plugin-auth-file`, the crate binaries link statically. The
+//! entry points are here alone, so no form of `cargo build` can leave them out of the `.so` or
+//! put them into a binary.
+#![deny(unsafe_code)]
+
+// Linked so that the entry point finds the plugin's declaration through `inventory`.
+use impulse_plugin_auth_file as _;
+
+hooks_api::export_plugin!();
