@@ -196,7 +196,8 @@ pub unsafe fn __entry(host: *mut c_void, configs: RawStr, err_out: *mut c_void) 
     ENTRY_FAILED
 }
 
-/// Exports the plugin ABI from a cdylib: the [`ABI_SYMBOL`] and [`ENTRY_SYMBOL`] functions.
+/// Exports the plugin ABI from a cdylib: the [`ABI_SYMBOL`](crate::abi::ABI_SYMBOL) and
+/// [`ENTRY_SYMBOL`](crate::abi::ENTRY_SYMBOL) functions.
 /// Use it once per library, next to one or more [`plugin!`](crate::plugin!) declarations:
 ///
 /// ```ignore
