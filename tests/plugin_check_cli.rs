@@ -38,7 +38,7 @@ fn abi_block() -> String {
         abi::HOOKS_API_VERSION,
         abi::RUSTC_VERSION,
         abi::TARGET,
-        abi::LAYOUT
+        hooks_api::entry::LAYOUT
     )
 }
 

@@ -43,7 +43,7 @@ fn a_so_plugin_rejects_and_accepts_as_configured() {
     let configs: toml::Table = toml::from_str("[test-plugin]\nreject = 'bad@example.com'").unwrap();
     let mut registry = Registry::new();
     assert_eq!(
-        registry.load_dynamic(&so, &configs).unwrap(),
+        load_so(&mut registry, &so, &configs).unwrap(),
         ["test-plugin"]
     );
     let server = TestServer::with(registry, 1);
@@ -93,4 +93,15 @@ fn a_so_plugin_rejects_and_accepts_as_configured() {
         "first,p10,first,p10,p20,p30,last,first,p10,p20,p30,last,first,p10,p20"
     );
     server.stop();
+}
+
+/// Loads the plugin library at `path` into `registry`.
+fn load_so(
+    registry: &mut impulse::hooks::Registry,
+    path: impl AsRef<std::path::Path>,
+    configs: &impulse::hooks::toml::Table,
+) -> Result<Vec<String>, impulse::hooks::LoadError> {
+    // SAFETY: the tests load only libraries built from this workspace (the plugin under
+    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
+    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -30,8 +30,16 @@ pub enum LoadError {
         symbol: &'static str,
     },
     /// The plugin was built differently from this server; loading it would be undefined
-    /// behaviour. Rebuild it with the same compiler and hooks-api version.
-    #[error("{path} was built for a different plugin ABI: {field} is {found:?}, this server needs {expected:?}; rebuild the plugin with the same rustc and hooks-api version as the server")]
+    /// behaviour. The message tells the operator to rebuild it against this server's
+    /// hooks-api with the same compiler.
+    #[error(
+        "{path} was built for a different plugin ABI: {field} is {found:?}, this server needs \
+         {expected:?}; the plugin must be rebuilt against this server's hooks-api {} (plugin \
+         ABI {}) with the same rustc ({})",
+        crate::abi::HOOKS_API_VERSION,
+        crate::abi::ABI_VERSION,
+        crate::abi::RUSTC_VERSION
+    )]
     AbiMismatch {
         /// The path given.
         path: PathBuf,

@@ -1,4 +1,5 @@
-//! Hook points, [`Order`], and the chain runner behind `Registry::dispatch_*`.
+//! Hook points ([`HookPoint`], generated from the [hook table](crate::points)), [`Order`],
+//! and the chain runner behind `Registry::dispatch_*`.
 //!
 //! # Ordering
 //!
@@ -70,62 +71,100 @@ impl fmt::Display for Order {
     }
 }
 
-/// The server hook points, for logs and summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HookPoint {
-    /// A client connected.
-    Connect,
-    /// HELO or EHLO.
-    Helo,
-    /// AUTH credentials to verify.
-    Auth,
-    /// MAIL FROM.
-    Mail,
-    /// RCPT TO.
-    Rcpt,
-    /// DATA or the first BDAT.
-    DataStart,
-    /// The whole message was received.
+/// Who dispatches a hook point ([`HookPoint::side`]), from the `side` of its entry in the
+/// [hook table](crate::points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Side {
+    /// The server, at this stage of a connection.
+    Server(ServerStage),
+    /// The relay (the queue manager), outside the server's factory.
+    Relay,
+}
+
+/// When the server dispatches a server-side hook point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerStage {
+    /// On the loop thread, while the factory awaits a decision on the point's event.
+    Decision,
+    /// On the hook pool, once the whole message was received.
     Message,
-    /// Someone must take responsibility for the message.
-    Queue,
-    /// The connection is closing (void).
-    Disconnect,
-    /// A command the server does not know.
-    UnknownCommand,
+    /// When the connection ends.
+    Close,
 }
 
-impl HookPoint {
-    /// Every hook point, in protocol order.
-    pub const ALL: [HookPoint; 10] = [
-        HookPoint::Connect,
-        HookPoint::Helo,
-        HookPoint::Auth,
-        HookPoint::Mail,
-        HookPoint::Rcpt,
-        HookPoint::DataStart,
-        HookPoint::Message,
-        HookPoint::Queue,
-        HookPoint::Disconnect,
-        HookPoint::UnknownCommand,
-    ];
+/// `Side` of a table entry's `side`.
+macro_rules! side {
+    (server(decide $kind:ident)) => {
+        Side::Server(ServerStage::Decision)
+    };
+    (server(message)) => {
+        Side::Server(ServerStage::Message)
+    };
+    (server(close)) => {
+        Side::Server(ServerStage::Close)
+    };
+    (relay) => {
+        Side::Relay
+    };
+}
 
-    /// The name used in logs and by `impulse plugin check`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookPoint::Connect => "connect",
-            HookPoint::Helo => "helo",
-            HookPoint::Auth => "auth",
-            HookPoint::Mail => "mail",
-            HookPoint::Rcpt => "rcpt",
-            HookPoint::DataStart => "data_start",
-            HookPoint::Message => "message",
-            HookPoint::Queue => "queue",
-            HookPoint::Disconnect => "disconnect",
-            HookPoint::UnknownCommand => "unknown_command",
+/// Generates the enum `$enum` of hook points from the entries of a hook table.
+macro_rules! hook_point_enum {
+    ($enum:ident; $( $point:ident, $name:ident($($method:ident),*), $ctx:ident, $shape:ident,
+        $side:ident $(($($how:tt)*))?, $check:ident, $doc:literal; )*) => {
+        /// The hook points, for logs and summaries: one variant per entry of the
+        /// [hook table](crate::points), in protocol order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $enum {
+            $( #[doc = $doc] $point, )*
         }
-    }
+
+        impl $enum {
+            /// How many hook points there are.
+            pub const COUNT: usize = [$( $enum::$point ),*].len();
+
+            /// Every hook point, in protocol order.
+            pub const ALL: [$enum; $enum::COUNT] = [$( $enum::$point ),*];
+
+            /// The name used in logs and by `impulse plugin check`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $enum::$point => stringify!($name), )*
+                }
+            }
+
+            /// Who dispatches this point.
+            pub fn side(self) -> Side {
+                match self {
+                    $( $enum::$point => side!($side $(($($how)*))?), )*
+                }
+            }
+
+            /// `true` for a void point: every hook runs and verdicts are ignored.
+            pub fn is_void(self) -> bool {
+                match self {
+                    $( $enum::$point => stringify!($shape) == "void", )*
+                }
+            }
+
+            /// This point's position in `ALL` (for tables indexed by point).
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
+
+/// [`HookPoint`] from the hook table.
+macro_rules! hook_point {
+    ($($entries:tt)*) => {
+        hook_point_enum!(HookPoint; $($entries)*);
+    };
+}
+
+crate::hook_points!(hook_point);
 
 impl fmt::Display for HookPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | [`verdict`] | [`Verdict`] — what a hook answers — and the chain rules; pending verdicts ([`Completer`]) |
 //! | [`context`] | [`Ctx`], the per-hook context, and the event of each server hook point |
-//! | [`hook`] | [`HookPoint`], [`Order`] and the ordering rules; panic containment |
+//! | [`mod@points`] | the hook table: every hook point, declared once |
+//! | [`hook`] | [`HookPoint`] and [`Side`] (generated from the table), [`Order`] and the ordering rules; panic containment |
 //! | [`session`] | [`SessionInfo`], [`Envelope`]: typed, validated connection and transaction state |
 //! | [`headers`] | a bounded RFC 5322 header-block parser ([`Headers`]) |
 //! | [`notes`] | [`Notes`], per-connection and per-transaction stores for plugins to share data |
@@ -15,7 +16,26 @@
 //! | [`registrar`] | [`Registrar`]: what a plugin's `init` registers into |
 //! | [`registry`] | [`Registry`]: loading plugins, dispatching hooks |
 //! | [`mod@plugin`], [`config`] | [`PluginDecl`] and [`plugin!`]; [`PluginConfig`] |
-//! | [`abi`], [`loader`] | the `.so` ABI guard, [`export_plugin!`], and the host's loader |
+//! | [`abi`] | the C-stable ABI data: the `#[repr(C)]` declaration, version constants, symbols |
+//! | [`entry`] | the plugin side of the `.so` boundary: [`export_plugin!`], the layout fingerprint |
+//! | [`loader`] | the host side: `dlopen` and the ABI guard |
+//!
+//! # Layers
+//!
+//! Modules use only modules of the layers below them (and their own layer's leaves), so
+//! there is no `use` cycle:
+//!
+//! 1. **data** — [`abi`] (the C-stable ABI data; it uses no other module), [`mod@points`]
+//!    (the hook table, a macro), [`error`], [`config`], [`session`], [`notes`], [`headers`],
+//!    [`verdict`];
+//! 2. **contract** — [`context`], [`hook`] (generates [`HookPoint`] from the table),
+//!    [`extension`], [`client`];
+//! 3. **registration** — `chains` (one chain per point, from the table), [`registrar`]
+//!    (`on_*`, from the table), [`mod@plugin`];
+//! 4. **the boundary** — [`entry`] (plugin side) and [`loader`] (host side, above
+//!    `entry`);
+//! 5. **registry** — [`registry`] and `dispatch` (`dispatch_*` / `resume_*`, from the
+//!    table).
 //!
 //! A plugin depends on this crate only: it re-exports [`smtp_proto`] (the protocol types,
 //! and [`smtp_proto::classify`] for bounce classes), `toml`, `serde` and `inventory`.
@@ -27,22 +47,29 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+#[macro_use]
+mod chains;
 pub mod client;
 pub mod config;
 pub mod context;
+mod dispatch;
+pub mod entry;
 pub mod error;
 pub mod extension;
 pub mod headers;
+#[macro_use]
 pub mod hook;
 pub mod loader;
 pub mod notes;
 pub mod plugin;
-mod points;
+pub mod points;
 pub mod registrar;
 pub mod registry;
 pub mod session;
 pub mod verdict;
 
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;
 
@@ -59,7 +86,7 @@ pub use context::{
 pub use error::LoadError;
 pub use extension::{EsmtpExtension, RegisteredExtension};
 pub use headers::{Header, HeaderLimits, Headers};
-pub use hook::{HookPoint, Order};
+pub use hook::{HookPoint, Order, ServerStage, Side};
 pub use loader::AbiFacts;
 pub use notes::Notes;
 pub use plugin::PluginDecl;

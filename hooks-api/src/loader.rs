@@ -3,7 +3,14 @@
 //! vtables and threads of a plugin may live as long as the process.
 //!
 //! Opening a library runs its initializers (for a hooks-api plugin: `inventory` linking its
-//! declarations into its own list) — that happens before any check, as with any `dlopen`.
+//! declarations into its own list) — that happens before any check, as with any `dlopen`,
+//! and no check can make arbitrary initialisers safe: [`read_abi`] (like
+//! [`Registry::load_dynamic`](crate::Registry::load_dynamic)) is an `unsafe fn` whose
+//! caller vouches for the file.
+//!
+//! The layer above [`crate::abi`] (the data it reads) and [`crate::entry`] (the other side
+//! of the call). What it does not do: merge what the plugin registered (that is
+//! [`crate::registry`], the layer above).
 
 #![allow(unsafe_code)]
 
@@ -15,8 +22,9 @@ use libloading::{Library, Symbol};
 
 use crate::abi::{
     AbiDecl, EntryFailure, HostLog, RawStr, ABI_SYMBOL, ABI_VERSION, ENTRY_FAILED, ENTRY_OK,
-    ENTRY_SYMBOL, HOOKS_API_VERSION, LAYOUT, RUSTC_VERSION, TARGET,
+    ENTRY_SYMBOL, HOOKS_API_VERSION, RUSTC_VERSION, TARGET,
 };
+use crate::entry::LAYOUT;
 use crate::error::LoadError;
 use crate::registrar::Registrar;
 
@@ -100,15 +108,20 @@ impl AbiFacts {
 }
 
 /// Opens `path` (kept open forever) and returns its library handle's symbols' owner index.
-fn open(path: &Path) -> Result<usize, LoadError> {
+///
+/// # Safety
+///
+/// Opening the library runs its initialisers: `path` must be a library whose initialisers
+/// are sound to run in this process (a hooks-api plugin's only link `inventory` nodes).
+unsafe fn open(path: &Path) -> Result<usize, LoadError> {
     if !path.exists() {
         return Err(LoadError::FileMissing {
             path: path.to_owned(),
         });
     }
-    // SAFETY: opening a library runs its initializers; the operator chose this file as a
-    // plugin, and hooks-api plugins only link inventory nodes there. The handle is kept in
-    // LIBRARIES and never closed, so no symbol taken from it can dangle.
+    // SAFETY: opening a library runs its initializers, which our caller vouched for (see
+    // above). The handle is kept in LIBRARIES and never closed, so no symbol taken from it
+    // can dangle.
     let library = unsafe { Library::new(path) }.map_err(|e| LoadError::Open {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -176,18 +189,31 @@ fn read_decl(index: usize, path: &Path) -> Result<AbiFacts, LoadError> {
 
 /// Opens `path` and returns its ABI facts without checking or initialising anything
 /// (what `impulse plugin check` prints first). The library stays loaded.
-pub fn read_abi(path: &Path) -> Result<AbiFacts, LoadError> {
-    let index = open(path)?;
+///
+/// # Safety
+///
+/// Opening a library runs its initialisers before anything can be checked: `path` must be
+/// a library trusted to be sound to load into this process (an Impulse plugin the operator
+/// chose, or any library whose initialisers do no harm). Nothing of it beyond its
+/// [`AbiDecl`] is called.
+pub unsafe fn read_abi(path: &Path) -> Result<AbiFacts, LoadError> {
+    // SAFETY: our caller vouches for the file's initialisers.
+    let index = unsafe { open(path) }?;
     read_decl(index, path)
 }
 
 /// Opens `path`, checks its ABI, and runs its entry with `registrar` (host side).
-pub(crate) fn load_into(
+///
+/// # Safety
+///
+/// As for [`read_abi`]: `path` must be sound to load into this process.
+pub(crate) unsafe fn load_into(
     path: &Path,
     registrar: &mut Registrar,
     configs: &toml::Table,
 ) -> Result<(), LoadError> {
-    let index = open(path)?;
+    // SAFETY: our caller vouches for the file's initialisers.
+    let index = unsafe { open(path) }?;
     read_decl(index, path)?.check(path)?;
     let entry: EntryFn = with_library(index, |library| {
         // SAFETY: the ABI check passed, so the entry has the type `export_plugin!` gives it.

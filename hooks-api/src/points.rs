@@ -1,131 +1,77 @@
-//! One chain per server hook point: the registration methods (`Registrar::on_*`) and the
-//! dispatch methods (`Registry::dispatch_*`, `Registry::resume_*`), generated alike for
-//! every point so they cannot drift apart.
+//! The hook table: every hook point, declared once, in [`hook_points!`](crate::hook_points).
+//!
+//! Everything that lists hook points is generated from this table, so the lists cannot drift
+//! apart: [`HookPoint`](crate::HookPoint) (with [`HookPoint::ALL`](crate::HookPoint::ALL),
+//! its names and its [`Side`](crate::Side)), the chains a registrar and a registry hold, the
+//! registration methods (`Registrar::on_*`), the dispatch methods (`Registry::dispatch_*`,
+//! `Registry::resume_*`), and, in `smtp-server`, which factory events a point decides and
+//! which points have hooks.
+//!
+//! # One entry per point
+//!
+//! An entry reads `Point, name(on, dispatch, resume), ContextAlias, shape, side, check, "doc";`:
+//!
+//! - `Point` is the [`HookPoint`](crate::HookPoint) variant;
+//! - `name` is the point's name in logs and in `impulse plugin check`; in parentheses follow
+//!   the names of its methods, `on_name`, `dispatch_name` and (for a chain) `resume_name`;
+//! - `ContextAlias` is the hook's context type, a `Ctx<'a, Event<'a>>` alias of
+//!   [`crate::context`] (or of the module that defines the point's event);
+//! - `shape` is `chain` (verdicts follow the chain rules of [`crate::verdict`], a hook may
+//!   go pending, `resume_name` continues the chain) or `void` (every hook runs, verdicts
+//!   are ignored, hooks return `()`);
+//! - `side` says who dispatches the point: `server(decide Kind)` — the server's connection
+//!   state machine, while the factory awaits a decision on its `EventKind::Kind` event;
+//!   `server(message)` — the server, on its hook pool, once the message is received;
+//!   `server(close)` — the server, when a connection ends; `relay` — the relay, outside the
+//!   server's factory (the server ignores such points);
+//! - `check` is a point-specific check of final verdicts (`no_check`, or a function of the
+//!   registry layer such as `queue_check`);
+//! - `"doc"` documents the variant.
+//!
+//! Adding a point is one entry here plus its handler: the event type and its context alias,
+//! and the code that builds the event and calls `dispatch_name` where the point happens. A
+//! relay-side route point, for example, would be
+//!
+//! ```text
+//! Route, route(on_route, dispatch_route, resume_route),
+//!     RouteCtx, chain, relay, no_check, "A recipient domain needs next hops.";
+//! ```
+//!
+//! and nothing in the server changes. A point whose context crosses the `.so` boundary in a
+//! new shape is an ABI change: bump [`ABI_VERSION`](crate::abi::ABI_VERSION).
+//!
+//! What this module does not do: it holds no code. Each layer expands the table with a
+//! generator of its own (`hook.rs`, `chains.rs`, `registrar.rs`, `registry.rs`; the server's
+//! `server/hooks.rs`).
 
-use std::sync::Arc;
-
-use crate::context::AuthCtx;
-use crate::context::{
-    CommandCtx, ConnectCtx, Ctx, DataStartCtx, DisconnectCtx, HeloCtx, MailCtx, MessageCtx, Queue,
-    QueueCtx, RcptCtx,
-};
-use crate::hook::{
-    guarded, no_check, run_chain, settle, sort_chain, Entry, HookPoint, HookResult, Order,
-};
-use crate::registrar::Registrar;
-use crate::registry::Registry;
-use crate::verdict::{Pending, Verdict};
-
-fn queue_check(ctx: &Ctx<'_, Queue<'_>>, verdict: &Verdict) -> Result<(), &'static str> {
-    match verdict {
-        Verdict::Accept(_) if ctx.queue_id().is_none() => Err("accepted without a queue id"),
-        _ => Ok(()),
-    }
-}
-
+/// The hook table (see the [module docs](crate::points)). Calls `$callback!` with every
+/// entry: `Point, name(on, dispatch, resume), ContextAlias, shape, side, check, "doc";`, in
+/// protocol order.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! hook_points {
-    ($( $field:ident, $ctx:ident, $point:ident, $on:ident, $dispatch:ident, $resume:ident, $check:path; )*) => {
-        /// The hook chains of every point.
-        #[derive(Default, Clone)]
-        pub(crate) struct Chains {
-            $( pub(crate) $field: Vec<Entry<dyn for<'a, 'b> Fn(&'b mut $ctx<'a>) -> HookResult + Send + Sync>>, )*
-            pub(crate) disconnect: Vec<Entry<dyn for<'a, 'b> Fn(&'b mut DisconnectCtx<'a>) -> HookResult + Send + Sync>>,
-        }
-
-        impl Chains {
-            /// Moves `other`'s hooks in and re-sorts every chain.
-            pub(crate) fn append(&mut self, other: &mut Chains) {
-                $( self.$field.append(&mut other.$field); sort_chain(&mut self.$field); )*
-                self.disconnect.append(&mut other.disconnect);
-                sort_chain(&mut self.disconnect);
-            }
-
-            /// `(point, plugin, order)` of every hook, chain by chain, in run order.
-            pub(crate) fn summary(&self) -> Vec<(HookPoint, Arc<str>, Order)> {
-                let mut out = Vec::new();
-                $( out.extend(self.$field.iter().map(|e| (HookPoint::$point, e.plugin.clone(), e.order))); )*
-                out.extend(self.disconnect.iter().map(|e| (HookPoint::Disconnect, e.plugin.clone(), e.order)));
-                out
-            }
-        }
-
-        impl Registrar {
-            $(
-                #[doc = concat!("Registers a `", stringify!($field), "` hook at `order`. See [`",
-                    stringify!($ctx), "`](crate::", stringify!($ctx), ") for what `Continue` means there.")]
-                pub fn $on<F>(&mut self, order: Order, hook: F) -> &mut Self
-                where
-                    F: for<'a, 'b> Fn(&'b mut $ctx<'a>) -> Verdict + Send + Sync + 'static,
-                {
-                    let hook: Arc<dyn for<'a, 'b> Fn(&'b mut $ctx<'a>) -> HookResult + Send + Sync> =
-                        Arc::new(move |ctx: &mut $ctx<'_>| guarded(|| hook(ctx)));
-                    let entry = self.entry(order, hook);
-                    self.chains.$field.push(entry);
-                    self
-                }
-            )*
-
-            /// Registers a `disconnect` hook at `order`. Disconnect hooks are void: all run,
-            /// whatever the others do.
-            pub fn on_disconnect<F>(&mut self, order: Order, hook: F) -> &mut Self
-            where
-                F: for<'a, 'b> Fn(&'b mut DisconnectCtx<'a>) + Send + Sync + 'static,
-            {
-                let hook: Arc<dyn for<'a, 'b> Fn(&'b mut DisconnectCtx<'a>) -> HookResult + Send + Sync> =
-                    Arc::new(move |ctx: &mut DisconnectCtx<'_>| guarded(|| hook(ctx)).map(|()| Verdict::Continue));
-                let entry = self.entry(order, hook);
-                self.chains.disconnect.push(entry);
-                self
-            }
-        }
-
-        impl Registry {
-            $(
-                #[doc = concat!("Runs the `", stringify!($field), "` chain (see [`crate::verdict`] for the rules).")]
-                pub fn $dispatch(&self, ctx: &mut $ctx<'_>) -> Verdict {
-                    run_chain(&self.chains.$field, 0, ctx, HookPoint::$point, |h, c| h(c), $check)
-                }
-
-                #[doc = concat!("Resumes the `", stringify!($field), "` chain after a pending verdict completed \
-                    with `completed`: `Continue` runs the hooks after the one that went pending, \
-                    anything else is final (validated like any verdict).")]
-                pub fn $resume(&self, ctx: &mut $ctx<'_>, pending: Pending, completed: Verdict) -> Verdict {
-                    let chain = &self.chains.$field;
-                    let plugin = pending
-                        .resume_at
-                        .checked_sub(1)
-                        .and_then(|i| chain.get(i))
-                        .map_or("<unknown>", |e| &*e.plugin);
-                    match completed {
-                        Verdict::Continue => {
-                            run_chain(chain, pending.resume_at, ctx, HookPoint::$point, |h, c| h(c), $check)
-                        }
-                        Verdict::Pending(_) => Verdict::local_error(),
-                        other => settle(other, ctx, HookPoint::$point, plugin, $check),
-                    }
-                }
-            )*
-
-            /// Runs every `disconnect` hook; panics are logged and contained, verdicts ignored.
-            pub fn dispatch_disconnect(&self, ctx: &mut DisconnectCtx<'_>) {
-                for entry in &self.chains.disconnect {
-                    if let Err(message) = (entry.hook)(ctx) {
-                        log::error!("plugin {} panicked in its disconnect hook: {message}", entry.plugin);
-                    }
-                }
-            }
+    ($callback:ident) => {
+        $callback! {
+            Connect, connect(on_connect, dispatch_connect, resume_connect),
+                ConnectCtx, chain, server(decide Connect), no_check, "A client connected.";
+            Helo, helo(on_helo, dispatch_helo, resume_helo),
+                HeloCtx, chain, server(decide Helo), no_check, "HELO or EHLO.";
+            Auth, auth(on_auth, dispatch_auth, resume_auth),
+                AuthCtx, chain, server(decide Auth), no_check, "AUTH credentials to verify.";
+            Mail, mail(on_mail, dispatch_mail, resume_mail),
+                MailCtx, chain, server(decide Mail), no_check, "MAIL FROM.";
+            Rcpt, rcpt(on_rcpt, dispatch_rcpt, resume_rcpt),
+                RcptCtx, chain, server(decide Rcpt), no_check, "RCPT TO.";
+            DataStart, data_start(on_data_start, dispatch_data_start, resume_data_start),
+                DataStartCtx, chain, server(decide DataStart), no_check, "DATA or the first BDAT.";
+            Message, message(on_message, dispatch_message, resume_message),
+                MessageCtx, chain, server(message), no_check, "The whole message was received.";
+            Queue, queue(on_queue, dispatch_queue, resume_queue),
+                QueueCtx, chain, server(message), queue_check, "Someone must take responsibility for the message.";
+            Disconnect, disconnect(on_disconnect, dispatch_disconnect),
+                DisconnectCtx, void, server(close), no_check, "The connection is closing (void).";
+            UnknownCommand, unknown_command(on_unknown_command, dispatch_unknown_command, resume_unknown_command),
+                CommandCtx, chain, server(decide Unknown), no_check, "A command the server does not know.";
         }
     };
-}
-
-hook_points! {
-    connect, ConnectCtx, Connect, on_connect, dispatch_connect, resume_connect, no_check;
-    helo, HeloCtx, Helo, on_helo, dispatch_helo, resume_helo, no_check;
-    auth, AuthCtx, Auth, on_auth, dispatch_auth, resume_auth, no_check;
-    mail, MailCtx, Mail, on_mail, dispatch_mail, resume_mail, no_check;
-    rcpt, RcptCtx, Rcpt, on_rcpt, dispatch_rcpt, resume_rcpt, no_check;
-    data_start, DataStartCtx, DataStart, on_data_start, dispatch_data_start, resume_data_start, no_check;
-    message, MessageCtx, Message, on_message, dispatch_message, resume_message, no_check;
-    queue, QueueCtx, Queue, on_queue, dispatch_queue, resume_queue, queue_check;
-    unknown_command, CommandCtx, UnknownCommand, on_unknown_command, dispatch_unknown_command, resume_unknown_command, no_check;
 }

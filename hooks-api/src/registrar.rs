@@ -2,7 +2,7 @@
 //!
 //! | to register | call |
 //! |---|---|
-//! | a server hook | `r.on_connect` / `on_helo` / `on_auth` / `on_mail` / `on_rcpt` / `on_data_start` / `on_message` / `on_queue` / `on_disconnect` / `on_unknown_command` `(order, closure)` |
+//! | a hook | `r.on_NAME(order, closure)` for every point of the [hook table](crate::points): `on_connect` / `on_helo` / `on_auth` / `on_mail` / `on_rcpt` / `on_data_start` / `on_message` / `on_queue` / `on_disconnect` / `on_unknown_command` |
 //! | an ESMTP extension | [`r.esmtp_extension(EsmtpExtension::new(..)...)`](Registrar::esmtp_extension) |
 //! | a client state | [`r.client_state(name, anchor, factory)`](Registrar::client_state) |
 //! | a bounce class | [`r.bounce_class(id, name, description, category)`](Registrar::bounce_class) |
@@ -20,10 +20,16 @@ use std::sync::Arc;
 
 use smtp_proto::classify::{Category, Rule};
 
+use crate::abi::HostLog;
+use crate::chains::Chains;
 use crate::client::{Anchor, ClientState, ClientStateRegistration};
+use crate::context::{
+    AuthCtx, CommandCtx, ConnectCtx, DataStartCtx, DisconnectCtx, HeloCtx, MailCtx, MessageCtx,
+    QueueCtx, RcptCtx,
+};
 use crate::extension::{EsmtpExtension, RegisteredExtension};
-use crate::hook::{guarded, Entry, Order};
-use crate::points::Chains;
+use crate::hook::{guarded, Entry, HookResult, Order};
+use crate::verdict::Verdict;
 
 /// A bounce class a plugin registers (delegated to [`smtp_proto::classify`] by the host).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +74,7 @@ pub struct Registrar {
     pub(crate) classes: Vec<ClassRegistration>,
     pub(crate) rules: Vec<RuleRegistration>,
     pub(crate) problems: Vec<(Arc<str>, String)>,
-    pub(crate) host_log: Option<crate::abi::HostLog>,
+    pub(crate) host_log: Option<HostLog>,
     current: Arc<str>,
     seq: u64,
 }
@@ -189,3 +195,47 @@ impl Registrar {
         self
     }
 }
+
+/// One `Registrar::on_*` method, by the shape of its point.
+macro_rules! registrar_method {
+    (chain, $name:ident, $ctx:ident, $on:ident) => {
+        #[doc = concat!("Registers a `", stringify!($name), "` hook at `order`. See [`",
+            stringify!($ctx), "`](crate::", stringify!($ctx), ") for what `Continue` means there.")]
+        pub fn $on<F>(&mut self, order: Order, hook: F) -> &mut Self
+        where
+            F: for<'a, 'b> Fn(&'b mut $ctx<'a>) -> Verdict + Send + Sync + 'static,
+        {
+            let hook: Arc<dyn for<'a, 'b> Fn(&'b mut $ctx<'a>) -> HookResult + Send + Sync> =
+                Arc::new(move |ctx: &mut $ctx<'_>| guarded(|| hook(ctx)));
+            let entry = self.entry(order, hook);
+            self.chains.$name.push(entry);
+            self
+        }
+    };
+    (void, $name:ident, $ctx:ident, $on:ident) => {
+        #[doc = concat!("Registers a `", stringify!($name), "` hook at `order`. ",
+            stringify!($name), " hooks are void: all run, whatever the others do.")]
+        pub fn $on<F>(&mut self, order: Order, hook: F) -> &mut Self
+        where
+            F: for<'a, 'b> Fn(&'b mut $ctx<'a>) + Send + Sync + 'static,
+        {
+            let hook: Arc<dyn for<'a, 'b> Fn(&'b mut $ctx<'a>) -> HookResult + Send + Sync> =
+                Arc::new(move |ctx: &mut $ctx<'_>| guarded(|| hook(ctx)).map(|()| Verdict::Continue));
+            let entry = self.entry(order, hook);
+            self.chains.$name.push(entry);
+            self
+        }
+    };
+}
+
+/// Generates the `Registrar::on_*` methods from the hook table.
+macro_rules! registrar_methods {
+    ($( $point:ident, $name:ident($on:ident $(, $method:ident)*), $ctx:ident, $shape:ident,
+        $side:ident $(($($how:tt)*))?, $check:ident, $doc:literal; )*) => {
+        impl Registrar {
+            $( registrar_method!($shape, $name, $ctx, $on); )*
+        }
+    };
+}
+
+crate::hook_points!(registrar_methods);

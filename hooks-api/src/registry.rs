@@ -3,7 +3,11 @@
 //!
 //! Build it once at start-up ([`Registry::from_static`], then [`Registry::load_dynamic`] for
 //! each configured `.so`), then share it (`Arc<Registry>`) with every worker thread: dispatch
-//! takes `&self`.
+//! takes `&self`. The dispatch methods are generated from the [hook table](crate::points)
+//! in `dispatch.rs`.
+//!
+//! The top layer of the crate: it uses the loader and the entry, never the other way round.
+//! What it does not do: decide when a point is dispatched (the server and the relay do).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,13 +15,14 @@ use std::sync::Arc;
 
 use smtp_proto::classify;
 
-use crate::abi::init_all;
-use crate::client::ClientStateRegistration;
+use crate::chains::Chains;
+use crate::client::{Anchor, ClientStateRegistration};
+use crate::entry::init_all;
 use crate::error::LoadError;
 use crate::extension::RegisteredExtension;
 use crate::hook::{HookPoint, Order};
+use crate::loader::{entry_error, load_into};
 use crate::plugin::{linked_plugins, PluginDecl};
-use crate::points::Chains;
 use crate::registrar::{ClassRegistration, Registrar, RuleRegistration};
 
 type Shutdown = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -147,7 +152,7 @@ impl Registry {
     ) -> Result<Vec<String>, LoadError> {
         let mut registrar = Registrar::new(self.seq);
         init_all(&mut registrar, decls, configs)
-            .map_err(|f| crate::loader::entry_error(f, Path::new("<static>")))?;
+            .map_err(|f| entry_error(f, Path::new("<static>")))?;
         self.absorb(registrar, &PluginSource::Static)
     }
 
@@ -155,14 +160,24 @@ impl Registry {
     /// checks its ABI, runs each plugin's `init` with its table from `configs`, and merges
     /// the registrations. Returns the names of the plugins it held. Nothing is merged on
     /// error; the library stays loaded either way.
-    pub fn load_dynamic(
+    ///
+    /// # Safety
+    ///
+    /// Opening the library runs its initialisers before its ABI can be checked, and a
+    /// library that passes the check runs its plugins' code in this process. `path` must be
+    /// a plugin trusted to be sound to load — in practice, one the operator configured. The
+    /// ABI guard then refuses a plugin built against another hooks-api, rustc or target
+    /// before any of its Rust code is called.
+    #[allow(unsafe_code)] // an `unsafe fn` over the loader's; no unsafe of its own
+    pub unsafe fn load_dynamic(
         &mut self,
         path: impl AsRef<Path>,
         configs: &toml::Table,
     ) -> Result<Vec<String>, LoadError> {
         let path = path.as_ref();
         let mut registrar = Registrar::new(self.seq);
-        crate::loader::load_into(path, &mut registrar, configs)?;
+        // SAFETY: our caller vouches for the library (see above).
+        unsafe { load_into(path, &mut registrar, configs) }?;
         self.absorb(registrar, &PluginSource::Dynamic(path.to_owned()))
     }
 
@@ -293,11 +308,7 @@ impl Registry {
 
     /// The number of hooks registered at `point`.
     pub fn hook_count(&self, point: HookPoint) -> usize {
-        self.chains
-            .summary()
-            .iter()
-            .filter(|(p, _, _)| *p == point)
-            .count()
+        self.chains.len(point)
     }
 
     /// The plugins owning the hooks of `point`, in run order.
@@ -334,8 +345,8 @@ impl Registry {
                 .filter(|s| s.plugin() == plugin)
                 .map(|s| {
                     let anchor = match s.insert_after() {
-                        crate::Anchor::Front => "front".to_owned(),
-                        crate::Anchor::After(name) => name.clone(),
+                        Anchor::Front => "front".to_owned(),
+                        Anchor::After(name) => name.clone(),
                     };
                     (s.name().to_owned(), anchor)
                 })

@@ -66,12 +66,12 @@ fn fresh_registry() -> Registry {
 
 fn loaded(reject: &str) -> Registry {
     let mut registry = fresh_registry();
-    let names = registry
-        .load_dynamic(
-            build("good"),
-            &configs(&format!("[test-plugin]\nreject = '{reject}'")),
-        )
-        .unwrap();
+    let names = load_so(
+        &mut registry,
+        build("good"),
+        &configs(&format!("[test-plugin]\nreject = '{reject}'")),
+    )
+    .unwrap();
     assert_eq!(names, ["test-plugin"]);
     registry
 }
@@ -154,9 +154,7 @@ fn ordering_holds_across_host_and_plugin_hooks() {
     };
     let mut registry = fresh_registry();
     registry.add(&HOST, &toml::Table::new()).unwrap();
-    registry
-        .load_dynamic(build("good"), &toml::Table::new())
-        .unwrap();
+    load_so(&mut registry, build("good"), &toml::Table::new()).unwrap();
     assert_eq!(registry.plugin_names(), ["host", "test-plugin"]);
     let (v, _) = rcpt(&registry, "<alice@example.com>");
     // First hooks in registration order (host first), then priorities (ties: host's 30
@@ -214,9 +212,7 @@ impl ClientContext for Cx {
 fn extension_client_state_and_classes_reach_the_host() {
     let classifier: &'static classify::Registry = Box::leak(Box::new(classify::Registry::new()));
     let mut registry = Registry::with_classifier(classifier);
-    registry
-        .load_dynamic(build("good"), &toml::Table::new())
-        .unwrap();
+    load_so(&mut registry, build("good"), &toml::Table::new()).unwrap();
 
     let ext = registry.extension("xtest").expect("XTEST registered");
     assert_eq!(ext.extension.ehlo_line(), "XTEST ECHO");
@@ -262,7 +258,8 @@ fn extension_client_state_and_classes_reach_the_host() {
 #[test]
 fn abi_facts_match_the_host() {
     assert_eq!(
-        hooks_api::loader::read_abi(&build("good")).unwrap(),
+        // SAFETY: the test plugin is built from this workspace.
+        unsafe { hooks_api::loader::read_abi(&build("good")) }.unwrap(),
         AbiFacts::host()
     );
 }
@@ -270,15 +267,13 @@ fn abi_facts_match_the_host() {
 #[test]
 fn a_wrong_abi_version_is_refused() {
     let path = build("bad-abi");
-    let err = fresh_registry()
-        .load_dynamic(&path, &toml::Table::new())
-        .unwrap_err();
+    let err = load_so(&mut fresh_registry(), &path, &toml::Table::new()).unwrap_err();
     assert_eq!(
         err,
         LoadError::AbiMismatch {
             path: path.clone(),
             field: "abi_version",
-            expected: "1".to_owned(),
+            expected: hooks_api::abi::ABI_VERSION.to_string(),
             found: "999".to_owned(),
         }
     );
@@ -289,23 +284,19 @@ fn a_wrong_abi_version_is_refused() {
 fn missing_files_and_non_plugins_are_typed_errors() {
     let missing = workspace().join("target/no-such-plugin.so");
     assert_eq!(
-        fresh_registry()
-            .load_dynamic(&missing, &toml::Table::new())
-            .unwrap_err(),
+        load_so(&mut fresh_registry(), &missing, &toml::Table::new()).unwrap_err(),
         LoadError::FileMissing { path: missing }
     );
 
     let not_a_library = workspace().join("Cargo.toml");
     assert!(matches!(
-        fresh_registry().load_dynamic(&not_a_library, &toml::Table::new()),
+        load_so(&mut fresh_registry(), &not_a_library, &toml::Table::new()),
         Err(LoadError::Open { .. })
     ));
 
     if let Some(libc) = libc_path() {
         assert_eq!(
-            fresh_registry()
-                .load_dynamic(&libc, &toml::Table::new())
-                .unwrap_err(),
+            load_so(&mut fresh_registry(), &libc, &toml::Table::new()).unwrap_err(),
             LoadError::NotAPlugin {
                 path: libc,
                 symbol: "impulse_plugin_abi"
@@ -331,32 +322,47 @@ fn libc_path() -> Option<PathBuf> {
 fn init_failures_panics_and_duplicates_are_typed_errors() {
     let path = build("good");
     assert_eq!(
-        fresh_registry()
-            .load_dynamic(&path, &configs("[test-plugin]\nfail = true"))
-            .unwrap_err(),
+        load_so(
+            &mut fresh_registry(),
+            &path,
+            &configs("[test-plugin]\nfail = true")
+        )
+        .unwrap_err(),
         LoadError::InitFailed {
             plugin: "test-plugin".to_owned(),
             reason: "configured to fail".to_owned()
         }
     );
     assert_eq!(
-        fresh_registry()
-            .load_dynamic(&path, &configs("[test-plugin]\npanic_in_init = true"))
-            .unwrap_err(),
+        load_so(
+            &mut fresh_registry(),
+            &path,
+            &configs("[test-plugin]\npanic_in_init = true")
+        )
+        .unwrap_err(),
         LoadError::EntryPanicked {
             plugin: "test-plugin".to_owned(),
             message: "configured to panic".to_owned()
         }
     );
     let mut registry = fresh_registry();
-    registry.load_dynamic(&path, &toml::Table::new()).unwrap();
+    load_so(&mut registry, &path, &toml::Table::new()).unwrap();
     assert_eq!(
-        registry
-            .load_dynamic(&path, &toml::Table::new())
-            .unwrap_err(),
+        load_so(&mut registry, &path, &toml::Table::new()).unwrap_err(),
         LoadError::Duplicate {
             name: "test-plugin".to_owned()
         }
     );
     assert_eq!(registry.plugin_names(), ["test-plugin"]);
+}
+
+/// Loads the plugin library at `path` into `registry`.
+fn load_so(
+    registry: &mut hooks_api::Registry,
+    path: impl AsRef<std::path::Path>,
+    configs: &hooks_api::toml::Table,
+) -> Result<Vec<String>, hooks_api::LoadError> {
+    // SAFETY: the tests load only libraries built from this workspace (the plugin under
+    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
+    unsafe { registry.load_dynamic(path, configs) }
 }

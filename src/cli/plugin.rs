@@ -62,7 +62,9 @@ pub fn report(file: &Path, config: Option<&Path>) -> Result<String, String> {
         let _ = writeln!(out, "error: {e}");
         Err(out)
     };
-    let facts = match impulse::hooks::loader::read_abi(file) {
+    // SAFETY: the operator named this file as a plugin to check; loading it runs its
+    // initialisers, as loading it in `impulse serve` would.
+    let facts = match unsafe { impulse::hooks::loader::read_abi(file) } {
         Ok(facts) => facts,
         Err(e) => return fail(out, e),
     };
@@ -72,7 +74,8 @@ pub fn report(file: &Path, config: Option<&Path>) -> Result<String, String> {
         return fail(out, e);
     }
     let mut registry = Registry::new();
-    let names = match registry.load_dynamic(file, &configs) {
+    // SAFETY: as above; the ABI guard has passed.
+    let names = match unsafe { registry.load_dynamic(file, &configs) } {
         Ok(names) => names,
         Err(e) => return fail(out, e),
     };

@@ -54,7 +54,7 @@ fn load(extra: &str) -> Loaded {
     );
     let configs: toml::Table = toml::from_str(&text).unwrap();
     let mut registry = Registry::with_classifier(Box::leak(Box::new(classify::Registry::new())));
-    let names = registry.load_dynamic(plugin_so(), &configs).unwrap();
+    let names = load_so(&mut registry, plugin_so(), &configs).unwrap();
     assert_eq!(names, ["auth-file"]);
     Loaded {
         registry,
@@ -182,7 +182,7 @@ fn an_unreadable_user_file_fails_init_with_the_reason() {
     let configs: toml::Table =
         toml::from_str("[auth-file]\nfile = '/nonexistent/impulse/users'").unwrap();
     let mut registry = Registry::with_classifier(Box::leak(Box::new(classify::Registry::new())));
-    let err = registry.load_dynamic(plugin_so(), &configs).unwrap_err();
+    let err = load_so(&mut registry, plugin_so(), &configs).unwrap_err();
     match &err {
         LoadError::InitFailed { plugin, reason } => {
             assert_eq!(plugin, "auth-file");
@@ -193,12 +193,21 @@ fn an_unreadable_user_file_fails_init_with_the_reason() {
         }
         other => panic!("expected InitFailed, got {other:?}"),
     }
-    let err = registry
-        .load_dynamic(plugin_so(), &toml::Table::new())
-        .unwrap_err();
+    let err = load_so(&mut registry, plugin_so(), &toml::Table::new()).unwrap_err();
     assert!(
         err.to_string().contains("[plugins.auth-file]") && err.to_string().contains("file"),
         "{err}"
     );
     assert!(registry.plugin_names().is_empty());
+}
+
+/// Loads the plugin library at `path` into `registry`.
+fn load_so(
+    registry: &mut hooks_api::Registry,
+    path: impl AsRef<std::path::Path>,
+    configs: &hooks_api::toml::Table,
+) -> Result<Vec<String>, hooks_api::LoadError> {
+    // SAFETY: the tests load only libraries built from this workspace (the plugin under
+    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
+    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -42,7 +42,7 @@ fn configured_classes_and_rules_classify_replies() {
     let (mut registry, classifier) = fresh();
     let configs: toml::Table = toml::from_str(CONFIG).unwrap();
     assert_eq!(
-        registry.load_dynamic(plugin_so(), &configs).unwrap(),
+        load_so(&mut registry, plugin_so(), &configs).unwrap(),
         ["bounce-rules"]
     );
     let summary = registry.summary("bounce-rules").unwrap();
@@ -77,7 +77,7 @@ fn invalid_entries_fail_init_naming_them() {
     let configs: toml::Table =
         toml::from_str("[[bounce-rules.class]]\nid = 22\nname = 'Full'\ncategory = 'soft'")
             .unwrap();
-    let err = registry.load_dynamic(plugin_so(), &configs).unwrap_err();
+    let err = load_so(&mut registry, plugin_so(), &configs).unwrap_err();
     assert_eq!(
         err,
         LoadError::InitFailed {
@@ -87,7 +87,7 @@ fn invalid_entries_fail_init_naming_them() {
     );
     let configs: toml::Table =
         toml::from_str("[[bounce-rules.rule]]\nclass = 777\npriority = 5").unwrap();
-    let err = registry.load_dynamic(plugin_so(), &configs).unwrap_err();
+    let err = load_so(&mut registry, plugin_so(), &configs).unwrap_err();
     assert!(
         err.to_string().contains("rule[0]: class 777 is neither"),
         "{err}"
@@ -103,7 +103,7 @@ fn a_class_another_plugin_owns_is_refused_by_the_host() {
         .register_class(200, "Taken", "", Category::Hard)
         .unwrap();
     let configs: toml::Table = toml::from_str(CONFIG).unwrap();
-    let err = registry.load_dynamic(plugin_so(), &configs).unwrap_err();
+    let err = load_so(&mut registry, plugin_so(), &configs).unwrap_err();
     assert_eq!(
         err,
         LoadError::InvalidRegistration {
@@ -111,4 +111,15 @@ fn a_class_another_plugin_owns_is_refused_by_the_host() {
             reason: "bounce class 200 already exists".into(),
         }
     );
+}
+
+/// Loads the plugin library at `path` into `registry`.
+fn load_so(
+    registry: &mut hooks_api::Registry,
+    path: impl AsRef<std::path::Path>,
+    configs: &hooks_api::toml::Table,
+) -> Result<Vec<String>, hooks_api::LoadError> {
+    // SAFETY: the tests load only libraries built from this workspace (the plugin under
+    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
+    unsafe { registry.load_dynamic(path, configs) }
 }

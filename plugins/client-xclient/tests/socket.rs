@@ -110,7 +110,7 @@ fn loaded(config: &str) -> Registry {
     let configs: toml::Table = toml::from_str(config).unwrap();
     let mut registry = Registry::with_classifier(Box::leak(Box::new(classify::Registry::new())));
     assert_eq!(
-        registry.load_dynamic(plugin_so(), &configs).unwrap(),
+        load_so(&mut registry, plugin_so(), &configs).unwrap(),
         ["client-xclient"]
     );
     registry
@@ -302,4 +302,15 @@ fn linked_statically_it_is_found_through_inventory() {
     );
     handle.shutdown();
     handle.join().unwrap();
+}
+
+/// Loads the plugin library at `path` into `registry`.
+fn load_so(
+    registry: &mut hooks_api::Registry,
+    path: impl AsRef<std::path::Path>,
+    configs: &hooks_api::toml::Table,
+) -> Result<Vec<String>, hooks_api::LoadError> {
+    // SAFETY: the tests load only libraries built from this workspace (the plugin under
+    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
+    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -25,7 +25,7 @@ fn loaded() -> Registry {
     .unwrap();
     let mut registry = Registry::with_classifier(Box::leak(Box::new(classify::Registry::new())));
     assert_eq!(
-        registry.load_dynamic(plugin_so(), &configs).unwrap(),
+        load_so(&mut registry, plugin_so(), &configs).unwrap(),
         ["xclient"]
     );
     registry
@@ -164,9 +164,20 @@ fn a_bad_network_fails_init_naming_it() {
     let configs: toml::Table =
         toml::from_str("[xclient]\nauthorized = ['10.0.0.0/8', 'lan']").unwrap();
     let mut registry = Registry::with_classifier(Box::leak(Box::new(classify::Registry::new())));
-    let err = registry.load_dynamic(plugin_so(), &configs).unwrap_err();
+    let err = load_so(&mut registry, plugin_so(), &configs).unwrap_err();
     assert_eq!(
         err.to_string(),
         "plugin xclient failed to initialise: [plugins.xclient] authorized[1]: \"lan\" is not an IP address or network"
     );
+}
+
+/// Loads the plugin library at `path` into `registry`.
+fn load_so(
+    registry: &mut hooks_api::Registry,
+    path: impl AsRef<std::path::Path>,
+    configs: &hooks_api::toml::Table,
+) -> Result<Vec<String>, hooks_api::LoadError> {
+    // SAFETY: the tests load only libraries built from this workspace (the plugin under
+    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
+    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -217,9 +217,7 @@ impl Factory {
                 tls: self.session.tls.is_some(),
                 auth: self.session.auth.clone(),
                 peer: self.peer,
-                sender,
-                mail_params,
-                recipients: Vec::new(),
+                transaction: hooks_api::Envelope::new(sender, mail_params),
                 queue_id: None,
             },
             rcpt_attempts: 0,
@@ -267,7 +265,7 @@ impl Factory {
         reply: Option<Reply>,
     ) {
         if let Some(c) = &mut self.construct {
-            c.env.recipients.push(EnvelopeRecipient { path, params });
+            c.env.recipients.push(EnvelopeRecipient::new(path, params));
         }
         match reply {
             Some(reply) => self.send_reply(&reply),

@@ -95,6 +95,20 @@ impl Decisions {
         unknown: true,
     };
 
+    /// Asks (`on`) or stops asking for decisions on events of `kind`. Kinds that are always
+    /// or never decided are left as they are.
+    pub fn set(&mut self, kind: EventKind, on: bool) {
+        match kind {
+            EventKind::Connect => self.connect = on,
+            EventKind::Helo => self.helo = on,
+            EventKind::Mail => self.mail = on,
+            EventKind::Rcpt => self.rcpt = on,
+            EventKind::DataStart => self.data_start = on,
+            EventKind::Unknown => self.unknown = on,
+            _ => {}
+        }
+    }
+
     /// Whether an event of this kind waits for a [`Decision`](super::Decision).
     pub fn wants(&self, kind: EventKind) -> bool {
         match kind {

@@ -1,6 +1,9 @@
 //! What the factory tells the driver ([`Event`]) and what the driver answers ([`Decision`]).
 
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+
+use hooks_api::Envelope as Transaction;
 
 use smtp_proto::address::{ForwardPath, Path};
 use smtp_proto::data::DataStats;
@@ -273,17 +276,14 @@ pub struct TlsInfo {
     pub cipher: String,
 }
 
-/// One accepted recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvelopeRecipient {
-    /// The forward-path.
-    pub path: ForwardPath<'static>,
-    /// Its parameters.
-    pub params: Params<'static>,
-}
+/// One accepted recipient: the path and its parameters, the same value hooks see in
+/// [`hooks_api::Envelope::recipients`].
+pub type EnvelopeRecipient = hooks_api::Recipient;
 
 /// The message construct under assembly (Momentum's `message_construct`): session facts
-/// copied in at MAIL, the sender, the recipients and the flags the transaction carries.
+/// copied in at MAIL, and the [`transaction`](Envelope::transaction) — sender, MAIL
+/// parameters and recipients — which hooks borrow as it is (an `Envelope` dereferences to
+/// it, so `envelope.sender` and `envelope.recipients` read it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// The HELO/EHLO name.
@@ -296,12 +296,9 @@ pub struct Envelope {
     pub auth: Option<String>,
     /// The client's address.
     pub peer: SocketAddr,
-    /// The reverse-path.
-    pub sender: Path<'static>,
-    /// The MAIL parameters.
-    pub mail_params: Params<'static>,
-    /// The accepted recipients, in order.
-    pub recipients: Vec<EnvelopeRecipient>,
+    /// The reverse-path, the MAIL parameters and the accepted recipients in order: the
+    /// envelope hooks see.
+    pub transaction: Transaction,
     /// The queue id given by a [`Decision::Queued`] at [`Event::DataStart`], if any.
     pub queue_id: Option<String>,
 }
@@ -310,6 +307,19 @@ impl Envelope {
     /// Whether the transaction is SMTPUTF8 (RFC 6531).
     pub fn smtputf8(&self) -> bool {
         self.mail_params.smtputf8
+    }
+}
+
+impl Deref for Envelope {
+    type Target = Transaction;
+    fn deref(&self) -> &Transaction {
+        &self.transaction
+    }
+}
+
+impl DerefMut for Envelope {
+    fn deref_mut(&mut self) -> &mut Transaction {
+        &mut self.transaction
     }
 }
 

@@ -24,39 +24,51 @@ const BACKLOG: i32 = 1024;
 /// Which hook points have hooks: the others are never dispatched.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct HookSet {
-    pub connect: bool,
-    pub helo: bool,
-    pub auth: bool,
-    pub mail: bool,
-    pub rcpt: bool,
-    pub data_start: bool,
-    /// Message or queue hooks: the end of data goes through the hook pool.
-    pub message: bool,
-    pub disconnect: bool,
-    pub unknown: bool,
+    /// Indexed by [`HookPoint::index`].
+    hooked: [bool; HookPoint::COUNT],
     /// Some extension is advertised only when its condition holds for the session: HELO
     /// is then decided, so the driver can pass the keywords to hide.
     pub advertise_if: bool,
 }
 
 impl HookSet {
-    fn of(registry: &Registry) -> HookSet {
-        let has = |p| registry.hook_count(p) > 0;
+    pub(crate) fn of(registry: &Registry) -> HookSet {
+        let mut hooked = [false; HookPoint::COUNT];
+        for point in HookPoint::ALL {
+            hooked[point.index()] = registry.hook_count(point) > 0;
+        }
         HookSet {
-            connect: has(HookPoint::Connect),
-            helo: has(HookPoint::Helo),
-            auth: has(HookPoint::Auth),
-            mail: has(HookPoint::Mail),
-            rcpt: has(HookPoint::Rcpt),
-            data_start: has(HookPoint::DataStart),
-            message: has(HookPoint::Message) || has(HookPoint::Queue),
-            disconnect: has(HookPoint::Disconnect),
-            unknown: has(HookPoint::UnknownCommand),
+            hooked,
             advertise_if: registry
                 .extensions()
                 .iter()
                 .any(|e| e.extension.is_conditional()),
         }
+    }
+
+    /// Whether `point` has hooks.
+    pub(crate) fn has(&self, point: HookPoint) -> bool {
+        self.hooked[point.index()]
+    }
+
+    /// Message or queue hooks: the end of data goes through the hook pool.
+    pub(crate) fn message(&self) -> bool {
+        self.has(HookPoint::Message) || self.has(HookPoint::Queue)
+    }
+
+    /// The factory events the hooks decide: those of every hooked point the server
+    /// dispatches on a decision, and HELO when extensions are advertised conditionally.
+    pub(crate) fn decisions(&self) -> Decisions {
+        let mut decisions = Decisions::NONE;
+        for point in HookPoint::ALL {
+            if let Some(kind) = super::hooks::decided_kind(point) {
+                decisions.set(kind, self.has(point));
+            }
+        }
+        if self.advertise_if {
+            decisions.helo = true;
+        }
+        decisions
     }
 }
 
@@ -243,7 +255,7 @@ impl ServerBuilder {
                     .map_err(|e| ServerError::io("local_addr", e))?,
             );
         }
-        let pool = if hooks.message {
+        let pool = if hooks.message() {
             Some(Pool::start(config.pool_threads).map_err(|e| ServerError::io("spawn", e))?)
         } else {
             None
@@ -320,14 +332,7 @@ fn factory_config(
         BareLineEndingPolicy::Normalize => BareLineEndings::Normalize,
         BareLineEndingPolicy::Keep => BareLineEndings::Keep,
     };
-    f.decisions = Decisions {
-        connect: hooks.connect,
-        helo: hooks.helo || hooks.advertise_if,
-        mail: hooks.mail,
-        rcpt: hooks.rcpt,
-        data_start: hooks.data_start,
-        unknown: hooks.unknown,
-    };
+    f.decisions = hooks.decisions();
     for e in registry.extensions() {
         let ext = &e.extension;
         let params: Vec<&str> = ext.ehlo_params().iter().map(String::as_str).collect();

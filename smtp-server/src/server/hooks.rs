@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use hooks_api::{
-    Auth, Command, Completion, Connect, Ctx, DataStart, Helo, Mail, Pending, PendingSource, Rcpt,
-    Recipient, Registry, SessionInfo, Verdict,
+    Auth, Command, Completion, Connect, Ctx, DataStart, Helo, HookPoint, Mail, Pending,
+    PendingSource, Rcpt, Registry, SessionInfo, Verdict,
 };
 
 use super::conn::{Conn, Waiting};
 use super::worker::{Msg, Worker};
-use crate::factory::{Decision, Envelope, Event, EventKind, SessionUpdate};
+use crate::factory::{Decision, Event, EventKind, SessionUpdate};
 
 /// What an extension verb handler changed in the session, and whether it asked for a reset.
 type Changed = Option<(SessionUpdate, bool)>;
@@ -33,17 +33,6 @@ pub(crate) fn decision(verdict: Verdict) -> Decision {
             _ => Decision::Continue,
         },
     }
-}
-
-/// The factory's envelope as hooks see it.
-pub(crate) fn hooks_envelope(env: &Envelope) -> hooks_api::Envelope {
-    let mut out = hooks_api::Envelope::new(env.sender.clone(), env.mail_params.clone());
-    out.recipients = env
-        .recipients
-        .iter()
-        .map(|r| Recipient::new(r.path.clone(), r.params.clone()))
-        .collect();
-    out
 }
 
 /// The loop's [`PendingSource`]: a completion sends `(connection, ticket, verdict)` to the
@@ -107,13 +96,15 @@ fn run_chain(
     resume: Option<(Pending, Verdict)>,
     changed: &mut Changed,
 ) -> Verdict {
-    let env = conn.factory.envelope().map(hooks_envelope);
     let Conn {
+        factory,
         session,
         conn_notes,
         txn_notes,
         ..
     } = conn;
+    // The hooks borrow the factory's envelope as it is.
+    let env = factory.envelope().map(|e| &e.transaction);
     macro_rules! chain {
         ($ev:expr, $dispatch:ident, $resume:ident) => {{
             let mut ctx = Ctx::new(session, conn_notes, txn_notes, $ev).with_pending(source);
@@ -155,7 +146,7 @@ fn run_chain(
             resume_mail
         ),
         Event::Rcpt { to, params } => {
-            let Some(envelope) = env.as_ref() else {
+            let Some(envelope) = env else {
                 return Verdict::local_error();
             };
             chain!(
@@ -169,7 +160,7 @@ fn run_chain(
             )
         }
         Event::DataStart => {
-            let Some(envelope) = env.as_ref() else {
+            let Some(envelope) = env else {
                 return Verdict::local_error();
             };
             chain!(
@@ -210,21 +201,41 @@ fn run_chain(
     }
 }
 
+/// The hook point and the factory event kind of every `server(decide Kind)` entry of the
+/// hook table; relay-side points and the server's other stages have none.
+macro_rules! decided_by_factory {
+    ($( $point:ident, $name:ident($($method:ident),*), $ctx:ident, $shape:ident,
+        $side:ident $(($($how:tt)*))?, $check:ident, $doc:literal; )*) => {
+        /// The factory event a server hook point decides, for points the server dispatches
+        /// while the factory awaits a decision.
+        pub(crate) fn decided_kind(point: HookPoint) -> Option<EventKind> {
+            $( decided_by_factory!(@kind point, $point, $side $(($($how)*))?); )*
+            None
+        }
+    };
+    (@kind $p:ident, $point:ident, server(decide $kind:ident)) => {
+        if $p == HookPoint::$point {
+            return Some(EventKind::$kind);
+        }
+    };
+    (@kind $p:ident, $point:ident, $($side:tt)*) => {};
+}
+
+hooks_api::hook_points!(decided_by_factory);
+
+/// The hook point deciding factory events of `kind`, if any.
+pub(crate) fn deciding_point(kind: EventKind) -> Option<HookPoint> {
+    HookPoint::ALL
+        .into_iter()
+        .find(|&point| decided_kind(point) == Some(kind))
+}
+
 impl Worker {
     /// Whether any hook handles events of this kind (else the factory's default applies).
+    /// Extension verbs always have their handler.
     fn hooked(&self, kind: EventKind) -> bool {
-        let h = &self.shared.hooks;
-        match kind {
-            EventKind::Connect => h.connect,
-            EventKind::Helo => h.helo,
-            EventKind::Auth => h.auth,
-            EventKind::Mail => h.mail,
-            EventKind::Rcpt => h.rcpt,
-            EventKind::DataStart => h.data_start,
-            EventKind::Unknown => h.unknown,
-            EventKind::Extension => true,
-            _ => false,
-        }
+        kind == EventKind::Extension
+            || deciding_point(kind).is_some_and(|point| self.shared.hooks.has(point))
     }
 
     /// Decides an event that needs a decision, running the hooks (or resuming them with a
@@ -326,5 +337,80 @@ pub(crate) fn sync_session(conn: &mut Conn) {
         if let Some(tls) = conn.factory.tls() {
             conn.session.tls = Some(hooks_api::TlsInfo::new(&tls.protocol, &tls.cipher));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hooks_api::{
+        EsmtpExtension, Order, PluginConfig, PluginDecl, Registrar, ServerStage, Side,
+    };
+
+    use super::*;
+    use crate::factory::Decisions;
+    use crate::server::builder::HookSet;
+
+    #[test]
+    fn decision_points_map_to_factory_events_and_back() {
+        for point in HookPoint::ALL {
+            let decided = point.side() == Side::Server(ServerStage::Decision);
+            assert_eq!(decided_kind(point).is_some(), decided, "{point}");
+            if let Some(kind) = decided_kind(point) {
+                assert_eq!(deciding_point(kind), Some(point));
+            }
+        }
+        assert_eq!(
+            decided_kind(HookPoint::UnknownCommand),
+            Some(EventKind::Unknown)
+        );
+        assert_eq!(decided_kind(HookPoint::Queue), None);
+        assert_eq!(deciding_point(EventKind::MessageComplete), None);
+        assert_eq!(deciding_point(EventKind::Extension), None);
+    }
+
+    fn hook_set(init: fn(&mut Registrar, &PluginConfig) -> Result<(), String>) -> HookSet {
+        let decl: &'static PluginDecl = Box::leak(Box::new(PluginDecl {
+            name: "hookset",
+            version: "1",
+            init,
+            shutdown: None,
+        }));
+        let mut registry = Registry::with_classifier(Box::leak(Box::default()));
+        registry.add(decl, &toml::Table::new()).unwrap();
+        HookSet::of(&registry)
+    }
+
+    #[test]
+    fn the_hooked_points_choose_the_factory_decisions() {
+        let none = hook_set(|_, _| Ok(()));
+        assert_eq!(none.decisions(), Decisions::NONE);
+        assert!(!none.message());
+
+        let some = hook_set(|r, _| {
+            r.on_rcpt(Order::First, |_| Verdict::Continue)
+                .on_unknown_command(Order::First, |_| Verdict::Continue)
+                .on_queue(Order::First, |_| Verdict::Continue)
+                .on_disconnect(Order::First, |_| {});
+            Ok(())
+        });
+        let expected = Decisions {
+            rcpt: true,
+            unknown: true,
+            ..Decisions::NONE
+        };
+        assert_eq!(some.decisions(), expected);
+        assert!(some.message());
+        assert!(some.has(HookPoint::Disconnect));
+        assert!(!some.has(HookPoint::Mail));
+
+        let conditional = hook_set(|r, _| {
+            r.esmtp_extension(EsmtpExtension::new("XCOND").advertise_if(|s| s.is_tls()));
+            Ok(())
+        });
+        let expected = Decisions {
+            helo: true,
+            ..Decisions::NONE
+        };
+        assert_eq!(conditional.decisions(), expected);
     }
 }

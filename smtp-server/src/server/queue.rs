@@ -14,7 +14,7 @@ use hooks_api::{
 use smtp_proto::address::{ForwardPath, Path};
 
 use super::conn::{Conn, Waiting};
-use super::hooks::{decision, hooks_envelope};
+use super::hooks::decision;
 use super::worker::{Msg, Worker};
 use crate::factory::{Decision, Envelope, MessageStats};
 use crate::spool::{self, QueueId, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
@@ -152,7 +152,7 @@ impl Worker {
                 let session = conn.session.clone();
                 let conn_notes = std::mem::take(&mut conn.conn_notes);
                 let txn_notes = std::mem::take(&mut conn.txn_notes);
-                let env = hooks_envelope(&envelope);
+                let env = envelope.transaction;
                 let registry = shared.registry.clone();
                 let spool = shared.spool.clone();
                 let discard = shared.discard;

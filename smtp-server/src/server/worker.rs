@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
-use hooks_api::{Ctx, Disconnect, Notes, Verdict};
+use hooks_api::{Ctx, Disconnect, HookPoint, Notes, Verdict};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -649,7 +649,7 @@ impl Worker {
         // epoll set.
         self.drop_writer(key);
         let mut conn = self.conns.remove(key);
-        if self.shared.hooks.disconnect && !conn.disconnected {
+        if self.shared.hooks.has(HookPoint::Disconnect) && !conn.disconnected {
             conn.disconnected = true;
             sync_session(&mut conn);
             let Conn {
