@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Draws docs/BENCHMARKS.md's side-by-side results as PNG charts in docs/img/.
+
+The figures are read from the tables recorded in docs/BENCHMARKS.md itself (one source of
+truth): every inbound table with the columns `load | impulse | discard | smtp-sink | postfix`,
+under a `### DATE...` heading, and every outbound table `client | median msgs/s | ...`.
+
+    python3 bench/charts.py            # writes docs/img/inbound.png, inbound-ratios.png, outbound.png
+
+Needs matplotlib (`pip install matplotlib`). Nothing here is run by the tests or CI.
+"""
+
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+OUT = os.path.join(ROOT, "docs", "img")
+
+LOADS = ["4k-reuse", "4k-conn/msg", "100k-reuse"]
+SERVERS = ["impulse", "discard", "smtp-sink", "postfix"]
+LABELS = {
+    "impulse": "impulse (durable)",
+    "discard": "impulse --discard",
+    "smtp-sink": "smtp-sink",
+    "postfix": "Postfix (hold queue)",
+}
+
+
+def number(cell):
+    """`5,328` or `**3.41**` -> 5328.0 / 3.41; None when the cell holds no single figure."""
+    text = cell.replace("*", "").replace(",", "").strip()
+    return float(text) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) else None
+
+
+def tables(lines):
+    """Yields (heading, header cells, rows) for every Markdown table, with the nearest ###
+    heading above it."""
+    heading, sub, i = "", "", 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("### ") or line.startswith("## "):
+            heading, sub = line.lstrip("#").strip(), ""
+        run = re.match(r"\*\*(Run [A-Z0-9]+)\*\*", line)
+        if run:
+            sub = " " + run.group(1)
+        if line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
+            header = [c.strip() for c in line.strip("|\n").split("|")]
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip("|\n").split("|")])
+                i += 1
+            yield heading + sub, header, rows
+            continue
+        i += 1
+
+
+def inbound_runs(lines):
+    """[(label, {load: {server: msgs/s}})] for every inbound msgs/s table, oldest first."""
+    runs = []
+    for heading, header, rows in tables(lines):
+        if header[:5] != ["load"] + SERVERS or "impulse/postfix" not in header:
+            continue
+        figures = {}
+        for row in rows:
+            if row[0] in LOADS:
+                values = [number(c) for c in row[1:5]]
+                if all(v is not None for v in values):
+                    figures[row[0]] = dict(zip(SERVERS, values))
+        if len(figures) == len(LOADS):
+            date = re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( \([^)]*\))?( Run [A-Z0-9]+)?", heading)
+            runs.append(((date.group(0) if date else heading)[:40], figures))
+    return runs
+
+
+def outbound_runs(lines):
+    """[(label, {client: median msgs/s})] for every outbound table."""
+    runs = []
+    for heading, header, rows in tables(lines):
+        if header[:2] != ["client", "median msgs/s"]:
+            continue
+        figures = {r[0]: number(r[1]) for r in rows if number(r[1]) is not None}
+        if "impulse" in figures:
+            runs.append((heading[:40] or "run", figures))
+    return runs
+
+
+def main():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("bench/charts.py needs matplotlib: pip install matplotlib")
+    with open(DOC, encoding="utf-8") as f:
+        lines = f.readlines()
+    inbound, outbound = inbound_runs(lines), outbound_runs(lines)
+    if not inbound or not outbound:
+        sys.exit("no inbound or outbound tables found in docs/BENCHMARKS.md")
+    os.makedirs(OUT, exist_ok=True)
+
+    # 1. The latest inbound run: msgs/s of the four servers for each load.
+    label, figures = inbound[-1]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.2
+    for k, server in enumerate(SERVERS):
+        xs = [i + (k - 1.5) * width for i in range(len(LOADS))]
+        ys = [figures[load][server] for load in LOADS]
+        bars = ax.bar(xs, ys, width, label=LABELS[server])
+        ax.bar_label(bars, labels=[f"{y:,.0f}" for y in ys], fontsize=7, padding=2)
+    ax.set_xticks(range(len(LOADS)), LOADS)
+    ax.set_ylabel("messages per second")
+    ax.set_title(f"Inbound, smtp-source loads ({label})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "inbound.png"), dpi=110)
+    plt.close(fig)
+
+    # 2. impulse (durable) / Postfix over every recorded run, against the 3x target.
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    xs = range(len(inbound))
+    for load in LOADS:
+        ax.plot(
+            xs,
+            [f[load]["impulse"] / f[load]["postfix"] for _, f in inbound],
+            marker="o",
+            label=load,
+        )
+    ax.axhline(3.0, color="grey", linestyle="--", linewidth=1, label="target 3x")
+    ax.set_xticks(list(xs), [label for label, _ in inbound], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("impulse durable / Postfix")
+    ax.set_title("Inbound: durable Impulse over Postfix, every recorded run")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "inbound-ratios.png"), dpi=110)
+    plt.close(fig)
+
+    # 3. Outbound: the clients' median msgs/s, per recorded run.
+    clients = ["impulse", "smtp-source -d", "smtp-source"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(outbound)
+    for k, (label, figures) in enumerate(outbound):
+        xs = [i + (k - (len(outbound) - 1) / 2) * width for i in range(len(clients))]
+        ys = [figures.get(c, 0) for c in clients]
+        bars = ax.bar(xs, ys, width, label=label)
+        ax.bar_label(bars, labels=[f"{y:,.0f}" for y in ys], fontsize=7, padding=2)
+    ax.set_xticks(range(len(clients)), clients)
+    ax.set_ylabel("messages per second (median)")
+    ax.set_title("Outbound: 20,000 x 4 KiB to one smtp-sink, 20 connections")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "outbound.png"), dpi=110)
+    plt.close(fig)
+    print(f"wrote {OUT}/inbound.png, inbound-ratios.png, outbound.png "
+          f"({len(inbound)} inbound runs, {len(outbound)} outbound runs)")
+
+
+if __name__ == "__main__":
+    main()
