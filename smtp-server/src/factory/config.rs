@@ -7,7 +7,7 @@ use smtp_proto::data::BareLineEndings;
 use smtp_proto::limits::{self, Limits};
 use smtp_proto::sasl::Mechanism;
 
-use super::event::EventKind;
+use super::event::{Decided, EventKind};
 use super::extensions::Extensions;
 
 /// Default idle / per-command timeout (RFC 5321 §4.5.3.2: at least 5 minutes).
@@ -53,79 +53,70 @@ impl Default for AuthConfig {
 /// default reply at once and emits no event, so a server without plugins never round-trips
 /// through the driver on ordinary commands.
 ///
-/// Always decided, whatever this says: [`EventKind::Auth`] (someone must check the
-/// credentials), [`EventKind::MessageComplete`] (someone must commit the message) and
-/// [`EventKind::Extension`] (a registered verb has no default behaviour).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which kinds are optional, and which are always decided whatever this says
+/// ([`EventKind::Auth`]: someone must check the credentials; [`EventKind::MessageComplete`]:
+/// someone must commit the message; [`EventKind::Extension`]: a registered verb has no
+/// default behaviour), is the event table's [`EventKind::decided`]. Build one with
+/// `Decisions::NONE.with(EventKind::Rcpt)`, or [`Decisions::set`].
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Decisions {
-    /// Decide the connection before the banner ([`EventKind::Connect`]).
-    pub connect: bool,
-    /// Decide HELO/EHLO ([`EventKind::Helo`]).
-    pub helo: bool,
-    /// Decide MAIL FROM ([`EventKind::Mail`]).
-    pub mail: bool,
-    /// Decide each RCPT TO ([`EventKind::Rcpt`]).
-    pub rcpt: bool,
-    /// Decide DATA before `354` ([`EventKind::DataStart`]); answer
-    /// [`Decision::Queued`](super::Decision::Queued) to put a queue id in the `Received:`
-    /// header.
-    pub data_start: bool,
-    /// Decide unrecognised verbs ([`EventKind::Unknown`]) instead of answering `500 5.5.2`.
-    pub unknown: bool,
+    /// One bit per [`EventKind`] (its discriminant) whose decision is asked for; only kinds
+    /// that are [`Decided::Optional`] are ever set.
+    asked: u32,
 }
 
 impl Decisions {
     /// Decide nothing optional: the fast path.
-    pub const NONE: Decisions = Decisions {
-        connect: false,
-        helo: false,
-        mail: false,
-        rcpt: false,
-        data_start: false,
-        unknown: false,
-    };
+    pub const NONE: Decisions = Decisions { asked: 0 };
 
     /// Decide every event that can take a decision.
-    pub const ALL: Decisions = Decisions {
-        connect: true,
-        helo: true,
-        mail: true,
-        rcpt: true,
-        data_start: true,
-        unknown: true,
+    pub const ALL: Decisions = {
+        let mut d = Decisions::NONE;
+        let mut i = 0;
+        while i < EventKind::ALL.len() {
+            d = d.with(EventKind::ALL[i]);
+            i += 1;
+        }
+        d
     };
+
+    /// These decisions, and also those on events of `kind` (a kind that is always or never
+    /// decided changes nothing).
+    pub const fn with(self, kind: EventKind) -> Decisions {
+        match kind.decided() {
+            Decided::Optional => Decisions {
+                asked: self.asked | 1 << kind as u32,
+            },
+            Decided::Always | Decided::Never => self,
+        }
+    }
 
     /// Asks (`on`) or stops asking for decisions on events of `kind`. Kinds that are always
     /// or never decided are left as they are.
     pub fn set(&mut self, kind: EventKind, on: bool) {
-        match kind {
-            EventKind::Connect => self.connect = on,
-            EventKind::Helo => self.helo = on,
-            EventKind::Mail => self.mail = on,
-            EventKind::Rcpt => self.rcpt = on,
-            EventKind::DataStart => self.data_start = on,
-            EventKind::Unknown => self.unknown = on,
-            _ => {}
+        if on {
+            *self = self.with(kind);
+        } else {
+            self.asked &= !(1 << kind as u32);
         }
     }
 
     /// Whether an event of this kind waits for a [`Decision`](super::Decision).
-    pub fn wants(&self, kind: EventKind) -> bool {
-        match kind {
-            EventKind::Connect => self.connect,
-            EventKind::Helo => self.helo,
-            EventKind::Mail => self.mail,
-            EventKind::Rcpt => self.rcpt,
-            EventKind::DataStart => self.data_start,
-            EventKind::Unknown => self.unknown,
-            EventKind::Auth | EventKind::MessageComplete | EventKind::Extension => true,
-            EventKind::MessageStart
-            | EventKind::MessageAborted
-            | EventKind::StartTls
-            | EventKind::Reset
-            | EventKind::Close
-            | EventKind::DecisionTimeout => false,
+    pub const fn wants(&self, kind: EventKind) -> bool {
+        match kind.decided() {
+            Decided::Always => true,
+            Decided::Never => false,
+            Decided::Optional => self.asked & (1 << kind as u32) != 0,
         }
+    }
+}
+
+impl std::fmt::Debug for Decisions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let asked = EventKind::ALL
+            .iter()
+            .filter(|k| k.decided() == Decided::Optional && self.wants(**k));
+        f.debug_set().entries(asked).finish()
     }
 }
 

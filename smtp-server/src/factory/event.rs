@@ -11,42 +11,69 @@ use smtp_proto::params::Params;
 use smtp_proto::reply::Reply;
 use smtp_proto::sasl::{Credentials, Mechanism};
 
-/// The kind of an [`Event`], without its data.
+/// Whether the factory waits for a [`Decision`] after an event of a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum EventKind {
-    /// [`Event::Connect`].
-    Connect,
-    /// [`Event::Helo`].
-    Helo,
-    /// [`Event::Auth`].
-    Auth,
-    /// [`Event::Mail`].
-    Mail,
-    /// [`Event::Rcpt`].
-    Rcpt,
-    /// [`Event::DataStart`].
-    DataStart,
-    /// [`Event::MessageStart`].
-    MessageStart,
-    /// [`Event::MessageComplete`].
-    MessageComplete,
-    /// [`Event::MessageAborted`].
-    MessageAborted,
-    /// [`Event::Extension`].
-    Extension,
-    /// [`Event::Unknown`].
-    Unknown,
-    /// [`Event::StartTls`].
-    StartTls,
-    /// [`Event::Reset`].
-    Reset,
-    /// [`Event::Close`].
-    Close,
-    /// [`Event::DecisionTimeout`].
-    DecisionTimeout,
+pub enum Decided {
+    /// Always: the factory cannot go on without one (credentials to check, a message to
+    /// commit, a registered verb with no default behaviour).
+    Always,
+    /// When [`Decisions`](super::Decisions) asks for it (a hook is registered for it);
+    /// otherwise the factory gives its default answer and emits nothing.
+    Optional,
+    /// Never: a notice to the driver.
+    Never,
 }
 
+/// The one table of the factory's events: each variant with its data and whether it is
+/// decided. It generates [`Event`], [`EventKind`] (with [`EventKind::ALL`] and
+/// [`EventKind::decided`]) and [`Event::kind`], so a new event (for a new server-side hook
+/// point) is one entry here plus the code that emits it and the driver's handler.
+macro_rules! factory_events {
+    (
+        $(#[$meta:meta])*
+        pub enum Event {
+            $(
+                $(#[doc = $doc:literal])*
+                $name:ident $({ $($fields:tt)* })? => $decided:ident;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum Event {
+            $( $(#[doc = $doc])* $name $({ $($fields)* })?, )*
+        }
+
+        /// The kind of an [`Event`], without its data.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum EventKind {
+            $( #[doc = concat!("[`Event::", stringify!($name), "`].")] $name, )*
+        }
+
+        impl EventKind {
+            /// Every kind, in table order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name),*];
+
+            /// Whether the factory waits for a decision after an event of this kind.
+            pub const fn decided(self) -> Decided {
+                match self {
+                    $( EventKind::$name => Decided::$decided, )*
+                }
+            }
+        }
+
+        impl Event {
+            /// The kind of this event.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $( Event::$name { .. } => EventKind::$name, )*
+                }
+            }
+        }
+    };
+}
+
+factory_events! {
 /// Something the driver must know about or decide. Events that need a decision leave the
 /// factory in [`State::AsyncHook`](super::State::AsyncHook) until
 /// [`Factory::handle_decision`](super::Factory::handle_decision); see
@@ -61,14 +88,14 @@ pub enum Event {
         peer: SocketAddr,
         /// Our address.
         local: SocketAddr,
-    },
+    } => Optional;
     /// HELO or EHLO with a syntactically valid name (decision: accept → the usual reply).
     Helo {
         /// The name the client gave (a domain, or for EHLO an address literal).
         name: String,
         /// `true` for EHLO.
         extended: bool,
-    },
+    } => Optional;
     /// A SASL exchange produced credentials (always decided: `Accept` → `235 2.7.0`;
     /// `Continue` fails closed with `535 5.7.8`).
     Auth {
@@ -76,23 +103,23 @@ pub enum Event {
         mechanism: Mechanism,
         /// The credentials to check. `Debug` never shows the password.
         credentials: Credentials,
-    },
+    } => Always;
     /// MAIL FROM, after syntax, sequence, SIZE and parameter checks.
     Mail {
         /// The reverse-path.
         from: Path<'static>,
         /// Its parameters.
         params: Params<'static>,
-    },
+    } => Optional;
     /// RCPT TO, after syntax, sequence and recipient-limit checks.
     Rcpt {
         /// The forward-path.
         to: ForwardPath<'static>,
         /// Its parameters.
         params: Params<'static>,
-    },
+    } => Optional;
     /// DATA with at least one accepted recipient, before `354`.
-    DataStart,
+    DataStart => Optional;
     /// The body starts (no decision): open the spool file for `envelope`, write `received`
     /// first, then every chunk from [`Factory::poll_body`](super::Factory::poll_body).
     MessageStart {
@@ -100,7 +127,7 @@ pub enum Event {
         envelope: Envelope,
         /// Our `Received:` trace header, CRLF-terminated; `poll_body` never repeats it.
         received: String,
-    },
+    } => Never;
     /// The end of data was read and the message passed the factory's checks (always
     /// decided): commit the spool, then answer [`Decision::Queued`] (→ `250 2.0.0 Ok: queued
     /// as ID`), or a temp-fail / reject. The factory no longer holds the construct.
@@ -109,13 +136,13 @@ pub enum Event {
         envelope: Envelope,
         /// What the decoder saw.
         stats: MessageStats,
-    },
+    } => Always;
     /// The message whose body was streaming is refused or the connection ended: discard what
     /// was written for it (no decision; the factory has already replied if it could).
     MessageAborted {
         /// Why.
         reason: AbortReason,
-    },
+    } => Never;
     /// A verb registered through [`Extensions`](super::Extensions) (always decided:
     /// [`Decision::Reply`] gives the reply; `Continue` answers `502 5.5.1`).
     Extension {
@@ -123,27 +150,27 @@ pub enum Event {
         verb: String,
         /// Its arguments as sent.
         args: Option<String>,
-    },
-    /// An unrecognised verb, when [`Decisions::unknown`](super::Decisions::unknown) is set
+    } => Always;
+    /// An unrecognised verb, when [`Decisions`](super::Decisions) asks for it
     /// (`Continue` answers `500 5.5.2`).
     Unknown {
         /// The verb, upper-cased.
         verb: String,
         /// Its arguments as sent.
         args: Option<String>,
-    },
+    } => Optional;
     /// `220 2.0.0 Ready to start TLS` is queued (no decision): flush the transmit buffer, run
     /// the TLS handshake, then call
     /// [`Factory::handle_tls_established`](super::Factory::handle_tls_established) (or
     /// [`Factory::handle_close`](super::Factory::handle_close) if it fails).
-    StartTls,
+    StartTls => Never;
     /// The transaction was discarded (RSET, or HELO/EHLO/STARTTLS in the middle of one).
-    Reset,
+    Reset => Never;
     /// Close the connection once the transmit buffer is drained (no decision).
     Close {
         /// Why.
         reason: CloseReason,
-    },
+    } => Never;
     /// The decision on an event of this kind did not arrive within
     /// [`FactoryConfig::decision_timeout`](super::FactoryConfig::decision_timeout): the
     /// factory answered the command itself (no decision). Forget the event you were
@@ -152,47 +179,16 @@ pub enum Event {
     DecisionTimeout {
         /// The kind of the event that was awaiting a decision.
         kind: EventKind,
-    },
+    } => Never;
+}
 }
 
 impl Event {
-    /// The kind of this event.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            Event::Connect { .. } => EventKind::Connect,
-            Event::Helo { .. } => EventKind::Helo,
-            Event::Auth { .. } => EventKind::Auth,
-            Event::Mail { .. } => EventKind::Mail,
-            Event::Rcpt { .. } => EventKind::Rcpt,
-            Event::DataStart => EventKind::DataStart,
-            Event::MessageStart { .. } => EventKind::MessageStart,
-            Event::MessageComplete { .. } => EventKind::MessageComplete,
-            Event::MessageAborted { .. } => EventKind::MessageAborted,
-            Event::Extension { .. } => EventKind::Extension,
-            Event::Unknown { .. } => EventKind::Unknown,
-            Event::StartTls => EventKind::StartTls,
-            Event::Reset => EventKind::Reset,
-            Event::Close { .. } => EventKind::Close,
-            Event::DecisionTimeout { .. } => EventKind::DecisionTimeout,
-        }
-    }
-
     /// Whether the factory waits for [`Factory::handle_decision`](super::Factory::handle_decision)
     /// after this event. Only events of kinds the configuration asks to decide are emitted,
-    /// so this is a property of the kind.
+    /// so this is a property of the kind ([`EventKind::decided`]).
     pub fn needs_decision(&self) -> bool {
-        matches!(
-            self.kind(),
-            EventKind::Connect
-                | EventKind::Helo
-                | EventKind::Auth
-                | EventKind::Mail
-                | EventKind::Rcpt
-                | EventKind::DataStart
-                | EventKind::MessageComplete
-                | EventKind::Extension
-                | EventKind::Unknown
-        )
+        self.kind().decided() != Decided::Never
     }
 }
 

@@ -89,7 +89,7 @@ pub use config::{
 };
 pub use error::FactoryError;
 pub use event::{
-    AbortReason, CloseReason, Decision, Envelope, EnvelopeRecipient, Event, EventKind,
+    AbortReason, CloseReason, Decided, Decision, Envelope, EnvelopeRecipient, Event, EventKind,
     MessageStats, TlsInfo,
 };
 pub use extensions::{Builtins, Extension, ExtensionError, Extensions};
@@ -106,8 +106,8 @@ const MAX_EVENTS: usize = 64;
 ///
 /// # The driver's call order
 ///
-/// 1. [`Factory::new`] when the connection is accepted. The banner is queued, or, with
-///    [`Decisions::connect`], an [`Event::Connect`] awaits a decision first.
+/// 1. [`Factory::new`] when the connection is accepted. The banner is queued, or, when
+///    [`Decisions`] asks for [`EventKind::Connect`], an [`Event::Connect`] awaits a decision first.
 /// 2. On every wake-up, in this order:
 ///    1. **Input.** Read from the socket into your buffer and call
 ///       [`handle_input(&buf, now)`](Factory::handle_input); drop the bytes it reports
@@ -272,7 +272,7 @@ struct Construct {
 
 impl Factory {
     /// A factory for a connection from `peer` to `local`, accepted at `now`. The banner is
-    /// queued at once unless [`Decisions::connect`] asks for an [`Event::Connect`] first.
+    /// queued at once unless [`Decisions`] asks for an [`Event::Connect`] first.
     pub fn new(
         config: Arc<FactoryConfig>,
         peer: SocketAddr,
@@ -305,7 +305,7 @@ impl Factory {
             storage_low: false,
             group_after_reply: false,
         };
-        if f.config.decisions.connect {
+        if f.config.decisions.wants(EventKind::Connect) {
             f.await_decision(Pending::Connect, Event::Connect { peer, local });
         } else {
             f.send_banner(None, now);

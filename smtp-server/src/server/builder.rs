@@ -15,7 +15,7 @@ use super::pool::Pool;
 use super::worker::Worker;
 use super::{Control, Server, ServerError, ServerHandle};
 use crate::config::{BareLineEndingPolicy, ServerConfig};
-use crate::factory::{Decisions, FactoryConfig};
+use crate::factory::{Decisions, EventKind, FactoryConfig};
 use crate::spool::{RealIo, Spool, SpoolOptions};
 
 /// Listen backlog of the sockets the server binds itself.
@@ -66,7 +66,7 @@ impl HookSet {
             }
         }
         if self.advertise_if {
-            decisions.helo = true;
+            decisions.set(EventKind::Helo, true);
         }
         decisions
     }

@@ -393,11 +393,9 @@ mod tests {
                 .on_disconnect(Order::First, |_| {});
             Ok(())
         });
-        let expected = Decisions {
-            rcpt: true,
-            unknown: true,
-            ..Decisions::NONE
-        };
+        let expected = Decisions::NONE
+            .with(EventKind::Rcpt)
+            .with(EventKind::Unknown);
         assert_eq!(some.decisions(), expected);
         assert!(some.message());
         assert!(some.has(HookPoint::Disconnect));
@@ -407,10 +405,7 @@ mod tests {
             r.esmtp_extension(EsmtpExtension::new("XCOND").advertise_if(|s| s.is_tls()));
             Ok(())
         });
-        let expected = Decisions {
-            helo: true,
-            ..Decisions::NONE
-        };
+        let expected = Decisions::NONE.with(EventKind::Helo);
         assert_eq!(conditional.decisions(), expected);
     }
 }

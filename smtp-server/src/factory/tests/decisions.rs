@@ -62,7 +62,7 @@ fn reject_rcpt_tempfail_mail_and_queue_id() {
 #[test]
 fn decision_waits_and_backpressures() {
     let mut cfg = config();
-    cfg.decisions.rcpt = true;
+    cfg.decisions.set(EventKind::Rcpt, true);
     let mut h = Harness::ready(cfg);
     // Drive by hand: no auto-decisions.
     let now = h.now;
@@ -107,7 +107,7 @@ fn queue_id_cannot_split_the_reply() {
 #[test]
 fn disconnect_decision() {
     let mut cfg = config();
-    cfg.decisions.helo = true;
+    cfg.decisions.set(EventKind::Helo, true);
     let mut h = Harness::with_decider(
         cfg,
         Box::new(|_| Decision::Disconnect(reply(421, (4, 7, 0), "mx.example go away"))),
@@ -123,7 +123,7 @@ fn disconnect_decision() {
 #[test]
 fn connect_rejection_serves_only_quit() {
     let mut cfg = config();
-    cfg.decisions.connect = true;
+    cfg.decisions.set(EventKind::Connect, true);
     let mut h = Harness::with_decider(
         cfg,
         Box::new(|_| Decision::Reject(Reply::new(554, None, "mx.example no service for you"))),
@@ -137,7 +137,7 @@ fn connect_rejection_serves_only_quit() {
     assert_eq!(h.output(), "221 2.0.0 Bye\r\n");
     // A temporary refusal closes at once.
     let mut cfg = config();
-    cfg.decisions.connect = true;
+    cfg.decisions.set(EventKind::Connect, true);
     let h = Harness::with_decider(
         cfg,
         Box::new(|_| Decision::TempFail(Reply::new(421, None, "mx.example busy"))),
@@ -197,7 +197,7 @@ fn extension_registry() {
 #[test]
 fn unknown_verbs_can_be_decided() {
     let mut cfg = config();
-    cfg.decisions.unknown = true;
+    cfg.decisions.set(EventKind::Unknown, true);
     let mut h = Harness::with_decider(
         cfg,
         Box::new(|e| match e {
@@ -217,4 +217,55 @@ fn unknown_verbs_can_be_decided() {
         h.exchange(b"XYZZY\r\n"),
         "500 5.5.2 Error: command not recognized\r\n"
     );
+}
+
+#[test]
+fn the_event_table_says_which_kinds_are_decided() {
+    use crate::factory::Decided;
+    let optional: Vec<EventKind> = EventKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.decided() == Decided::Optional)
+        .collect();
+    assert_eq!(
+        optional,
+        [
+            EventKind::Connect,
+            EventKind::Helo,
+            EventKind::Mail,
+            EventKind::Rcpt,
+            EventKind::DataStart,
+            EventKind::Unknown
+        ]
+    );
+    for &kind in EventKind::ALL {
+        // ALL asks for every optional kind; NONE for none; the others are fixed.
+        match kind.decided() {
+            Decided::Optional => {
+                assert!(Decisions::ALL.wants(kind) && !Decisions::NONE.wants(kind));
+                let mut d = Decisions::NONE;
+                d.set(kind, true);
+                assert_eq!(d, Decisions::NONE.with(kind));
+                assert!(d.wants(kind));
+                d.set(kind, false);
+                assert_eq!(d, Decisions::NONE);
+            }
+            Decided::Always => assert!(Decisions::NONE.wants(kind)),
+            Decided::Never => {
+                assert!(!Decisions::ALL.wants(kind));
+                assert_eq!(Decisions::NONE.with(kind), Decisions::NONE);
+            }
+        }
+    }
+    assert_eq!(
+        format!("{:?}", Decisions::NONE.with(EventKind::Rcpt)),
+        "{Rcpt}"
+    );
+    let rcpt = Event::Rcpt {
+        to: smtp_proto::address::ForwardPath::Postmaster,
+        params: Default::default(),
+    };
+    assert!(rcpt.needs_decision());
+    assert!(!Event::Reset.needs_decision());
+    assert_eq!(Event::DataStart.kind(), EventKind::DataStart);
 }

@@ -203,9 +203,9 @@ fn mail_is_refused_while_storage_is_low() {
 
 fn held(kind: EventKind) -> Harness {
     let mut c = config();
-    c.decisions.mail = true;
-    c.decisions.rcpt = true;
-    c.decisions.helo = true;
+    c.decisions.set(EventKind::Mail, true);
+    c.decisions.set(EventKind::Rcpt, true);
+    c.decisions.set(EventKind::Helo, true);
     c.decision_timeout = Duration::from_secs(60);
     let mut h = Harness::new(c);
     h.output();

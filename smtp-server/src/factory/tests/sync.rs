@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::util::*;
-use crate::factory::{CloseReason, Decision, Event, Factory, State};
+use crate::factory::{CloseReason, Decision, Event, EventKind, Factory, State};
 
 #[test]
 fn talking_before_the_banner() {
@@ -33,7 +33,7 @@ fn talking_before_the_banner() {
 #[test]
 fn talking_before_the_banner_while_connect_is_decided() {
     let mut cfg = config();
-    cfg.decisions.connect = true;
+    cfg.decisions.set(EventKind::Connect, true);
     let mut f = Factory::new(
         Arc::new(cfg),
         PEER.parse().unwrap(),
@@ -79,7 +79,7 @@ fn body_before_354() {
 #[test]
 fn body_before_354_with_a_data_decision() {
     let mut cfg = config();
-    cfg.decisions.data_start = true;
+    cfg.decisions.set(EventKind::DataStart, true);
     let mut h = Harness::with_decider(cfg, default_decider());
     h.send(b"EHLO client.example\r\n");
     h.output();

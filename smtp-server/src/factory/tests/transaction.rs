@@ -137,7 +137,7 @@ fn pipelined_commands_replies_in_order() {
 #[test]
 fn received_header_format() {
     let mut cfg = config();
-    cfg.decisions.data_start = true;
+    cfg.decisions.set(EventKind::DataStart, true);
     let mut h = Harness::with_decider(
         cfg,
         Box::new(|e| match e {
@@ -227,7 +227,7 @@ fn state_names() {
     );
     // A client that does not read: the banner stays "sending".
     let mut cfg = config();
-    cfg.decisions.connect = true;
+    cfg.decisions.set(EventKind::Connect, true);
     let mut h = Harness::with_decider(cfg, Box::new(|_| Decision::Accept));
     assert_eq!(h.f.state(), State::AwaitingHelo);
     h.flush = false;
