@@ -39,7 +39,8 @@ fn so(crate_name: &str) -> PathBuf {
 
 /// Runs `impulse plugin check ARGS`; returns success, stdout and stderr.
 fn check(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_impulse"))
+    let out = impulse_test_support::impulse!()
+        .command()
         .args(["plugin", "check"])
         .args(args)
         .env("RUST_LOG", "off")

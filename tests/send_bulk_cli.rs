@@ -3,14 +3,10 @@
 
 use std::io::Read;
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::TestServer;
+use impulse_test_support::server::TestServer;
 
 fn send(args: &[&str]) -> std::process::Output {
-    cli::impulse_send(args, None)
+    impulse_test_support::impulse!().send(args, None)
 }
 
 #[test]

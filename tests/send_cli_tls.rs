@@ -3,17 +3,17 @@
 //! recipient is deferred; an unusable CA file is a bad argument. Bulk mode (`--count`, the
 //! mio engine) honours the same flags; `--chunking` sends BDAT when the server offers it.
 
-#[path = "support/cli.rs"]
-mod cli;
 #[path = "../smtp-client/tests/tls_support/mod.rs"]
 mod tls_support;
 
 use std::process::Output;
 
+use impulse_test_support::cli;
+
 use tls_support::{certs, FakeServer, Script};
 
 fn send(args: &[&str]) -> Output {
-    cli::impulse_send(args, None)
+    impulse_test_support::impulse!().send(args, None)
 }
 
 #[test]

@@ -9,9 +9,8 @@ use impulse::hooks::{toml, Registry};
 use impulse::server::spool::Spool;
 use impulse_plugin_xclient as _;
 
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::{LineClient, TestServer};
+use impulse_test_support::line::LineClient;
+use impulse_test_support::server::TestServer;
 
 /// A server over `spool` with only the xclient plugin active, `authorized` as given.
 fn start(authorized: &str, spool: &Spool) -> TestServer {

@@ -3,12 +3,20 @@
 //! | module | what it is for |
 //! |---|---|
 //! | [`pair`] | the real client session against the real server factory, in memory, on one simulated clock, the spool on `MemFs` |
+//! | [`cli`] | the `impulse` binary from the root tests: a command runner, `impulse send`, `impulse serve` on a loopback port |
+//! | [`server`] | Impulse's own server on a loopback port with a temporary spool, for socket tests |
+//! | [`line`] | a line-by-line SMTP client for scripted socket sessions |
 //!
 //! Test code only (`publish = false`): it panics on what a test would fail on anyway and
 //! makes no promise of a stable API. It holds no test of the crates it serves: those stay
 //! beside the code they check.
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod line;
 pub mod pair;
+pub mod server;
 
+pub use line::LineClient;
 pub use pair::{Answer, Pair, Stored, Transcript};
+pub use server::{TestServer, TestServerBuilder};
