@@ -2,7 +2,7 @@
 //! certificate from a throw-away CA (rcgen, shared with the client's TLS tests), loaded from
 //! PEM files as an operator configures it (`[tls] cert`, `key`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +25,13 @@ fn ca_der(certs: &Certs) -> CertificateDer<'static> {
 }
 
 mod support;
-use support::Running;
+
+use impulse_test_support::line::read_reply as reply;
+use impulse_test_support::server::TestServer;
 
 /// A server with STARTTLS from the test CA's certificate files (`required`: `[tls] required`).
 struct TlsServer {
-    server: Running,
+    server: TestServer,
     certs: Certs,
 }
 
@@ -37,7 +39,7 @@ impl TlsServer {
     fn start(required: bool) -> TlsServer {
         let certs = certs();
         let (cert, key) = (certs.cert_file.clone(), certs.key_file.clone());
-        let server = Running::start(move |c| {
+        let server = support::start(move |c| {
             c.tls.cert = Some(cert);
             c.tls.key = Some(key);
             c.tls.required = required;
@@ -59,24 +61,9 @@ impl TlsServer {
 }
 
 impl std::ops::Deref for TlsServer {
-    type Target = Running;
-    fn deref(&self) -> &Running {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
         &self.server
-    }
-}
-
-/// One complete reply (all lines, joined by `\n`) from any reader.
-fn reply(r: &mut impl BufRead) -> String {
-    let mut out = String::new();
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).unwrap();
-        assert!(n > 0, "connection closed; so far: {out:?}");
-        out.push_str(line.trim_end());
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return out;
-        }
-        out.push('\n');
     }
 }
 
@@ -204,7 +191,7 @@ fn a_broken_handshake_closes_that_connection_only() {
 fn a_client_that_never_finishes_the_handshake_is_timed_out() {
     let certs = certs();
     let (cert, key) = (certs.cert_file.clone(), certs.key_file.clone());
-    let server = Running::start(move |c| {
+    let server = support::start(move |c| {
         c.tls.cert = Some(cert);
         c.tls.key = Some(key);
         c.timeouts.command = 1;

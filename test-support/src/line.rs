@@ -36,20 +36,9 @@ impl LineClient {
         self.w.write_all(bytes).expect("write to the server");
     }
 
-    /// One reply, its lines joined with `\n`, line endings removed. Panics when the
-    /// server closes first.
+    /// One reply, its lines joined with `\n`, line endings removed (see [`read_reply`]).
     pub fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.r.read_line(&mut line).expect("read from the server");
-            assert!(n > 0, "connection closed; so far: {out:?}");
-            out.push_str(line.trim_end());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-            out.push('\n');
-        }
+        read_reply(&mut self.r)
     }
 
     /// Sends `line` and CRLF, returns the reply.
@@ -63,5 +52,21 @@ impl LineClient {
         let mut s = String::new();
         let _ = self.r.read_to_string(&mut s);
         s
+    }
+}
+
+/// One complete reply from any reader (a socket, a TLS stream): its lines joined with `\n`,
+/// line endings removed. Panics when the peer closes first.
+pub fn read_reply(r: &mut impl BufRead) -> String {
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).expect("read from the server");
+        assert!(n > 0, "connection closed; so far: {out:?}");
+        out.push_str(line.trim_end());
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return out;
+        }
+        out.push('\n');
     }
 }
