@@ -32,6 +32,20 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A registry running the plugins linked into the test binary (through `inventory`) that
+/// `config` configures: TOML with one table per plugin, as under `[plugins]` in
+/// `impulse.toml`. Panics unless exactly the plugins `expected` were added.
+pub fn static_registry(config: &str, expected: &[&str]) -> Registry {
+    let configs: smtp_server::hooks_api::toml::Table =
+        smtp_server::hooks_api::toml::from_str(config).expect("a TOML plugin table");
+    let mut registry = Registry::new();
+    let added = registry
+        .load_static_configured(&configs)
+        .expect("the linked plugins load");
+    assert_eq!(added, expected, "the plugins {config:?} configures");
+    registry
+}
+
 /// How to start a [`TestServer`]: by default one loop thread, no plugin, the default
 /// configuration and a fresh spool with default options in a temporary directory.
 pub struct TestServerBuilder {
