@@ -3,14 +3,11 @@
 //! recipient is deferred; an unusable CA file is a bad argument. Bulk mode (`--count`, the
 //! mio engine) honours the same flags; `--chunking` sends BDAT when the server offers it.
 
-#[path = "../smtp-client/tests/tls_support/mod.rs"]
-mod tls_support;
-
 use std::process::Output;
 
 use impulse_test_support::cli;
 
-use tls_support::{certs, FakeServer, Script};
+use impulse_test_support::tls::{certs, FakeServer, Script};
 
 fn send(args: &[&str]) -> Output {
     impulse_test_support::impulse!().send(args, None)

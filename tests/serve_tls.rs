@@ -5,14 +5,11 @@
 //! A missing swaks or python3 prints `SKIPPED: ...` and that part is skipped — unless `CI`
 //! is set, where it fails.
 
-#[path = "../smtp-client/tests/tls_support/mod.rs"]
-mod tls_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use impulse_test_support::cli::{self, Impulse, Serve};
-use tls_support::certs;
+use impulse_test_support::tls::certs;
 
 fn impulse() -> Impulse {
     impulse_test_support::impulse!()

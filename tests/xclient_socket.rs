@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 
-use impulse::hooks::{toml, Registry};
 use impulse::server::spool::Spool;
 use impulse_plugin_xclient as _;
 

@@ -8,7 +8,7 @@
 //! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
 
 mod support;
-mod tls_support;
+use impulse_test_support::tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ struct Aiosmtpd {
     _server: PyServer,
     addr: SocketAddr,
     messages: PathBuf,
-    certs: tls_support::Certs,
+    certs: tls::Certs,
 }
 
 impl Aiosmtpd {
@@ -61,7 +61,7 @@ impl Aiosmtpd {
         if !aiosmtpd_available() {
             return None;
         }
-        let certs = tls_support::certs();
+        let certs = tls::certs();
         let messages = certs.dir.path().join("messages");
         let server = PyServer::start(
             SERVER,

@@ -13,10 +13,7 @@ use smtp_server::config::ServerConfig;
 use smtp_server::server::{Server, ServerError};
 use smtp_server::spool::QueueId;
 
-#[path = "../../smtp-client/tests/tls_support/mod.rs"]
-mod tls_support;
-
-use tls_support::{certs, Certs};
+use impulse_test_support::tls::{certs, Certs};
 
 /// The test CA's certificate, for the client's trust store.
 fn ca_der(certs: &Certs) -> CertificateDer<'static> {

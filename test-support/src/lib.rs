@@ -5,6 +5,7 @@
 //! | [`pair`] | the real client session against the real server factory, in memory, on one simulated clock, the spool on `MemFs` |
 //! | [`cli`] | the `impulse` binary from the root tests: a command runner, `impulse send`, `impulse serve` on a loopback port |
 //! | [`server`] | Impulse's own server on a loopback port with a temporary spool, for socket tests |
+//! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
 //! | [`line`] | a line-by-line SMTP client for scripted socket sessions |
 //!
 //! Test code only (`publish = false`): it panics on what a test would fail on anyway and
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod line;
 pub mod pair;
 pub mod server;
+pub mod tls;
 
 pub use line::LineClient;
 pub use pair::{Answer, Pair, Stored, Transcript};
