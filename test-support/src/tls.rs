@@ -120,6 +120,15 @@ impl Record {
     pub fn tls_text(&self) -> String {
         String::from_utf8_lossy(&self.tls).into_owned()
     }
+
+    /// Where bytes received now go: under TLS or in plaintext.
+    fn sink(&mut self, tls: bool) -> &mut Vec<u8> {
+        if tls {
+            &mut self.tls
+        } else {
+            &mut self.plain
+        }
+    }
 }
 
 /// A fake server for one connection, or several one after the other.
@@ -209,12 +218,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
     say(&mut io, "220 fake.test ESMTP\r\n");
     loop {
         let tls = matches!(io, Io::Tls(_));
-        let sink = if tls {
-            &mut record.tls
-        } else {
-            &mut record.plain
-        };
-        let Some(line) = read_line(io.stream(), sink) else {
+        let Some(line) = read_line(io.stream(), record.sink(tls)) else {
             return record;
         };
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
@@ -267,12 +271,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
             "DATA" => {
                 say(&mut io, "354 go ahead\r\n");
                 loop {
-                    let sink = if tls {
-                        &mut record.tls
-                    } else {
-                        &mut record.plain
-                    };
-                    let Some(line) = read_line(io.stream(), sink) else {
+                    let Some(line) = read_line(io.stream(), record.sink(tls)) else {
                         return record;
                     };
                     if line == b".\r\n" {
@@ -293,11 +292,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
                 if io.stream().read_exact(&mut chunk).is_err() {
                     return record;
                 }
-                if tls {
-                    record.tls.extend_from_slice(&chunk);
-                } else {
-                    record.plain.extend_from_slice(&chunk);
-                }
+                record.sink(tls).extend_from_slice(&chunk);
                 record.message.extend_from_slice(&chunk);
                 current.extend_from_slice(&chunk);
                 if last {
