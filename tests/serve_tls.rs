@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use impulse_test_support::cli::{self, Impulse, Serve};
+use impulse_test_support::peers::program;
 use impulse_test_support::tls::certs;
 
 fn impulse() -> Impulse {
@@ -49,22 +50,6 @@ fn queued_id(text: &str) -> String {
     text[at..at + 20].to_owned()
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed, and CI is set: install it (see .ci/run)"
-        );
-        eprintln!("SKIPPED: {name} not installed");
-    }
-    found
-}
-
 #[test]
 fn impulse_send_delivers_over_starttls_verified_against_the_ca() {
     let certs = certs();
@@ -100,7 +85,7 @@ fn impulse_send_delivers_over_starttls_verified_against_the_ca() {
 
 #[test]
 fn swaks_starttls() {
-    let Some(swaks) = tool("swaks") else {
+    let Some(swaks) = program("swaks") else {
         return;
     };
     let certs = certs();
@@ -120,7 +105,7 @@ fn swaks_starttls() {
 
 #[test]
 fn python_smtplib_starttls_with_a_verifying_context() {
-    let Some(python) = tool("python3") else {
+    let Some(python) = program("python3") else {
         return;
     };
     let certs = certs();

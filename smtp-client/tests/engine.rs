@@ -4,13 +4,13 @@
 //! neither produces on demand. Every test checks that each submitted message gets exactly
 //! one delivery.
 
-mod support;
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use impulse_test_support::fake::{Script, Scripted};
+use impulse_test_support::peers::Sink;
 use impulse_test_support::server::TestServer;
 use smtp_client::driver::engine::{Delivery, Engine, EngineBuilder, Ticket};
 use smtp_client::smtp_proto::Reply;
@@ -18,7 +18,6 @@ use smtp_client::{
     Anchor, ClientContext, ClientState, Message, OutcomeKind, SessionConfig, StateAction,
     StateRegistry,
 };
-use support::{Script, Scripted, Sink};
 
 fn message(n: usize, rcpts: &[&str]) -> Message {
     let body = format!("Subject: engine test {n}\r\n\r\n.leading dot\r\nbody of message {n}\r\n");

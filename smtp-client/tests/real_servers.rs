@@ -12,9 +12,7 @@ use smtp_client::smtp_proto::sasl::Secret;
 use smtp_client::smtp_proto::Keyword;
 use smtp_client::{Credentials, Error, Message, OutcomeKind, Policy};
 
-mod support;
-
-use support::Sink;
+use impulse_test_support::peers::Sink;
 
 /// Opens a blocking connection to the sink.
 fn connect(sink: &Sink, options: Options) -> Result<Connection, Error> {

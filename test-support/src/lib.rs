@@ -5,6 +5,8 @@
 //! | [`pair`] | the real client session against the real server factory, in memory, on one simulated clock, the spool on `MemFs` |
 //! | [`cli`] | the `impulse` binary from the root tests: a command runner, `impulse send`, `impulse serve` on a loopback port |
 //! | [`server`] | Impulse's own server on a loopback port with a temporary spool, for socket tests |
+//! | [`fake`] | scripted fake SMTP servers: one closure over one connection, or canned behaviours per connection |
+//! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
 //! | [`line`] | a line-by-line SMTP client for scripted socket sessions |
 //!
@@ -14,8 +16,10 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod fake;
 pub mod line;
 pub mod pair;
+pub mod peers;
 pub mod server;
 pub mod tls;
 
