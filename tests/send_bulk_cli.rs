@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use impulse_test_support::cli;
 use impulse_test_support::server::TestServer;
 
 fn send(args: &[&str]) -> std::process::Output {
@@ -39,12 +40,7 @@ fn bulk_mode_sends_count_messages_and_summarises() {
         "4",
     ]);
     let out = send(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     assert!(stdout.contains("messages: 30 (60 recipients)"), "{stdout}");
     assert!(
         stdout.contains("recipients: 60 delivered, 0 deferred, 0 bounced"),

@@ -29,12 +29,7 @@ fn sends_from_stdin_and_reports_each_recipient() {
         ),
         Some(body),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(lines[0].starts_with("<b@example.com>: delivered: 250 2.0.0 Ok: queued as "));

@@ -69,12 +69,7 @@ fn impulse_send_delivers_over_starttls_verified_against_the_ca() {
         ),
         None,
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     assert!(
         stdout.contains("delivered: 250 2.0.0 Ok: queued as"),
         "{stdout}"

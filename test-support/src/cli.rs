@@ -100,6 +100,18 @@ pub fn to_server<'a>(server: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// The standard output of a run that must have succeeded; panics with both outputs when it
+/// did not.
+pub fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A running `impulse serve`; killed and reaped on drop.
 #[derive(Debug)]
 pub struct Serve {
