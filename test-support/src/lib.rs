@@ -8,11 +8,12 @@
 //! | [`fake`] | scripted fake SMTP servers: one closure over one connection, or canned behaviours per connection |
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
-//! | [`line`] | a line-by-line SMTP client for scripted socket sessions |
+//! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
 //!
-//! Test code only (`publish = false`): it panics on what a test would fail on anyway and
-//! makes no promise of a stable API. It holds no test of the crates it serves: those stay
-//! beside the code they check.
+//! Test code only (`publish = false`, a dev-dependency of the crates whose tests use it): it
+//! panics on what a test would fail on anyway and makes no promise of a stable API. It does
+//! not test the crates it serves (their tests stay beside the code they check; its own tests
+//! check the harness), and it changes none of their behaviour: it drives their public API.
 #![warn(missing_docs)]
 
 pub mod cli;

@@ -7,7 +7,7 @@ use impulse_test_support::pair::{Answer, Pair, WALL_START};
 use smtp_client::{Error, Message, OutcomeKind, SessionConfig, Stage};
 use smtp_proto::{EnhancedStatus, Reply};
 use smtp_server::factory::{CloseReason, Decision, Event, EventKind, FactoryConfig};
-use smtp_server::spool::{Envelope, Recipient};
+use smtp_server::spool::{Envelope, Recipient, SpoolIo};
 
 /// A body with lines that need dot-stuffing on the way (and un-stuffing on arrival).
 const BODY: &[u8] = b"Subject: pair\r\n\r\nhello\r\n.a leading dot\r\n..two dots\r\n.\r\nend\r\n";
@@ -283,4 +283,40 @@ fn a_hook_that_never_answers_gets_the_factorys_decision_timeout() {
             kind: EventKind::Rcpt
         }
     )));
+}
+
+#[test]
+fn a_null_sender_and_postmaster_are_stored_as_the_server_stores_them() {
+    let mut pair = Pair::new(
+        FactoryConfig::new("mx.test"),
+        SessionConfig::new("client.test"),
+        Message::new("", ["Postmaster"], BODY),
+    );
+    assert!(
+        pair.send()[0].is_delivered(),
+        "{}",
+        pair.transcript().text()
+    );
+    let envelope = &pair.stored()[0].envelope;
+    assert_eq!(envelope.sender, "");
+    assert_eq!(envelope.recipients, [Recipient::new("Postmaster")]);
+}
+
+#[test]
+fn a_message_refused_at_the_end_of_data_leaves_the_spool_empty() {
+    let refused = Reply::new(554, Some(EnhancedStatus::new(5, 7, 1)), "Infected");
+    let mut pair = connected(
+        EventKind::MessageComplete,
+        [Answer::Now(Decision::Reject(refused))],
+    );
+    pair.drive();
+    let t = pair.transcript();
+    assert_eq!(t.outcomes()[0].kind, OutcomeKind::Bounced, "{}", t.text());
+    assert_eq!(t.outcomes()[0].reply.code(), 554);
+    assert!(pair.stored().is_empty());
+    let tmp = SpoolIo::read_dir(pair.fs(), std::path::Path::new("/spool/tmp")).unwrap();
+    assert!(
+        tmp.is_empty(),
+        "the refused message's tmp file is gone: {tmp:?}"
+    );
 }
