@@ -320,3 +320,26 @@ fn a_message_refused_at_the_end_of_data_leaves_the_spool_empty() {
         "the refused message's tmp file is gone: {tmp:?}"
     );
 }
+
+#[test]
+fn an_answer_held_past_the_close_is_dropped_with_the_message() {
+    // The commit would answer at 700 s; the client gives up at 600 s and closes.
+    let mut pair = connected(
+        EventKind::MessageComplete,
+        [Answer::After(Duration::from_secs(700), Decision::Continue)],
+    );
+    pair.advance(Duration::from_secs(800));
+    let t = pair.transcript();
+    assert!(matches!(
+        t.client_done(),
+        Some(Some(Error::Timeout {
+            stage: Stage::Final,
+            ..
+        }))
+    ));
+    assert_eq!(t.close_reason(), Some(CloseReason::PeerClosed));
+    assert!(
+        pair.stored().is_empty(),
+        "the held commit went with the close"
+    );
+}

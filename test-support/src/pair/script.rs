@@ -15,7 +15,12 @@ use smtp_server::factory::{Decision, Decisions, EventKind};
 ///
 /// At [`EventKind::MessageComplete`], [`Decision::Continue`] and [`Decision::Accept`] mean
 /// "commit to the spool" (the default queue hook) and answer `250` with the queue id; any
-/// other decision discards the spooled copy and is sent as is.
+/// other decision discards the spooled copy and is sent as is. A held answer ([`After`],
+/// [`Never`]) is dropped when the connection closes first, and at the end of data the
+/// spooled copy with it (nobody was told `250`).
+///
+/// [`After`]: Answer::After
+/// [`Never`]: Answer::Never
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Answer at once (an inline hook).

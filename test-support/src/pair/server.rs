@@ -139,6 +139,12 @@ impl ServerConn {
             Event::MessageAborted { .. } => self.abort_writer(),
             // The factory answered by itself: the held answer is stale.
             Event::DecisionTimeout { .. } => self.held = None,
+            // Nothing awaits an answer any more; an unanswered message is not kept.
+            Event::Close { .. } => {
+                self.held = None;
+                self.completing = false;
+                self.abort_writer();
+            }
             Event::StartTls => self.factory.handle_close(),
             event if event.needs_decision() => {
                 self.completing = event.kind() == EventKind::MessageComplete;
