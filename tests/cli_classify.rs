@@ -1,9 +1,8 @@
 //! The `impulse classify` and `impulse classes` commands, run as an operator would.
 
-use std::process::Command;
-
 fn impulse(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_impulse"))
+    let out = impulse_test_support::impulse!()
+        .command()
         .args(args)
         .output()
         .expect("run impulse");

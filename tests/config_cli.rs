@@ -2,10 +2,11 @@
 //! serve` refusing what `check` refuses.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn impulse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_impulse"))
+    impulse_test_support::impulse!()
+        .command()
         .args(args)
         .env("RUST_LOG", "warn")
         .output()

@@ -9,9 +9,7 @@
 
 use impulse::client::OutcomeKind;
 
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::TestServer;
+use impulse_test_support::server::TestServer;
 
 #[allow(dead_code)]
 #[path = "../examples/send_mail.rs"]

@@ -3,7 +3,6 @@
 //! a missing file is an error with a non-zero exit.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use hooks_api::abi;
 
@@ -18,7 +17,8 @@ fn so(plugin: &str) -> PathBuf {
 
 /// Runs `impulse plugin check ARGS`; returns success, stdout and stderr.
 fn check(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_impulse"))
+    let out = impulse_test_support::impulse!()
+        .command()
         .args(["plugin", "check"])
         .args(args)
         .env("RUST_LOG", "off")

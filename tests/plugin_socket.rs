@@ -9,9 +9,8 @@ use std::process::Command;
 
 use impulse::hooks::{toml, Registry};
 
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::{LineClient, TestServer};
+use impulse_test_support::line::LineClient;
+use impulse_test_support::server::TestServer;
 
 /// Builds the test plugin against the workspace's lock file; returns the `.so`.
 fn build_plugin() -> PathBuf {

@@ -11,9 +11,7 @@ use impulse::hooks::Registry;
 use impulse::server::spool::QueueId;
 use serde_json::Value;
 
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::TestServer;
+use impulse_test_support::server::TestServer;
 
 /// Impulse's server with two workers.
 fn start() -> TestServer {

@@ -3,14 +3,11 @@
 
 use std::io::Read;
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::TestServer;
+use impulse_test_support::cli;
+use impulse_test_support::server::TestServer;
 
 fn send(args: &[&str]) -> std::process::Output {
-    cli::impulse_send(args, None)
+    impulse_test_support::impulse!().send(args, None)
 }
 
 #[test]
@@ -43,12 +40,7 @@ fn bulk_mode_sends_count_messages_and_summarises() {
         "4",
     ]);
     let out = send(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     assert!(stdout.contains("messages: 30 (60 recipients)"), "{stdout}");
     assert!(
         stdout.contains("recipients: 60 delivered, 0 deferred, 0 bounced"),

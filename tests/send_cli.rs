@@ -1,12 +1,14 @@
 //! `impulse send` against Impulse's own server over a real socket: outcomes per recipient,
 //! exit codes, the message byte-exact in the spool.
 
-#[path = "support/cli.rs"]
-mod cli;
-use cli::impulse_send as send;
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::TestServer;
+use std::process::Output;
+
+use impulse_test_support::cli;
+use impulse_test_support::server::TestServer;
+
+fn send(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    impulse_test_support::impulse!().send(args, stdin)
+}
 
 #[test]
 fn sends_from_stdin_and_reports_each_recipient() {
@@ -27,12 +29,7 @@ fn sends_from_stdin_and_reports_each_recipient() {
         ),
         Some(body),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(lines[0].starts_with("<b@example.com>: delivered: 250 2.0.0 Ok: queued as "));

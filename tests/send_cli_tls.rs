@@ -3,17 +3,14 @@
 //! recipient is deferred; an unusable CA file is a bad argument. Bulk mode (`--count`, the
 //! mio engine) honours the same flags; `--chunking` sends BDAT when the server offers it.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "../smtp-client/tests/tls_support/mod.rs"]
-mod tls_support;
-
 use std::process::Output;
 
-use tls_support::{certs, FakeServer, Script};
+use impulse_test_support::cli;
+
+use impulse_test_support::tls::{certs, FakeServer, Script};
 
 fn send(args: &[&str]) -> Output {
-    cli::impulse_send(args, None)
+    impulse_test_support::impulse!().send(args, None)
 }
 
 #[test]
@@ -36,12 +33,7 @@ fn tls_required_with_a_ca_file_delivers_over_tls() {
             certs.ca_file.to_str().unwrap(),
         ],
     ));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     assert!(
         stdout.starts_with("<b@example.com>: delivered: 250 2.0.0 queued as DATA1"),
         "{stdout}"
@@ -123,12 +115,7 @@ fn bulk_mode_with_tls_required_and_a_ca_file_delivers_every_message_over_tls() {
         ],
     );
     let out = send(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     assert!(
         stdout.contains("recipients: 3 delivered, 0 deferred, 0 bounced"),
         "{stdout}"
@@ -175,12 +162,7 @@ fn chunking_sends_bdat_in_single_and_bulk_mode() {
             args.extend(["--count", "2", "--concurrency", "1", "--size", "3000"]);
         }
         let out = send(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = cli::succeeded(&out);
         if !bulk {
             assert!(stdout.contains("queued as BDAT1"), "{stdout}");
         }

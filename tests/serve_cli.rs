@@ -4,11 +4,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+use impulse_test_support::line::READ_TIMEOUT;
 
 fn impulse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_impulse"))
+    impulse_test_support::impulse!().command()
 }
 
 #[test]
@@ -56,20 +57,15 @@ fn bad_config_and_missing_plugin_are_operator_errors() {
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = impulse()
-        .args(["serve", "--listen", "127.0.0.1:0", "--hostname", "cli.test"])
-        .arg("--spool")
-        .arg(dir.path().join("spool"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let (addr, startup) = listening(&mut log);
+    let mut server = impulse_test_support::impulse!().serve(|c| {
+        c.args(["--listen", "127.0.0.1:0", "--hostname", "cli.test"])
+            .arg("--spool")
+            .arg(dir.path().join("spool"));
+    });
     // No config: none of the linked plugins is active (auth-file would need its `file`).
-    assert!(startup.contains("plugins []"), "{startup}");
-    let mut s = TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(server.startup.contains("plugins []"), "{}", server.startup);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut banner = [0u8; 14];
     s.read_exact(&mut banner).unwrap();
     assert_eq!(&banner, b"220 cli.test E");
@@ -80,42 +76,21 @@ fn serve_answers_and_stops_on_sigterm() {
     line.clear();
     r.read_line(&mut line).unwrap();
     assert_eq!(line, "250 2.0.0 Ok\r\n");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.terminate();
     let mut rest = String::new();
     let _ = r.read_to_string(&mut rest);
     assert!(
         rest.contains("421 4.3.2 cli.test Service shutting down"),
         "{rest}"
     );
-    assert!(child.wait().unwrap().success());
-    let mut tail = String::new();
-    let _ = log.read_to_string(&mut tail);
+    assert!(server.wait().success());
+    let tail = server.rest_of_log();
     assert!(tail.contains("disconnect from [127.0.0.1]"), "{tail}");
     assert!(tail.contains(" commands=1"), "{tail}");
     // A clean stop leaves no tmp file behind (the stock of ready-made files is removed).
     let tmp = dir.path().join("spool").join("tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "files left in {}: {left:?}", tmp.display());
-}
-
-/// Reads the log up to the `listening on` line: the address, and the lines before it.
-fn listening(log: &mut impl BufRead) -> (String, String) {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "server exited: {seen}"
-        );
-        if let Some(a) = line.trim().split("listening on ").nth(1) {
-            return (a.to_owned(), seen);
-        }
-        seen.push_str(&line);
-    }
 }
 
 #[test]
@@ -131,24 +106,20 @@ fn a_plugins_table_activates_a_linked_plugin() {
          authorized = [\"127.0.0.0/8\"]\n",
     )
     .unwrap();
-    let mut child = impulse()
-        .args(["serve", "--hostname", "cli.test", "--config"])
-        .arg(&config)
-        .arg("--spool")
-        .arg(dir.path().join("spool"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let (addr, startup) = listening(&mut log);
+    let mut server = impulse_test_support::impulse!().serve(|c| {
+        c.args(["--hostname", "cli.test", "--config"])
+            .arg(&config)
+            .arg("--spool")
+            .arg(dir.path().join("spool"));
+    });
     assert!(
-        startup.contains("plugins [bounce-rules, xclient]"),
-        "{startup}"
+        server.startup.contains("plugins [bounce-rules, xclient]"),
+        "{}",
+        server.startup
     );
     // And through behaviour: xclient's keyword is advertised to this loopback client.
-    let s = TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
     let mut line = String::new();
@@ -165,10 +136,6 @@ fn a_plugins_table_activates_a_linked_plugin() {
     }
     assert!(ehlo.contains("XCLIENT NAME ADDR"), "{ehlo}");
     w.write_all(b"QUIT\r\n").unwrap();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    server.terminate();
+    assert!(server.wait().success());
 }

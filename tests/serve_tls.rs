@@ -5,75 +5,37 @@
 //! A missing swaks or python3 prints `SKIPPED: ...` and that part is skipped — unless `CI`
 //! is set, where it fails.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "../smtp-client/tests/tls_support/mod.rs"]
-mod tls_support;
-
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use tls_support::certs;
+use impulse_test_support::cli::{self, Impulse, Serve};
+use impulse_test_support::peers::program;
+use impulse_test_support::tls::certs;
 
-/// A running `impulse serve` with STARTTLS; killed on drop.
-struct Serve {
-    child: Child,
-    addr: String,
-    spool: PathBuf,
-    _log: std::thread::JoinHandle<()>,
+fn impulse() -> Impulse {
+    impulse_test_support::impulse!()
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, cert: &Path, key: &Path) -> Serve {
+/// A running `impulse serve` with STARTTLS (killed on drop), and its spool directory.
+fn serve(dir: &Path, cert: &Path, key: &Path) -> (Serve, PathBuf) {
     let spool = dir.join("spool");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_impulse"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--hostname", "tls.test"])
-        .arg("--spool")
-        .arg(&spool)
-        .arg("--tls-cert")
-        .arg(cert)
-        .arg("--tls-key")
-        .arg(key)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "impulse serve exited"
-        );
-        if let Some(a) = line.trim().split("listening on ").nth(1) {
-            break a.to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    let drain = std::thread::spawn(move || {
-        let mut sink = String::new();
-        while log.read_line(&mut sink).unwrap_or(0) > 0 {
-            sink.clear();
-        }
+    let mut server = impulse().serve(|c| {
+        c.args(["--listen", "127.0.0.1:0", "--hostname", "tls.test"])
+            .arg("--spool")
+            .arg(&spool)
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
     });
-    Serve {
-        child,
-        addr,
-        spool,
-        _log: drain,
-    }
+    server.drain_log();
+    (server, spool)
 }
 
 /// `impulse spool show ID --spool DIR` as text.
 fn show(spool: &Path, id: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_impulse"))
+    let out = impulse()
+        .command()
         .args(["spool", "show", id, "--spool"])
         .arg(spool)
         .output()
@@ -88,29 +50,13 @@ fn queued_id(text: &str) -> String {
     text[at..at + 20].to_owned()
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed, and CI is set: install it (see .ci/run)"
-        );
-        eprintln!("SKIPPED: {name} not installed");
-    }
-    found
-}
-
 #[test]
 fn impulse_send_delivers_over_starttls_verified_against_the_ca() {
     let certs = certs();
-    let server = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
+    let (server, spool) = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
     let file = certs.dir.path().join("message.eml");
     std::fs::write(&file, b"Subject: over TLS\r\n\r\nhello\r\n").unwrap();
-    let out = cli::impulse_send(
+    let out = impulse().send(
         &cli::to_server(
             &server.addr,
             &[
@@ -123,27 +69,22 @@ fn impulse_send_delivers_over_starttls_verified_against_the_ca() {
         ),
         None,
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(&out);
     assert!(
         stdout.contains("delivered: 250 2.0.0 Ok: queued as"),
         "{stdout}"
     );
-    let envelope = show(&server.spool, &queued_id(&stdout));
+    let envelope = show(&spool, &queued_id(&stdout));
     assert!(envelope.contains("TLSv1.3"), "{envelope}");
 }
 
 #[test]
 fn swaks_starttls() {
-    let Some(swaks) = tool("swaks") else {
+    let Some(swaks) = program("swaks") else {
         return;
     };
     let certs = certs();
-    let server = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
+    let (server, spool) = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
     let out = Command::new(swaks)
         .args(["--server", &server.addr, "--from", "a@example.com"])
         .args(["--to", "b@example.com", "--helo", "client.test", "--tls"])
@@ -153,17 +94,17 @@ fn swaks_starttls() {
     assert!(out.status.success(), "swaks --tls failed:\n{text}");
     assert!(text.contains("TLS started"), "{text}");
     assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
-    let envelope = show(&server.spool, &queued_id(&text));
+    let envelope = show(&spool, &queued_id(&text));
     assert!(envelope.contains("TLSv1."), "{envelope}");
 }
 
 #[test]
 fn python_smtplib_starttls_with_a_verifying_context() {
-    let Some(python) = tool("python3") else {
+    let Some(python) = program("python3") else {
         return;
     };
     let certs = certs();
-    let server = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
+    let (server, spool) = serve(certs.dir.path(), &certs.cert_file, &certs.key_file);
     let port = server.addr.rsplit(':').next().unwrap().to_owned();
     let script = r#"
 import smtplib, ssl, sys
@@ -194,6 +135,6 @@ s.quit()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("TLSv1.3"), "{text}");
-    let envelope = show(&server.spool, &queued_id(&text));
+    let envelope = show(&spool, &queued_id(&text));
     assert!(envelope.contains("TLSv1.3"), "{envelope}");
 }

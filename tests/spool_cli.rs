@@ -1,12 +1,13 @@
 //! `impulse spool ...` against a spool written through the library.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use smtp_server::spool::{Envelope, QueueId, Recipient, Spool};
 
 fn impulse(spool: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_impulse"))
+    impulse_test_support::impulse!()
+        .command()
         .arg("spool")
         .arg("--spool")
         .arg(spool)

@@ -5,24 +5,16 @@
 
 use std::io::{Read, Write};
 
-use impulse::hooks::{toml, Registry};
 use impulse::server::spool::Spool;
 use impulse_plugin_xclient as _;
 
-#[path = "support/server.rs"]
-mod test_server;
-use test_server::{LineClient, TestServer};
+use impulse_test_support::line::LineClient;
+use impulse_test_support::server::{static_registry, TestServer};
 
 /// A server over `spool` with only the xclient plugin active, `authorized` as given.
 fn start(authorized: &str, spool: &Spool) -> TestServer {
-    let configs: toml::Table =
-        toml::from_str(&format!("[xclient]\nauthorized = [{authorized:?}]\n")).unwrap();
-    let mut registry = Registry::new();
-    assert_eq!(
-        registry.load_static_configured(&configs).unwrap(),
-        ["xclient"]
-    );
-    TestServer::on(spool.clone(), registry, 1)
+    let config = format!("[xclient]\nauthorized = [{authorized:?}]\n");
+    TestServer::on(spool.clone(), static_registry(&config, &["xclient"]), 1)
 }
 
 #[test]

@@ -6,12 +6,10 @@
 //! Without `python3` or the `aiosmtpd` module these tests print a loud SKIPPED and pass —
 //! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use support::python::{aiosmtpd_available, PyServer};
+use impulse_test_support::peers::{aiosmtpd_available, PyServer};
 
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::smtp_proto::classify::{self, Category};

@@ -4,24 +4,20 @@
 //! neither produces on demand. Every test checks that each submitted message gets exactly
 //! one delivery.
 
-mod support;
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use impulse_test_support::fake::{Script, Scripted};
+use impulse_test_support::peers::Sink;
+use impulse_test_support::server::TestServer;
 use smtp_client::driver::engine::{Delivery, Engine, EngineBuilder, Ticket};
 use smtp_client::smtp_proto::Reply;
 use smtp_client::{
     Anchor, ClientContext, ClientState, Message, OutcomeKind, SessionConfig, StateAction,
     StateRegistry,
 };
-use smtp_server::config::ServerConfig;
-use smtp_server::server::{Server, ServerHandle};
-use smtp_server::spool::Spool;
-use support::{Script, Scripted, Sink};
 
 fn message(n: usize, rcpts: &[&str]) -> Message {
     let body = format!("Subject: engine test {n}\r\n\r\n.leading dot\r\nbody of message {n}\r\n");
@@ -98,31 +94,17 @@ macro_rules! counted_server {
     };
 }
 
+/// Impulse's server with the plugin `decl` and a command timeout of `command_timeout` s.
 fn own_server(
     decl: &'static smtp_client::hooks_api::PluginDecl,
     command_timeout: u64,
-) -> (ServerHandle, SocketAddr, Spool, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path().join("spool")).unwrap();
+) -> TestServer {
     let mut registry = smtp_client::hooks_api::Registry::new();
     registry.add(decl, &Default::default()).unwrap();
-    let mut config = ServerConfig {
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    config.timeouts.command = command_timeout;
-    let handle = Server::builder()
-        .config(config)
-        .hostname("mx.test")
-        .registry(Arc::new(registry))
-        .listen("127.0.0.1:0".parse().unwrap())
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap();
-    let addr = handle.local_addrs()[0];
-    (handle, addr, spool, dir)
+    TestServer::builder()
+        .registry(registry)
+        .config(|c| c.timeouts.command = command_timeout)
+        .start()
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -140,8 +122,8 @@ counted_server!(many);
 
 #[test]
 fn own_server_many_messages_over_few_connections() {
-    let (handle, addr, spool, _dir) = own_server(&many::DECL, 300);
-    let engine = builder(addr).connections(4).build().unwrap();
+    let server = own_server(&many::DECL, 300);
+    let engine = builder(server.addr).connections(4).build().unwrap();
     let deliveries = run(&engine, 120, &["r1@mx.test", "r2@mx.test"]);
     for d in &deliveries {
         assert_eq!(kinds(d), [OutcomeKind::Delivered; 2], "{d:?}");
@@ -156,20 +138,19 @@ fn own_server_many_messages_over_few_connections() {
         "{connects} connections at the server"
     );
     assert_eq!(stats.connections_opened as usize, connects);
-    assert_eq!(spool.list().unwrap().len(), 120);
+    assert_eq!(server.spool.list().unwrap().len(), 120);
     wait_for("every connection closed", || {
         many::DISCONNECTS.load(Ordering::SeqCst) == connects
     });
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 counted_server!(limit);
 
 #[test]
 fn own_server_max_deliveries_per_connection() {
-    let (handle, addr, spool, _dir) = own_server(&limit::DECL, 300);
-    let engine = builder(addr)
+    let server = own_server(&limit::DECL, 300);
+    let engine = builder(server.addr)
         .connections(2)
         .max_deliveries_per_connection(5)
         .build()
@@ -181,17 +162,16 @@ fn own_server_max_deliveries_per_connection() {
     // exactly 8 unless a connection was closed idle between two messages.
     let connects = limit::CONNECTS.load(Ordering::SeqCst);
     assert!((8..=12).contains(&connects), "{connects} connections");
-    assert_eq!(spool.list().unwrap().len(), 40);
-    handle.shutdown();
-    handle.join().unwrap();
+    assert_eq!(server.spool.list().unwrap().len(), 40);
+    server.stop();
 }
 
 counted_server!(idle);
 
 #[test]
 fn own_server_idle_connections_are_closed() {
-    let (handle, addr, _spool, _dir) = own_server(&idle::DECL, 300);
-    let engine = builder(addr)
+    let server = own_server(&idle::DECL, 300);
+    let engine = builder(server.addr)
         .connections(3)
         .idle_timeout(Duration::from_millis(300))
         .build()
@@ -207,8 +187,7 @@ fn own_server_idle_connections_are_closed() {
     assert!(again[0].is_delivered());
     assert_eq!(idle::CONNECTS.load(Ordering::SeqCst), open + 1);
     engine.shutdown();
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 counted_server!(dropped);
@@ -216,8 +195,8 @@ counted_server!(dropped);
 #[test]
 fn own_server_closing_an_idle_connection_is_survived() {
     // The server's command timeout (1 s) closes the engine's idle connection (421).
-    let (handle, addr, spool, _dir) = own_server(&dropped::DECL, 1);
-    let engine = builder(addr)
+    let server = own_server(&dropped::DECL, 1);
+    let engine = builder(server.addr)
         .connections(1)
         .idle_timeout(Duration::from_secs(60))
         .build()
@@ -229,10 +208,9 @@ fn own_server_closing_an_idle_connection_is_survived() {
     let d = run(&engine, 2, &["r@mx.test"]);
     assert!(d.iter().all(Delivery::is_delivered), "{d:?}");
     assert_eq!(dropped::CONNECTS.load(Ordering::SeqCst), 2);
-    assert_eq!(spool.list().unwrap().len(), 3);
+    assert_eq!(server.spool.list().unwrap().len(), 3);
     engine.shutdown();
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 #[test]

@@ -1,17 +1,15 @@
 //! STARTTLS through the mio engine over real sockets, against the scripted rustls server of
-//! `tls_support`: several messages over one reused TLS connection (DATA and BDAT) delivered
+//! `impulse_test_support::tls`: several messages over one reused TLS connection (DATA and BDAT) delivered
 //! byte-exact, required TLS against a server without STARTTLS, a response injection after
 //! the `220`, and a certificate that does not verify.
-
-mod tls_support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use impulse_test_support::tls::{certs, FakeServer, Script};
 use smtp_client::driver::engine::{Delivery, Engine, EngineBuilder};
 use smtp_client::driver::tls::TlsOptions;
 use smtp_client::{Message, OutcomeKind, SessionConfig, TlsMode};
-use tls_support::{certs, FakeServer, Script};
 
 fn builder(addr: SocketAddr, mode: TlsMode) -> EngineBuilder {
     let mut session = SessionConfig::new("client.test");

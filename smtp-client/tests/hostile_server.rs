@@ -5,10 +5,9 @@
 //! limit is passed (the error says which), must give every recipient an outcome with a
 //! bounce class, and must be done within a few seconds.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use impulse_test_support::fake::{Fake, Peer};
 
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::smtp_proto::ReplyError;
@@ -16,72 +15,6 @@ use smtp_client::{Error, Message, OutcomeKind, RecipientOutcome};
 
 /// How long any scenario may take, end to end.
 const QUICK: Duration = Duration::from_secs(5);
-
-/// The server side of one connection.
-struct Peer {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Peer {
-    /// Reads one command line (without CRLF); `None` when the client closed.
-    fn line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.r.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end().to_owned()),
-        }
-    }
-
-    /// Reads a line and checks its verb.
-    fn expect(&mut self, verb: &str) {
-        let line = self.line().unwrap_or_default();
-        assert!(
-            line.to_ascii_uppercase().starts_with(verb),
-            "expected {verb}, got {line:?}"
-        );
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> bool {
-        self.w.write_all(bytes).is_ok()
-    }
-
-    /// Reads until the client closes; returns everything it sent.
-    fn rest(&mut self) -> String {
-        let mut out = Vec::new();
-        let _ = self.r.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    }
-}
-
-/// A fake server for one connection running `script`; `join` returns what it returned.
-struct Fake<T> {
-    addr: SocketAddr,
-    thread: JoinHandle<T>,
-}
-
-impl<T: Send + 'static> Fake<T> {
-    fn start(script: impl FnOnce(&mut Peer) -> T + Send + 'static) -> Fake<T> {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let thread = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut peer = Peer {
-                r: BufReader::new(stream.try_clone().unwrap()),
-                w: stream,
-            };
-            script(&mut peer)
-        });
-        Fake { addr, thread }
-    }
-
-    fn join(self) -> T {
-        self.thread.join().expect("the fake server's script failed")
-    }
-}
 
 fn options() -> Options {
     let mut o = Options::new("client.test");

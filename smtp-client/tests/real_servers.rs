@@ -5,7 +5,6 @@
 //! Without it these tests print a loud SKIPPED and pass — unless `CI` is set, where they
 //! fail.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use smtp_client::driver::blocking::{Client, Connection, Options};
@@ -13,9 +12,7 @@ use smtp_client::smtp_proto::sasl::Secret;
 use smtp_client::smtp_proto::Keyword;
 use smtp_client::{Credentials, Error, Message, OutcomeKind, Policy};
 
-mod support;
-
-use support::Sink;
+use impulse_test_support::peers::Sink;
 
 /// Opens a blocking connection to the sink.
 fn connect(sink: &Sink, options: Options) -> Result<Connection, Error> {
@@ -180,29 +177,12 @@ fn tls_required_fails_clearly_at_connect() {
 
 mod impulse {
     use super::*;
-    use smtp_server::config::ServerConfig;
-    use smtp_server::server::Server;
-    use smtp_server::spool::Spool;
+    use impulse_test_support::server::TestServer;
 
     #[test]
     fn impulse_server_spools_what_the_client_sent_byte_exact() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("spool")).unwrap();
-        let config = ServerConfig {
-            workers: 2,
-            ..ServerConfig::default()
-        };
-        let server = Server::builder()
-            .config(config)
-            .hostname("mx.test")
-            .listen("127.0.0.1:0".parse().unwrap())
-            .spool(spool.clone())
-            .build()
-            .unwrap();
-        let handle = server.spawn().unwrap();
-        let addr = handle.local_addrs()[0];
-
-        let mut conn = Client::connect(addr, options()).unwrap();
+        let server = TestServer::builder().workers(2).start();
+        let mut conn = Client::connect(server.addr, options()).unwrap();
         let bodies: Vec<Vec<u8>> = vec![
             b"Subject: one\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n".to_vec(),
             "Subject: caf\u{e9}\r\n\r\n8-bit body \u{e9}\r\n"
@@ -227,7 +207,7 @@ mod impulse {
         }
         conn.quit().unwrap();
 
-        let entries = spool.list().unwrap();
+        let entries = server.spool.list().unwrap();
         assert_eq!(entries.len(), 3);
         for (i, body) in bodies.iter().enumerate() {
             let entry = entries
@@ -235,12 +215,7 @@ mod impulse {
                 .find(|e| e.sender == format!("s{i}@client.test"))
                 .expect("message in the spool");
             assert_eq!(entry.recipients, ["r1@mx.test", "r2@mx.test"]);
-            let mut stored = Vec::new();
-            spool
-                .open_message(entry.id)
-                .unwrap()
-                .read_to_end(&mut stored)
-                .unwrap();
+            let stored = server.stored(entry.id);
             // The server adds its Received: header; the rest is what was sent, the missing
             // final CRLF of the last body added by the client.
             let mut expected = body.clone();
@@ -259,7 +234,6 @@ mod impulse {
                 "only the Received header is added"
             );
         }
-        handle.shutdown();
-        handle.join().unwrap();
+        server.stop();
     }
 }

@@ -1,14 +1,12 @@
 //! STARTTLS and BDAT through the blocking driver over real sockets, against a scripted
-//! rustls server (`tls_support`): a message byte-exact under TLS with EHLO sent again,
+//! rustls server (`impulse_test_support::tls`): a message byte-exact under TLS with EHLO sent again,
 //! certificate verification defaults, a response injection after the `220`, and required
 //! TLS against a server without STARTTLS.
 
-mod tls_support;
-
+use impulse_test_support::tls::{certs, FakeServer, Script};
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::driver::tls::Verify;
 use smtp_client::{Error, Message, OutcomeKind, Policy, RecipientOutcome, TlsMode};
-use tls_support::{certs, FakeServer, Script};
 
 fn options(mode: TlsMode) -> Options {
     let mut o = Options::new("client.test");

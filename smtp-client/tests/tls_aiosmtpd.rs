@@ -7,14 +7,13 @@
 //! Without `python3` or the `aiosmtpd` module these tests print a loud SKIPPED and pass —
 //! unless `CI` is set, where they fail (`.ci/run` installs the module with pip).
 
-mod support;
-mod tls_support;
+use impulse_test_support::tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::python::{aiosmtpd_available, PyServer};
+use impulse_test_support::peers::{aiosmtpd_available, PyServer};
 
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::driver::engine::Engine;
@@ -53,7 +52,7 @@ struct Aiosmtpd {
     _server: PyServer,
     addr: SocketAddr,
     messages: PathBuf,
-    certs: tls_support::Certs,
+    certs: tls::Certs,
 }
 
 impl Aiosmtpd {
@@ -61,7 +60,7 @@ impl Aiosmtpd {
         if !aiosmtpd_available() {
             return None;
         }
-        let certs = tls_support::certs();
+        let certs = tls::certs();
         let messages = certs.dir.path().join("messages");
         let server = PyServer::start(
             SERVER,

@@ -2,66 +2,14 @@
 //! (`452 4.3.1` at MAIL), a pending hook that never completes (`451 4.3.0` after
 //! `timeouts.hook`, the late completion ignored), and the session hooks see (EHLO vs HELO).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use smtp_server::config::ServerConfig;
+use impulse_test_support::server::TestServer;
 use smtp_server::hooks_api::{
     Completer, Order, PluginConfig, PluginDecl, Registrar, Registry, Verdict,
 };
-use smtp_server::server::{Server, ServerHandle};
 use smtp_server::spool::{MemFs, Spool, SpoolOptions};
-
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(handle: &ServerHandle) -> Client {
-        let s = TcpStream::connect(handle.local_addrs()[0]).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut c = Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        };
-        assert!(c.reply().starts_with("220 mx.test"));
-        c
-    }
-
-    fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.r.read_line(&mut line).unwrap() > 0, "closed: {out}");
-            out.push_str(line.trim_end());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-            out.push('\n');
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.reply()
-    }
-}
-
-fn start(config: ServerConfig, registry: Registry, spool: Spool) -> ServerHandle {
-    Server::builder()
-        .config(config)
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .registry(Arc::new(registry))
-        .spool(spool)
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap()
-}
 
 #[test]
 fn mail_gets_452_while_the_spool_is_short_of_space() {
@@ -69,12 +17,8 @@ fn mail_gets_452_while_the_spool_is_short_of_space() {
     let spool = Spool::open_with("/spool", SpoolOptions::default(), fs.clone()).unwrap();
     // Less than 1.5 x the 32 MiB size limit.
     fs.set_available_space(40 << 20);
-    let config = ServerConfig {
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let handle = start(config, Registry::new(), spool);
-    let mut c = Client::connect(&handle);
+    let server = TestServer::builder().spool(spool).start();
+    let mut c = server.connect();
     c.cmd("EHLO c.test");
     assert_eq!(
         c.cmd("MAIL FROM:<a@example.org>"),
@@ -93,8 +37,7 @@ fn mail_gets_452_while_the_spool_is_short_of_space() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(c.cmd("QUIT").starts_with("221"));
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 /// Completers of the hook that never answers, kept alive (neither completed nor dropped).
@@ -129,14 +72,11 @@ static PLUGIN: PluginDecl = PluginDecl {
 fn a_hook_that_never_completes_times_out() {
     let mut registry = Registry::new();
     registry.add(&PLUGIN, &Default::default()).unwrap();
-    let mut config = ServerConfig {
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    config.timeouts.hook = 1;
-    let dir = tempfile::tempdir().unwrap();
-    let handle = start(config, registry, Spool::open(dir.path()).unwrap());
-    let mut c = Client::connect(&handle);
+    let server = TestServer::builder()
+        .registry(registry)
+        .config(|c| c.timeouts.hook = 1)
+        .start();
+    let mut c = server.connect();
     c.cmd("HELO c.test");
     assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("250"));
     assert!(c.cmd("RSET").starts_with("250"));
@@ -160,10 +100,9 @@ fn a_hook_that_never_completes_times_out() {
     late.complete(Verdict::reject(550, "5.1.1", "late"));
     assert!(c.cmd("RCPT TO:<b@example.net>").starts_with("250 2.1.5"));
     assert!(c.cmd("DATA").starts_with("354"));
-    c.w.write_all(b"Subject: t\r\n\r\nhi\r\n.\r\n").unwrap();
+    c.send(b"Subject: t\r\n\r\nhi\r\n.\r\n");
     let queued = c.reply();
     assert!(queued.starts_with("250 2.0.0 Ok: queued as"), "{queued}");
     assert!(c.cmd("QUIT").starts_with("221"));
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }

@@ -2,16 +2,12 @@
 //! message back from the spool file), a queue hook can take a message instead of the spool,
 //! a MAIL hook goes pending and completes from another thread, disconnect hooks run.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_server::config::ServerConfig;
+use impulse_test_support::line::LineClient;
+use impulse_test_support::server::TestServer;
 use smtp_server::hooks_api::{Order, PluginConfig, PluginDecl, Registrar, Registry, Verdict};
-use smtp_server::server::Server;
-use smtp_server::spool::Spool;
 
 static DISCONNECTS: AtomicUsize = AtomicUsize::new(0);
 
@@ -63,78 +59,36 @@ static PLUGIN: PluginDecl = PluginDecl {
     shutdown: None,
 };
 
-fn reply(r: &mut BufReader<TcpStream>) -> String {
-    let mut out = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(r.read_line(&mut line).unwrap() > 0, "closed: {out}");
-        out.push_str(line.trim_end());
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return out;
-        }
-    }
-}
-
 #[test]
 fn message_and_queue_hooks_run_on_the_pool() {
     let mut registry = Registry::new();
     registry.add(&PLUGIN, &Default::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = Server::builder()
-        .config(ServerConfig {
-            workers: 1,
-            ..ServerConfig::default()
-        })
-        .listen("127.0.0.1:0".parse().unwrap())
-        .registry(Arc::new(registry))
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap();
-    let s = TcpStream::connect(handle.local_addrs()[0]).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let mut r = BufReader::new(s);
-    let cmd = |w: &mut TcpStream, r: &mut BufReader<TcpStream>, line: &str| {
-        w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        reply(r)
-    };
-    assert!(reply(&mut r).starts_with("220"));
-    assert!(cmd(&mut w, &mut r, "EHLO client.test").starts_with("250"));
-    let send = |w: &mut TcpStream, r: &mut BufReader<TcpStream>, from: &str, msg: &str| {
-        let m = cmd(w, r, &format!("MAIL FROM:<{from}>"));
+    let server = TestServer::with(registry, 1);
+    let spool = server.spool.clone();
+    let mut c = LineClient::connect(server.addr);
+    assert!(c.reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    let send = |c: &mut LineClient, from: &str, msg: &str| {
+        let m = c.cmd(&format!("MAIL FROM:<{from}>"));
         assert!(m.starts_with("250"), "{m}");
-        assert!(cmd(w, r, "RCPT TO:<b@example.com>").starts_with("250"));
-        assert!(cmd(w, r, "DATA").starts_with("354"));
-        w.write_all(msg.as_bytes()).unwrap();
-        w.write_all(b".\r\n").unwrap();
-        reply(r)
+        assert!(c.cmd("RCPT TO:<b@example.com>").starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(msg.as_bytes());
+        c.send(b".\r\n");
+        c.reply()
     };
-    let infected = send(&mut w, &mut r, "a@x.test", "Subject: hi\r\n\r\nVIRUS\r\n");
+    let infected = send(&mut c, "a@x.test", "Subject: hi\r\n\r\nVIRUS\r\n");
     assert_eq!(infected, "554 5.7.1 Infected");
-    let taken = send(
-        &mut w,
-        &mut r,
-        "a@x.test",
-        "Subject: take-me\r\n\r\nbody\r\n",
-    );
+    let taken = send(&mut c, "a@x.test", "Subject: take-me\r\n\r\nbody\r\n");
     assert_eq!(taken, "250 2.0.0 Ok: queued as external-1");
     assert!(spool.list().unwrap().is_empty());
-    let slow = cmd(&mut w, &mut r, "MAIL FROM:<slow@x.test>");
+    let slow = c.cmd("MAIL FROM:<slow@x.test>");
     assert_eq!(slow, "250 2.1.0 slow sender ok");
-    assert!(cmd(&mut w, &mut r, "RSET").starts_with("250"));
-    let spooled = send(
-        &mut w,
-        &mut r,
-        "a@x.test",
-        "Subject: normal\r\n\r\nbody\r\n",
-    );
+    assert!(c.cmd("RSET").starts_with("250"));
+    let spooled = send(&mut c, "a@x.test", "Subject: normal\r\n\r\nbody\r\n");
     assert!(spooled.starts_with("250 2.0.0 Ok: queued as "), "{spooled}");
     assert_eq!(spool.list().unwrap().len(), 1);
-    assert!(cmd(&mut w, &mut r, "QUIT").starts_with("221"));
-    handle.shutdown();
-    handle.join().unwrap();
+    assert!(c.cmd("QUIT").starts_with("221"));
+    server.stop();
     assert_eq!(DISCONNECTS.load(Ordering::SeqCst), 1);
 }

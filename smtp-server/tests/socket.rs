@@ -1,70 +1,16 @@
 //! The event-loop driver over real sockets on 127.0.0.1:0: hostile input, timeouts,
 //! connection caps, shutdown, and what lands in the spool.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use smtp_server::spool::QueueId;
 
 mod support;
-use support::Running;
 
-impl Running {
-    fn connect(&self) -> Client {
-        Client::connect(self.addr)
-    }
-}
-
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut c = Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        };
-        let banner = c.reply();
-        assert!(banner.starts_with("220 mx.test"), "{banner}");
-        c
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).unwrap();
-    }
-
-    /// One complete reply (all its lines), joined by `\n`.
-    fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.r.read_line(&mut line).unwrap();
-            assert!(n > 0, "connection closed; so far: {out:?}");
-            out.push_str(line.trim_end());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-            out.push('\n');
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.reply()
-    }
-
-    /// Reads until the server closes; returns what it sent meanwhile.
-    fn rest(&mut self) -> String {
-        let mut s = String::new();
-        let _ = self.r.read_to_string(&mut s);
-        s
-    }
-}
+use impulse_test_support::line::LineClient as Client;
+use impulse_test_support::server::TestServer;
 
 fn envelope(c: &mut Client) {
     assert!(c.cmd("EHLO client.test").starts_with("250-mx.test"));
@@ -74,7 +20,7 @@ fn envelope(c: &mut Client) {
 
 #[test]
 fn a_message_is_queued_byte_exact_after_250() {
-    let mut s = Running::start(|_| {});
+    let mut s = support::start(|_| {});
     let mut c = s.connect();
     envelope(&mut c);
     assert!(c.cmd("DATA").starts_with("354"));
@@ -98,7 +44,7 @@ fn a_message_is_queued_byte_exact_after_250() {
 
 #[test]
 fn a_100k_line_gets_500_and_the_session_goes_on() {
-    let s = Running::start(|_| {});
+    let s = support::start(|_| {});
     let mut c = s.connect();
     c.send(&vec![b'A'; 100 * 1024]);
     c.send(b"\r\n");
@@ -110,7 +56,7 @@ fn a_100k_line_gets_500_and_the_session_goes_on() {
 
 #[test]
 fn smuggled_end_of_data_does_not_end_data() {
-    let s = Running::start(|_| {});
+    let s = support::start(|_| {});
     let mut c = s.connect();
     envelope(&mut c);
     assert!(c.cmd("DATA").starts_with("354"));
@@ -126,7 +72,7 @@ fn smuggled_end_of_data_does_not_end_data() {
 
 #[test]
 fn smuggled_end_of_data_is_content_when_kept() {
-    let s = Running::start(|c| {
+    let s = support::start(|c| {
         c.smtp.bare_line_endings = smtp_server::config::BareLineEndingPolicy::Keep;
     });
     let mut c = s.connect();
@@ -142,7 +88,7 @@ fn smuggled_end_of_data_is_content_when_kept() {
 
 #[test]
 fn a_body_before_354_is_a_synchronization_error() {
-    let s = Running::start(|_| {});
+    let s = support::start(|_| {});
     let mut c = s.connect();
     envelope(&mut c);
     c.send(b"DATA\r\nSubject: early\r\n\r\nbody\r\n.\r\n");
@@ -153,7 +99,7 @@ fn a_body_before_354_is_a_synchronization_error() {
 
 #[test]
 fn an_idle_client_times_out_with_421() {
-    let s = Running::start(|c| c.timeouts.command = 1);
+    let s = support::start(|c| c.timeouts.command = 1);
     let mut c = s.connect();
     let started = std::time::Instant::now();
     let rest = c.rest();
@@ -163,7 +109,7 @@ fn an_idle_client_times_out_with_421() {
 
 #[test]
 fn connections_per_ip_are_capped() {
-    let s = Running::start(|c| {
+    let s = support::start(|c| {
         c.limits.connections_per_ip = 2;
         c.limits.exempt_loopback = false;
     });
@@ -193,7 +139,7 @@ fn connections_per_ip_are_capped() {
 
 #[test]
 fn shutdown_sends_421_to_idle_clients_and_lets_transactions_finish() {
-    let mut s = Running::start(|_| {});
+    let mut s = support::start(|_| {});
     let mut idle = s.connect();
     assert!(idle.cmd("EHLO idle.test").starts_with("250"));
     let mut busy = s.connect();
@@ -221,7 +167,7 @@ fn shutdown_sends_421_to_idle_clients_and_lets_transactions_finish() {
 
 #[test]
 fn many_pipelined_messages_on_one_connection() {
-    let s = Running::start(|_| {});
+    let s = support::start(|_| {});
     let mut c = s.connect();
     assert!(c.cmd("EHLO client.test").contains("PIPELINING"));
     for i in 0..50 {
@@ -244,7 +190,7 @@ fn many_pipelined_messages_on_one_connection() {
 
 #[test]
 fn discard_mode_answers_250_and_stores_nothing() {
-    let s = Running::start(|c| c.spool.discard = true);
+    let s = support::start(|c| c.spool.discard = true);
     let mut c = s.connect();
     for i in 0..3 {
         envelope(&mut c);
@@ -265,7 +211,7 @@ fn a_message_sent_with_a_half_close_is_answered_and_the_connection_closed_at_onc
     // The client sends the body and shuts its sending side in the same breath (data and
     // FIN arrive together): the server must not take the short read for "nothing more" and miss the end
     // of file, nor wait for the idle timeout.
-    let s = Running::start(|c| c.timeouts.command = 60);
+    let s = support::start(|c| c.timeouts.command = 60);
     let mut c = s.connect();
     assert!(c.cmd("EHLO client.test").contains("PIPELINING"));
     c.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
@@ -286,7 +232,7 @@ fn a_message_sent_with_a_half_close_is_answered_and_the_connection_closed_at_onc
 }
 
 /// Files in the spool's `tmp/` (messages in flight; the test spools keep no stock).
-fn tmp_files(s: &Running) -> usize {
+fn tmp_files(s: &TestServer) -> usize {
     std::fs::read_dir(s.spool.dir().join("tmp"))
         .unwrap()
         .count()
@@ -321,7 +267,7 @@ fn dot_stuff(body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_large_message_streams_through_spool_threads_byte_exact() {
-    let mut s = Running::start(|_| {});
+    let mut s = support::start(|_| {});
     let mut c = s.connect();
     envelope(&mut c);
     assert!(c.cmd("DATA").starts_with("354"));
@@ -349,7 +295,7 @@ fn a_large_message_streams_through_spool_threads_byte_exact() {
 
 #[test]
 fn a_client_that_leaves_in_the_middle_of_a_large_body_leaves_no_file() {
-    let mut s = Running::start(|_| {});
+    let mut s = support::start(|_| {});
     let mut c = s.connect();
     envelope(&mut c);
     assert!(c.cmd("DATA").starts_with("354"));

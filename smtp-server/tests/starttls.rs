@@ -2,7 +2,7 @@
 //! certificate from a throw-away CA (rcgen, shared with the client's TLS tests), loaded from
 //! PEM files as an operator configures it (`[tls] cert`, `key`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +13,7 @@ use smtp_server::config::ServerConfig;
 use smtp_server::server::{Server, ServerError};
 use smtp_server::spool::QueueId;
 
-#[path = "../../smtp-client/tests/tls_support/mod.rs"]
-mod tls_support;
-
-use tls_support::{certs, Certs};
+use impulse_test_support::tls::{certs, Certs};
 
 /// The test CA's certificate, for the client's trust store.
 fn ca_der(certs: &Certs) -> CertificateDer<'static> {
@@ -25,11 +22,13 @@ fn ca_der(certs: &Certs) -> CertificateDer<'static> {
 }
 
 mod support;
-use support::Running;
+
+use impulse_test_support::line::read_reply as reply;
+use impulse_test_support::server::TestServer;
 
 /// A server with STARTTLS from the test CA's certificate files (`required`: `[tls] required`).
 struct TlsServer {
-    server: Running,
+    server: TestServer,
     certs: Certs,
 }
 
@@ -37,7 +36,7 @@ impl TlsServer {
     fn start(required: bool) -> TlsServer {
         let certs = certs();
         let (cert, key) = (certs.cert_file.clone(), certs.key_file.clone());
-        let server = Running::start(move |c| {
+        let server = support::start(move |c| {
             c.tls.cert = Some(cert);
             c.tls.key = Some(key);
             c.tls.required = required;
@@ -59,24 +58,9 @@ impl TlsServer {
 }
 
 impl std::ops::Deref for TlsServer {
-    type Target = Running;
-    fn deref(&self) -> &Running {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
         &self.server
-    }
-}
-
-/// One complete reply (all lines, joined by `\n`) from any reader.
-fn reply(r: &mut impl BufRead) -> String {
-    let mut out = String::new();
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).unwrap();
-        assert!(n > 0, "connection closed; so far: {out:?}");
-        out.push_str(line.trim_end());
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return out;
-        }
-        out.push('\n');
     }
 }
 
@@ -204,7 +188,7 @@ fn a_broken_handshake_closes_that_connection_only() {
 fn a_client_that_never_finishes_the_handshake_is_timed_out() {
     let certs = certs();
     let (cert, key) = (certs.cert_file.clone(), certs.key_file.clone());
-    let server = Running::start(move |c| {
+    let server = support::start(move |c| {
         c.tls.cert = Some(cert);
         c.tls.key = Some(key);
         c.timeouts.command = 1;

@@ -13,11 +13,9 @@ use std::thread::JoinHandle;
 use hooks_api::smtp_proto::classify;
 use hooks_api::toml;
 use hooks_api::Registry;
+use impulse_test_support::server::{static_registry, TestServer};
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::{Message, StateMachine, StateRegistry};
-use smtp_server::config::ServerConfig;
-use smtp_server::spool::Spool;
-use smtp_server::{Server, ServerHandle};
 
 use impulse_plugin_client_xclient as _;
 use impulse_plugin_xclient as _;
@@ -31,27 +29,9 @@ fn plugin_so() -> PathBuf {
 }
 
 /// Impulse's server with the server-side xclient plugin, XCLIENT allowed from `authorized`.
-fn server(authorized: &str, spool: &Spool) -> ServerHandle {
-    let configs: toml::Table =
-        toml::from_str(&format!("[xclient]\nauthorized = [{authorized:?}]\n")).unwrap();
-    let mut registry = Registry::new();
-    assert_eq!(
-        registry.load_static_configured(&configs).unwrap(),
-        ["xclient"]
-    );
-    Server::builder()
-        .config(ServerConfig {
-            workers: 1,
-            ..ServerConfig::default()
-        })
-        .hostname("mx.test")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .registry(Arc::new(registry))
-        .spool(spool.clone())
-        .build()
-        .unwrap()
-        .spawn()
-        .unwrap()
+fn server(authorized: &str) -> TestServer {
+    let config = format!("[xclient]\nauthorized = [{authorized:?}]\n");
+    TestServer::with(static_registry(&config, &["xclient"]), 1)
 }
 
 /// A TCP relay for one connection that records what the client sends.
@@ -116,10 +96,10 @@ fn loaded(config: &str) -> Registry {
     registry
 }
 
-/// Sends one message through a relay to `handle` with `machine` and returns the client's
+/// Sends one message through a relay to `server` with `machine` and returns the client's
 /// transcript.
-fn send(handle: &ServerHandle, machine: Arc<StateMachine>, options: Options) -> String {
-    let relay = Relay::start(handle.local_addrs()[0]);
+fn send(server: &TestServer, machine: Arc<StateMachine>, options: Options) -> String {
+    let relay = Relay::start(server.addr);
     let mut options = Options {
         machine: Some(machine),
         ..options
@@ -138,16 +118,11 @@ fn send(handle: &ServerHandle, machine: Arc<StateMachine>, options: Options) -> 
 }
 
 /// The spooled message's envelope peer, HELO and `Received:` line.
-fn spooled(spool: &Spool) -> (String, String, String) {
-    let list = spool.list().unwrap();
-    assert_eq!(list.len(), 1);
-    let env = spool.read_envelope(list[0].id).unwrap();
-    let mut message = String::new();
-    spool
-        .open_message(list[0].id)
-        .unwrap()
-        .read_to_string(&mut message)
-        .unwrap();
+fn spooled(server: &TestServer) -> (String, String, String) {
+    let ids = server.queued();
+    assert_eq!(ids.len(), 1);
+    let env = server.spool.read_envelope(ids[0]).unwrap();
+    let message = String::from_utf8(server.stored(ids[0])).unwrap();
     let received = message.lines().next().unwrap_or_default().to_owned();
     (env.peer, env.helo, received)
 }
@@ -171,11 +146,9 @@ fn loaded_from_the_so_it_sends_xclient_after_ehlo_and_greets_again() {
         names(&machine)[..5],
         ["connect", "banner", "ehlo", "starttls", "xclient"]
     );
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = server("127.0.0.0/8", &spool);
+    let server = server("127.0.0.0/8");
 
-    let transcript = send(&handle, machine, Options::new("proxy.test"));
+    let transcript = send(&server, machine, Options::new("proxy.test"));
     let commands: Vec<&str> = transcript.split("\r\n").take(4).collect();
     assert_eq!(
         commands,
@@ -190,23 +163,20 @@ fn loaded_from_the_so_it_sends_xclient_after_ehlo_and_greets_again() {
     assert!(transcript.ends_with("QUIT\r\n"), "{transcript}");
     assert_eq!(transcript.matches("XCLIENT").count(), 1, "{transcript}");
 
-    let (peer, helo, received) = spooled(&spool);
+    let (peer, helo, received) = spooled(&server);
     assert!(peer.starts_with("192.0.2.7:"), "{peer}");
     assert_eq!(helo, "client-helo.example");
     assert_eq!(
         received,
         "Received: from client-helo.example (client.example [192.0.2.7])"
     );
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 #[test]
 fn session_arguments_override_the_config_and_never_reach_mail_from() {
     let registry = loaded("[client-xclient]\naddr = '192.0.2.7'\nname = 'client.example'\n");
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = server("127.0.0.0/8", &spool);
+    let server = server("127.0.0.0/8");
 
     let mut options = Options::new("proxy.test");
     options
@@ -214,7 +184,7 @@ fn session_arguments_override_the_config_and_never_reach_mail_from() {
         .session_args
         .add("XCLIENT-ADDR", "198.51.100.9")
         .unwrap();
-    let transcript = send(&handle, machine(&registry), options);
+    let transcript = send(&server, machine(&registry), options);
     assert!(
         transcript.contains("XCLIENT NAME=client.example ADDR=198.51.100.9\r\n"),
         "{transcript}"
@@ -227,41 +197,35 @@ fn session_arguments_override_the_config_and_never_reach_mail_from() {
         mail, "MAIL FROM:<sender@proxy.test> SIZE=27",
         "{transcript}"
     );
-    let (peer, helo, _) = spooled(&spool);
+    let (peer, helo, _) = spooled(&server);
     assert!(peer.starts_with("198.51.100.9:"), "{peer}");
     assert_eq!(helo, "proxy.test", "no HELO attribute: the client's own");
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 #[test]
 fn skipped_when_the_server_does_not_offer_xclient() {
     let registry = loaded("[client-xclient]\naddr = '192.0.2.7'\n");
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
     // Loopback is not authorized: XCLIENT is not advertised to the relay.
-    let handle = server("10.0.0.0/8", &spool);
+    let server = server("10.0.0.0/8");
 
-    let transcript = send(&handle, machine(&registry), Options::new("proxy.test"));
+    let transcript = send(&server, machine(&registry), Options::new("proxy.test"));
     assert!(!transcript.contains("XCLIENT"), "{transcript}");
     assert_eq!(transcript.matches("EHLO").count(), 1, "{transcript}");
-    let (peer, _, _) = spooled(&spool);
+    let (peer, _, _) = spooled(&server);
     assert!(peer.starts_with("127.0.0.1:"), "{peer}");
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 #[test]
 fn required_fails_the_session_when_xclient_is_absent() {
     let registry = loaded("[client-xclient]\naddr = '192.0.2.7'\nrequired = true\n");
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = server("10.0.0.0/8", &spool);
+    let server = server("10.0.0.0/8");
     let options = Options {
         machine: Some(machine(&registry)),
         ..Options::new("proxy.test")
     };
-    let err = Client::connect(handle.local_addrs()[0], options).unwrap_err();
+    let err = Client::connect(server.addr, options).unwrap_err();
     match &err {
         smtp_client::Error::Refused(reply) => {
             assert_eq!(reply.code(), 550);
@@ -269,9 +233,8 @@ fn required_fails_the_session_when_xclient_is_absent() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(spool.list().unwrap().is_empty());
-    handle.shutdown();
-    handle.join().unwrap();
+    assert_eq!(server.count(), 0);
+    server.stop();
 }
 
 #[test]
@@ -284,24 +247,21 @@ fn linked_statically_it_is_found_through_inventory() {
         ["client-xclient"]
     );
     let machine = machine(&registry);
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let handle = server("127.0.0.0/8", &spool);
-    let transcript = send(&handle, machine, Options::new("proxy.test"));
+    let server = server("127.0.0.0/8");
+    let transcript = send(&server, machine, Options::new("proxy.test"));
     assert!(
         transcript.starts_with(
             "EHLO proxy.test\r\nXCLIENT NAME=static.example ADDR=192.0.2.8\r\nEHLO proxy.test\r\n"
         ),
         "{transcript}"
     );
-    let (peer, _, received) = spooled(&spool);
+    let (peer, _, received) = spooled(&server);
     assert!(peer.starts_with("192.0.2.8:"), "{peer}");
     assert!(
         received.contains("(static.example [192.0.2.8])"),
         "{received}"
     );
-    handle.shutdown();
-    handle.join().unwrap();
+    server.stop();
 }
 
 /// Loads the plugin library at `path` into `registry`.

@@ -91,6 +91,13 @@ impl Decisions {
         }
     }
 
+    /// The decisions asked for by either.
+    pub const fn union(self, other: Decisions) -> Decisions {
+        Decisions {
+            asked: self.asked | other.asked,
+        }
+    }
+
     /// Asks (`on`) or stops asking for decisions on events of `kind`. Kinds that are always
     /// or never decided are left as they are.
     pub fn set(&mut self, kind: EventKind, on: bool) {

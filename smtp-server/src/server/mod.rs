@@ -120,6 +120,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use builder::ServerBuilder;
+pub use queue::spool_envelope;
 
 use crate::config::ConfigError;
 use crate::factory::ExtensionError;

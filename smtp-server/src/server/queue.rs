@@ -36,11 +36,11 @@ fn temp_fail(e: &SpoolError) -> Decision {
     Decision::TempFail(e.reply().into())
 }
 
-/// The spool's envelope for the factory's.
-fn spool_envelope(env: &Envelope) -> spool::Envelope {
-    let received = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+/// The spool's envelope for the factory's, received at `received` (seconds since the Unix
+/// epoch), as the server stores it at `MessageStart` before adding the TLS parameters and
+/// the hooks' notes. Public for drivers that play the server's part in tests (the
+/// in-memory pair), so that they store exactly what the server would.
+pub fn spool_envelope(env: &Envelope, received: u64) -> spool::Envelope {
     spool::Envelope {
         sender: match &env.sender {
             Path::Null => String::new(),
@@ -88,7 +88,10 @@ impl Worker {
             // `[spool] discard` and no hook reads the message: nothing to write.
             return;
         }
-        let mut env = spool_envelope(envelope);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut env = spool_envelope(envelope, now);
         env.notes = spool_notes(&conn.txn_notes);
         // `protocol cipher`, and ` sni=NAME` when the client named the server it wanted.
         env.tls = conn.factory.tls().map(|t| {

@@ -1,11 +1,12 @@
-//! Test support for STARTTLS: a throw-away CA and server certificate made with rcgen, and a
-//! small scripted SMTP server on 127.0.0.1:0 whose TLS side is rustls. It offers STARTTLS in
-//! plaintext and SIZE and CHUNKING only under TLS (so a client that uses them after STARTTLS
-//! proves it sent EHLO again), and records every byte it received.
+//! Test support for STARTTLS: a throw-away CA and server certificate made with rcgen
+//! ([`certs`]), and a small scripted SMTP server on 127.0.0.1:0 whose TLS side is rustls
+//! ([`FakeServer`]). It offers STARTTLS in plaintext and SIZE and CHUNKING only under TLS (so
+//! a client that uses them after STARTTLS proves it sent EHLO again), and records every byte
+//! it received.
 //!
-//! Shared by `smtp-client/tests/tls.rs` and the root `tests/send_cli_tls.rs` (through
-//! `#[path]`); not every test uses every item.
-#![allow(dead_code)]
+//! The fake server is a script, not an SMTP implementation: it checks no syntax and keeps no
+//! state beyond what its [`Script`] needs. Impulse's own server with TLS is
+//! [`TestServer`](crate::server::TestServer) with `[tls]` configured.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,6 +21,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// A CA, a server certificate it signed (for `localhost` and `127.0.0.1`), their PEM files.
 pub struct Certs {
+    /// The temporary directory holding the PEM files (removed on drop).
     pub dir: tempfile::TempDir,
     /// The CA certificate (PEM): what a client trusts.
     pub ca_file: PathBuf,
@@ -27,9 +29,11 @@ pub struct Certs {
     pub cert_file: PathBuf,
     /// The server's private key (PEM, PKCS#8).
     pub key_file: PathBuf,
+    /// A rustls server configuration with that chain and key.
     pub server_config: Arc<ServerConfig>,
 }
 
+/// Makes a fresh CA and server certificate, writes their PEM files.
 pub fn certs() -> Certs {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -107,21 +111,35 @@ pub struct Record {
 }
 
 impl Record {
+    /// The plaintext bytes as text.
     pub fn plain_text(&self) -> String {
         String::from_utf8_lossy(&self.plain).into_owned()
     }
+
+    /// The bytes under TLS as text.
     pub fn tls_text(&self) -> String {
         String::from_utf8_lossy(&self.tls).into_owned()
+    }
+
+    /// Where bytes received now go: under TLS or in plaintext.
+    fn sink(&mut self, tls: bool) -> &mut Vec<u8> {
+        if tls {
+            &mut self.tls
+        } else {
+            &mut self.plain
+        }
     }
 }
 
 /// A fake server for one connection, or several one after the other.
 pub struct FakeServer {
+    /// Where it listens.
     pub addr: SocketAddr,
     handle: JoinHandle<Vec<Record>>,
 }
 
 impl FakeServer {
+    /// A server for one connection.
     pub fn start(script: Script, config: Arc<ServerConfig>) -> FakeServer {
         FakeServer::start_many(script, config, 1)
     }
@@ -200,12 +218,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
     say(&mut io, "220 fake.test ESMTP\r\n");
     loop {
         let tls = matches!(io, Io::Tls(_));
-        let sink = if tls {
-            &mut record.tls
-        } else {
-            &mut record.plain
-        };
-        let Some(line) = read_line(io.stream(), sink) else {
+        let Some(line) = read_line(io.stream(), record.sink(tls)) else {
             return record;
         };
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
@@ -258,12 +271,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
             "DATA" => {
                 say(&mut io, "354 go ahead\r\n");
                 loop {
-                    let sink = if tls {
-                        &mut record.tls
-                    } else {
-                        &mut record.plain
-                    };
-                    let Some(line) = read_line(io.stream(), sink) else {
+                    let Some(line) = read_line(io.stream(), record.sink(tls)) else {
                         return record;
                     };
                     if line == b".\r\n" {
@@ -284,11 +292,7 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
                 if io.stream().read_exact(&mut chunk).is_err() {
                     return record;
                 }
-                if tls {
-                    record.tls.extend_from_slice(&chunk);
-                } else {
-                    record.plain.extend_from_slice(&chunk);
-                }
+                record.sink(tls).extend_from_slice(&chunk);
                 record.message.extend_from_slice(&chunk);
                 current.extend_from_slice(&chunk);
                 if last {

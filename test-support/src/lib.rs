@@ -1,0 +1,29 @@
+//! # impulse-test-support — what Impulse's tests share
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`pair`] | the real client session against the real server factory, in memory, on one simulated clock, the spool on `MemFs` |
+//! | [`cli`] | the `impulse` binary from the root tests: a command runner, `impulse send`, `impulse serve` on a loopback port |
+//! | [`server`] | Impulse's own server on a loopback port with a temporary spool, for socket tests |
+//! | [`fake`] | scripted fake SMTP servers: one closure over one connection, or canned behaviours per connection |
+//! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
+//! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
+//! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
+//!
+//! Test code only (`publish = false`, a dev-dependency of the crates whose tests use it): it
+//! panics on what a test would fail on anyway and makes no promise of a stable API. It does
+//! not test the crates it serves (their tests stay beside the code they check; its own tests
+//! check the harness), and it changes none of their behaviour: it drives their public API.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod fake;
+pub mod line;
+pub mod pair;
+pub mod peers;
+pub mod server;
+pub mod tls;
+
+pub use line::LineClient;
+pub use pair::{Answer, Pair, Stored, Transcript};
+pub use server::{TestServer, TestServerBuilder};
