@@ -26,9 +26,14 @@ enum Command {
     Classify {
         /// The reply text, for example "550 5.1.1 <bob@example.com>: user unknown".
         reply: String,
+        #[command(flatten)]
+        source: cli::classify::ClassSource,
     },
     /// List the built-in and registered bounce classes.
-    Classes,
+    Classes {
+        #[command(flatten)]
+        source: cli::classify::ClassSource,
+    },
     /// Run the ESMTP server (defaults: 127.0.0.1:2525, ./spool, the system host name) until
     /// SIGTERM or SIGINT.
     Serve(cli::serve::ServeArgs),
@@ -64,28 +69,14 @@ fn main() -> std::process::ExitCode {
     let _log = logging::init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Classify { reply } => {
-            let class = impulse::proto::classify::classify_reply_text(&reply);
-            println!("{} {} ({})", class.id, class.name, class.category);
-        }
-        Command::Serve(args) => return cli::serve::run(args),
-        Command::Send(args) => return cli::send::run(args),
-        Command::Spool(args) => return cli::spool::run(args),
-        Command::Config(args) => return cli::config::run(args),
+        Command::Classify { reply, source } => cli::classify::classify(&reply, &source),
+        Command::Classes { source } => cli::classify::classes(&source),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Send(args) => cli::send::run(args),
+        Command::Spool(args) => cli::spool::run(args),
+        Command::Config(args) => cli::config::run(args),
         Command::Plugin {
             command: PluginCommand::Check { file, config },
-        } => return cli::plugin::check(&file, config.as_deref()),
-        Command::Classes => {
-            for class in impulse::proto::classify::classes() {
-                println!(
-                    "{:>4}  {:<28} {:<13} {}",
-                    class.id,
-                    class.name,
-                    class.category.to_string(),
-                    class.description
-                );
-            }
-        }
+        } => cli::plugin::check(&file, config.as_deref()),
     }
-    std::process::ExitCode::SUCCESS
 }

@@ -55,3 +55,33 @@ fn classes_lists_the_twenty_built_ins() {
     );
     assert!(out.contains("Relaying Denied"));
 }
+
+#[test]
+fn classify_and_classes_use_the_configured_bounce_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("impulse.toml");
+    std::fs::write(
+        &config,
+        "[plugins.bounce-rules]\n\
+         class = [{ id = 200, name = \"Greylisted\", description = \"The receiver greylisted the message.\", category = \"soft\" }]\n\
+         rule = [{ class = 200, priority = 900, codes = \"450-451\", text = [\"greylist\"] }]\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let reply = "451 4.7.1 Greylisted, please try again later";
+    let (ok, out) = impulse(&["classify", reply]);
+    assert!(ok);
+    assert!(out.starts_with("70 "), "without the config: {out}");
+    let (ok, out) = impulse(&["classify", "--config", config, reply]);
+    assert!(ok);
+    assert_eq!(out.trim(), "200 Greylisted (Soft)");
+    let (ok, out) = impulse(&["classes", "--config", config]);
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("200  Greylisted")),
+        "{out}"
+    );
+    let (ok, _) = impulse(&["classify", "--config", "/nonexistent.toml", reply]);
+    assert!(!ok, "a config that cannot be read is an error");
+}

@@ -1,6 +1,7 @@
 //! The `impulse` subcommands that are more than a few lines, one module each.
 
 pub mod bulk;
+pub mod classify;
 pub mod config;
 pub mod plugin;
 pub mod send;
