@@ -1,11 +1,14 @@
 //! One engine connection: a [`Transport`], the [`Session`] it drives, and the message it
-//! carries.
+//! carries. It reads, writes and runs STARTTLS; which message it carries and when it closes
+//! are the [dispatcher](super::dispatch)'s decisions, not its own.
 
 use std::io::ErrorKind;
 use std::time::Instant;
 
+use super::destination::NextHop;
+use super::dispatch::ConnId;
 use super::transport::Transport;
-use super::{Job, TlsSetup};
+use super::TlsSetup;
 use crate::error::Error;
 use crate::message::MessageId;
 use crate::registry::Builtin;
@@ -14,19 +17,23 @@ use crate::session::Session;
 /// One connection of the slab.
 #[derive(Debug)]
 pub(super) struct Conn {
+    /// The dispatcher's id for it, and the server it goes to.
+    pub(super) id: ConnId,
+    pub(super) hop: NextHop,
     pub(super) transport: Transport,
     pub(super) session: Session,
+    /// STARTTLS's configuration and server name, when the session may use TLS.
+    tls: Option<TlsSetup>,
     /// The TCP connect finished.
     pub(super) connected: bool,
     /// When the TCP connect is given up.
     pub(super) connect_deadline: Instant,
     /// The session got ready for a message at least once.
     pub(super) ready_once: bool,
-    /// Output the kernel did not take yet, and how much of it was written.
-    out: Vec<u8>,
-    out_pos: usize,
-    /// The message on this connection, with its id in the session.
-    pub(super) inflight: Option<(MessageId, Job)>,
+    /// The dispatcher was told the connection is ready and has not given it a job since.
+    pub(super) offered: bool,
+    /// The id of the message in flight in the session.
+    pub(super) inflight: Option<MessageId>,
     /// The body of the message in flight was (or may have been) handed to the server.
     pub(super) body_sent: bool,
     /// The connection broke before the body of the message in flight was sent: the
@@ -34,29 +41,45 @@ pub(super) struct Conn {
     pub(super) retry_inflight: bool,
     /// Messages handed to this connection.
     pub(super) deliveries: u32,
-    /// Since when the connection has had nothing to do.
-    pub(super) idle_since: Option<Instant>,
     /// The TLS handshake runs and the session was not told its end yet.
     handshaking: bool,
 }
 
 impl Conn {
-    pub(super) fn new(transport: Transport, session: Session, connect_deadline: Instant) -> Self {
+    pub(super) fn new(
+        id: ConnId,
+        hop: NextHop,
+        transport: Transport,
+        session: Session,
+        tls: Option<TlsSetup>,
+        connect_deadline: Instant,
+    ) -> Self {
         Conn {
+            id,
+            hop,
             transport,
             session,
+            tls,
             connected: false,
             connect_deadline,
             ready_once: false,
-            out: Vec::new(),
-            out_pos: 0,
+            offered: false,
             inflight: None,
             body_sent: false,
             retry_inflight: false,
             deliveries: 0,
-            idle_since: None,
             handshaking: false,
         }
+    }
+
+    /// When the loop must look at this connection again: its session's reply deadline, or
+    /// the connect timeout while connecting.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let at = self.session.poll_timeout();
+        if self.connected {
+            return at;
+        }
+        Some(at.map_or(self.connect_deadline, |a| a.min(self.connect_deadline)))
     }
 
     /// Ready for the next message: the session waits for one and nothing is in flight.
@@ -73,29 +96,16 @@ impl Conn {
                 return;
             }
         }
-        loop {
-            if self.out_pos >= self.out.len() {
-                match self.session.poll_transmit() {
-                    Some(bytes) => {
-                        self.out = bytes;
-                        self.out_pos = 0;
-                    }
-                    None => {
-                        self.out = Vec::new();
-                        self.out_pos = 0;
-                        return;
-                    }
-                }
-            }
-            if !self.connected {
-                return;
-            }
-            match self.transport.write(&self.out[self.out_pos..]) {
+        if !self.connected {
+            return;
+        }
+        while let Some(bytes) = self.session.poll_transmit() {
+            match self.transport.write(bytes) {
                 Ok(0) => {
                     self.broken(now, |s, now| s.handle_io_error("write returned 0", now));
                     return;
                 }
-                Ok(n) => self.out_pos += n,
+                Ok(n) => self.session.advance_transmit(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -157,8 +167,8 @@ impl Conn {
     /// server already sent in plaintext (a response injection ends the session), then starts
     /// the handshake, which [`read`](Self::read) and [`flush`](Self::flush) carry on as the
     /// socket is ready. Its time is bounded by the session's reply timeout.
-    pub(super) fn start_tls(&mut self, tls: Option<&TlsSetup>, scratch: &mut [u8], now: Instant) {
-        let Some((config, name)) = tls else {
+    pub(super) fn start_tls(&mut self, scratch: &mut [u8], now: Instant) {
+        let Some((config, name)) = self.tls.clone() else {
             self.broken(now, |s, now| {
                 s.handle_tls_failed("no TLS configuration", now)
             });
@@ -168,7 +178,7 @@ impl Conn {
         if self.session.is_done() {
             return;
         }
-        match self.transport.start_tls(config.clone(), name.clone()) {
+        match self.transport.start_tls(config, name) {
             Ok(()) => self.handshaking = true,
             Err(e) => self.broken(now, |s, now| s.handle_tls_failed(e, now)),
         }
@@ -179,8 +189,6 @@ impl Conn {
         self.before_input();
         fail(&mut self.session, now);
         self.after_input();
-        self.out.clear();
-        self.out_pos = 0;
     }
 
     fn before_input(&mut self) {

@@ -93,8 +93,15 @@ use crate::registry::StateMachine;
 use crate::session::SessionConfig;
 
 mod conn;
+mod deadline;
+mod destination;
+pub mod dispatch;
 mod event_loop;
+mod open;
 mod transport;
+
+pub use destination::{Destination, NextHop};
+use dispatch::Job;
 
 /// The engine's number for a submitted message, unique within one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,6 +118,9 @@ pub struct Delivery {
     pub outcomes: Vec<RecipientOutcome>,
     /// How many connections the message was given to (0 when no connection could be set up).
     pub attempts: u32,
+    /// The next hop of the last connection the message was given to (for a log's
+    /// `relay=host[ip]:port`); `None` when no connection could be set up for it.
+    pub next_hop: Option<NextHop>,
 }
 
 impl Delivery {
@@ -164,18 +174,12 @@ impl Shared {
     }
 }
 
-/// A submitted message on its way.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) ticket: Ticket,
-    pub(crate) message: Message,
-    pub(crate) attempts: u32,
-}
-
 /// The engine's settings, fixed at [`EngineBuilder::build`].
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) addr: SocketAddr,
+    /// The builder's own destination (what [`Engine::submit`] sends to).
+    pub(crate) default: Destination,
     pub(crate) connections: usize,
     pub(crate) max_deliveries: u32,
     pub(crate) idle_timeout: Duration,
@@ -275,6 +279,9 @@ impl EngineBuilder {
             Some((settings.tls.client_config(mode)?, name))
         };
         settings.session.tls_available = tls.is_some();
+        let mut hop = NextHop::new(settings.addr);
+        hop.name = settings.session.peer_name.clone();
+        settings.default = Destination::new([hop]);
         let poll = mio::Poll::new().map_err(|e| Error::Io(format!("engine poll: {e}")))?;
         let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)
             .map_err(|e| Error::Io(format!("engine waker: {e}")))?;
@@ -291,13 +298,22 @@ impl EngineBuilder {
         });
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(self.queue);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let event_loop =
-            event_loop::Loop::new(poll, settings, tls, jobs_rx, done_tx, shared.clone());
+        let settings_default = settings.default.clone();
+        let event_loop = event_loop::Loop::new(
+            poll,
+            settings,
+            tls,
+            jobs_rx,
+            done_tx,
+            shared.clone(),
+            self.queue,
+        );
         let thread = std::thread::Builder::new()
             .name("smtp-engine".into())
             .spawn(move || event_loop.run())
             .map_err(|e| Error::Io(format!("engine thread: {e}")))?;
         Ok(Engine {
+            default: settings_default,
             jobs: Some(jobs_tx),
             deliveries: done_rx,
             shared,
@@ -311,6 +327,8 @@ impl EngineBuilder {
 /// Dropping an engine is [`shutdown`](Engine::shutdown).
 #[derive(Debug)]
 pub struct Engine {
+    /// Where [`submit`](Self::submit) sends.
+    default: Destination,
     jobs: Option<Sender<Job>>,
     deliveries: Receiver<Delivery>,
     shared: Arc<Shared>,
@@ -323,6 +341,7 @@ impl Engine {
         EngineBuilder {
             settings: Settings {
                 addr,
+                default: Destination::to(addr),
                 connections: 20,
                 max_deliveries: 1000,
                 idle_timeout: Duration::from_secs(5),
@@ -336,9 +355,18 @@ impl Engine {
         }
     }
 
-    /// Queues a message and returns its ticket. Blocks while the queue is full. Fails with
-    /// [`Error::Misuse`] once the engine thread has stopped.
+    /// Queues a message for the builder's server and returns its ticket. Blocks while the
+    /// queue is full. Fails with [`Error::Misuse`] once the engine thread has stopped.
     pub fn submit(&self, message: Message) -> Result<Ticket, Error> {
+        self.submit_to(self.default.clone(), message)
+    }
+
+    /// Queues a message for `destination` and returns its ticket. Its connections are
+    /// pooled apart from other destinations', under its own limits and the engine's global
+    /// [`connections`](EngineBuilder::connections); its next hops are tried in order. Blocks
+    /// while the queue is full. Fails with [`Error::Misuse`] once the engine thread has
+    /// stopped.
+    pub fn submit_to(&self, destination: Destination, message: Message) -> Result<Ticket, Error> {
         let jobs = self
             .jobs
             .as_ref()
@@ -346,8 +374,8 @@ impl Engine {
         let ticket = Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
         let job = Job {
             ticket,
+            destination,
             message,
-            attempts: 0,
         };
         jobs.send(job)
             .map_err(|_| Error::Misuse("the engine thread has stopped"))?;
