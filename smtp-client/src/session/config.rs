@@ -25,9 +25,9 @@ pub struct SessionConfig {
     /// Per-session client arguments (Momentum's `smtp_client_args`): `NOTIFY` and `ORCPT`
     /// go on every RCPT TO, every other keyword on MAIL FROM.
     pub session_args: ClientArgs,
-    /// The driver can run a TLS handshake on this connection ([`Session::poll_tls_upgrade`]).
+    /// The driver can run a TLS handshake on this connection ([`Session::poll_tls_upgrade`](super::Session::poll_tls_upgrade)).
     /// Off by default: a session without it never sends STARTTLS, and one whose policy
-    /// requires TLS fails with [`Error::TlsUnavailable`]. Drivers with TLS set it.
+    /// requires TLS fails with [`Error::TlsUnavailable`](crate::Error::TlsUnavailable). Drivers with TLS set it.
     pub tls_available: bool,
 }
 

@@ -184,6 +184,8 @@ impl Loop {
             .connections_failed
             .store(counters.setups_failed, Ordering::Relaxed);
         shared.retries.store(counters.retries, Ordering::Relaxed);
+        let waiting = self.dispatcher.waiting() as u64;
+        shared.waiting.store(waiting, Ordering::Relaxed);
     }
 
     fn act(&mut self, action: Action, now: Instant) {

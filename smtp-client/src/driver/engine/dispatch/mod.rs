@@ -190,7 +190,7 @@ impl Dispatcher {
     /// The job on `conn` is over with `outcomes` (one per recipient). `retryable`: the
     /// connection broke before the body was handed to the server, so the job may go to
     /// another connection (it does, unless a recipient was delivered or it used up its
-    /// attempts). Otherwise, or then, its [`Delivery`] is completed.
+    /// attempts). Otherwise, or then, its [`Delivery`](super::Delivery) is completed.
     pub fn handle_message_done(
         &mut self,
         conn: ConnId,

@@ -42,21 +42,21 @@ pub struct DispatchConfig {
     pub max_deliveries: u32,
 }
 
-/// What the driver must do, from [`Dispatcher::poll_action`].
+/// What the driver must do, from [`Dispatcher::poll_action`](super::Dispatcher::poll_action).
 #[derive(Debug)]
 pub enum Action {
     /// Open connection `conn` to `hop` for `destination` and set its session up; then call
-    /// [`handle_ready`](Dispatcher::handle_ready) or [`handle_closed`](Dispatcher::handle_closed).
+    /// [`handle_ready`](super::Dispatcher::handle_ready) or [`handle_closed`](super::Dispatcher::handle_closed).
     Open {
         /// The new connection's id.
         conn: ConnId,
-        /// Its destination ([`Dispatcher::destination`] gives the settings).
+        /// Its destination ([`Dispatcher::destination`](super::Dispatcher::destination) gives the settings).
         destination: DestinationId,
         /// The server to connect to.
         hop: NextHop,
     },
     /// Send `message` on `conn` (ready, as reported); then call
-    /// [`handle_message_done`](Dispatcher::handle_message_done).
+    /// [`handle_message_done`](super::Dispatcher::handle_message_done).
     Assign {
         /// The connection.
         conn: ConnId,
