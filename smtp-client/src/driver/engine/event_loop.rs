@@ -40,7 +40,8 @@ pub(super) struct Loop {
     keys: HashMap<ConnId, usize>,
     dispatcher: Dispatcher,
     jobs: Receiver<Job>,
-    /// How many jobs the dispatcher may hold waiting before the rest stay in `jobs`.
+    /// How many jobs the dispatcher may hold (waiting or on a connection) before the rest
+    /// stay in `jobs`: one per connection it may open, at least the queue's capacity.
     window: usize,
     done: Sender<Delivery>,
     shared: Arc<Shared>,
@@ -78,7 +79,7 @@ impl Loop {
             keys: HashMap::new(),
             dispatcher,
             jobs,
-            window: window.max(1),
+            window: window.max(settings.connections).max(1),
             done,
             shared,
             openers: Openers::new(tls, settings.session.policy.tls),
@@ -110,7 +111,7 @@ impl Loop {
                 .flatten()
                 .min()
                 .map(|d| d.saturating_duration_since(now));
-            let hungry = self.dispatcher.has_room() && self.dispatcher.waiting() < self.window;
+            let hungry = self.dispatcher.has_room() && self.dispatcher.jobs() < self.window;
             self.shared.parked.store(true, Ordering::SeqCst);
             // A job sent after `intake` looked but before `parked` was set did not wake
             // us; that matters only if a connection could take it now. Otherwise the
@@ -154,7 +155,7 @@ impl Loop {
     /// Hands submitted jobs to the dispatcher (up to the window), and the shutdown once
     /// every job submitted before it is in.
     fn intake(&mut self, now: Instant) {
-        while self.dispatcher.waiting() < self.window {
+        while self.dispatcher.jobs() < self.window {
             match self.jobs.try_recv() {
                 Ok(job) => self.dispatcher.handle_submit(job, now),
                 Err(_) => break,

@@ -416,8 +416,9 @@ impl Engine {
     }
 
     /// How many submitted messages wait for a connection now: those in the queue, and
-    /// those the engine thread took from it (at most [`queue_capacity`](Self::queue_capacity)
-    /// of them) that no connection carries yet.
+    /// those the engine thread took from it that no connection carries yet (it takes at
+    /// most [`queue_capacity`](Self::queue_capacity) or `connections` messages, whichever is
+    /// more, counting those on a connection).
     pub fn queued(&self) -> usize {
         let taken = self.shared.waiting.load(Ordering::Relaxed) as usize;
         self.jobs.as_ref().map_or(0, Sender::len) + taken

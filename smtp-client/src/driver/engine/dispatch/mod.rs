@@ -325,6 +325,11 @@ impl Dispatcher {
         self.waiting
     }
 
+    /// Jobs submitted and not completed yet: waiting, or on a connection.
+    pub fn jobs(&self) -> usize {
+        self.waiting + self.in_flight
+    }
+
     /// Connections open (opening, ready, busy or closing).
     pub fn connections(&self) -> usize {
         self.conns.len()
@@ -401,7 +406,7 @@ impl Dispatcher {
                 if !d.blocked {
                     d.blocked = true;
                     self.blocked.push_back(id);
-                    self.reclaim_idle();
+                    self.reclaim_idle(id);
                 }
                 return;
             }
@@ -446,11 +451,13 @@ impl Dispatcher {
 
     /// A connection awaiting `Ready` gets a job, is closed, or waits idle.
     fn place(&mut self, conn: ConnId, now: Instant) {
-        let wants_room = self.wants_room();
+        let Some(id) = self.conns.get(&conn).map(|c| c.dest) else {
+            return;
+        };
+        let wants_room = self.wants_room(id);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let id = c.dest;
         let Some(d) = self.dests.get_mut(&id) else {
             return;
         };
@@ -485,18 +492,20 @@ impl Dispatcher {
         self.idle.schedule(conn, now + self.config.idle_timeout);
     }
 
-    /// Whether a destination waits for room under the global cap.
-    fn wants_room(&self) -> bool {
-        self.blocked.iter().any(|id| {
-            self.dests
-                .get(id)
-                .is_some_and(|d| d.waiting.len() > d.setting_up && d.conns < d.max_connections)
+    /// Whether a destination other than `except` waits for room under the global cap.
+    fn wants_room(&self, except: DestinationId) -> bool {
+        self.blocked.iter().any(|&id| {
+            id != except
+                && self
+                    .dests
+                    .get(&id)
+                    .is_some_and(|d| d.waiting.len() > d.setting_up && d.conns < d.max_connections)
         })
     }
 
-    /// Closes one idle connection (the one idle longest), to make room for another
-    /// destination.
-    fn reclaim_idle(&mut self) {
+    /// Closes one idle connection of another destination than `id` (the one idle longest),
+    /// to make room for `id`.
+    fn reclaim_idle(&mut self, id: DestinationId) {
         if self.idle_conns == 0 {
             return;
         }
@@ -504,16 +513,16 @@ impl Dispatcher {
             .conns
             .iter()
             .filter_map(|(&conn, c)| match c.state {
-                Awaiting::Job { since } => Some((since, conn, c.dest)),
+                Awaiting::Job { since } if c.dest != id => Some((since, conn, c.dest)),
                 _ => None,
             })
             .min();
-        if let Some((_, conn, id)) = oldest {
+        if let Some((_, conn, other)) = oldest {
             log::debug!(
                 "engine: connection {} idle, closed for another destination",
                 conn.0
             );
-            self.take_idle(id, conn);
+            self.take_idle(other, conn);
             self.close(conn);
         }
     }
