@@ -14,6 +14,25 @@ use crate::message::MessageId;
 use crate::registry::Builtin;
 use crate::session::Session;
 
+/// What a connection does for the dispatcher, named after what it awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    /// Not ready yet, or ready and the dispatcher not told so.
+    Unoffered,
+    /// The dispatcher was told the connection is ready: a job, or a close.
+    AwaitJob,
+    /// A message is in flight in the session: its outcome.
+    AwaitOutcome {
+        /// Its id in the session.
+        id: MessageId,
+        /// Its body was (or may have been) handed to the server.
+        body_sent: bool,
+        /// The connection broke before the body was sent: the message may go to another
+        /// connection.
+        retryable: bool,
+    },
+}
+
 /// One connection of the slab.
 #[derive(Debug)]
 pub(super) struct Conn {
@@ -30,15 +49,8 @@ pub(super) struct Conn {
     pub(super) connect_deadline: Instant,
     /// The session got ready for a message at least once.
     pub(super) ready_once: bool,
-    /// The dispatcher was told the connection is ready and has not given it a job since.
-    pub(super) offered: bool,
-    /// The id of the message in flight in the session.
-    pub(super) inflight: Option<MessageId>,
-    /// The body of the message in flight was (or may have been) handed to the server.
-    pub(super) body_sent: bool,
-    /// The connection broke before the body of the message in flight was sent: the
-    /// message may go to another connection.
-    pub(super) retry_inflight: bool,
+    /// What the connection does for the dispatcher.
+    pub(super) work: Work,
     /// Messages handed to this connection.
     pub(super) deliveries: u32,
     /// The TLS handshake runs and the session was not told its end yet.
@@ -63,10 +75,7 @@ impl Conn {
             connected: false,
             connect_deadline,
             ready_once: false,
-            offered: false,
-            inflight: None,
-            body_sent: false,
-            retry_inflight: false,
+            work: Work::Unoffered,
             deliveries: 0,
             handshaking: false,
         }
@@ -84,7 +93,7 @@ impl Conn {
 
     /// Ready for the next message: the session waits for one and nothing is in flight.
     pub(super) fn is_ready(&self) -> bool {
-        self.connected && self.inflight.is_none() && self.session.is_idle()
+        self.connected && !matches!(self.work, Work::AwaitOutcome { .. }) && self.session.is_idle()
     }
 
     /// Writes the session's output until it is all out or the socket is full (TLS records
@@ -194,22 +203,48 @@ impl Conn {
     fn before_input(&mut self) {
         // The body goes out when the session enters `message`, and the state stays there
         // until the final reply: it may have reached the server.
-        self.body_sent = self.inflight.is_some()
-            && (self.body_sent || self.session.current_state() == Builtin::Message.id());
+        let in_message = self.session.current_state() == Builtin::Message.id();
+        if let Work::AwaitOutcome { body_sent, .. } = &mut self.work {
+            *body_sent |= in_message;
+        }
     }
 
     /// After an input that may have ended the session: may the message in flight go to
     /// another connection? Only when the body was not sent, and the session ended because
     /// the connection broke or the server said `421` (closing) without a word on the message.
     fn after_input(&mut self) {
-        if self.inflight.is_none() || self.body_sent || !self.session.is_done() {
+        let Work::AwaitOutcome {
+            body_sent: false,
+            retryable,
+            ..
+        } = &mut self.work
+        else {
+            return;
+        };
+        if !self.session.is_done() {
             return;
         }
-        self.retry_inflight = match self.session.error() {
+        *retryable = match self.session.error() {
             Some(Error::PeerClosed | Error::Io(_)) => true,
             Some(Error::Refused(reply)) => reply.code() == 421,
             _ => false,
         };
+    }
+
+    /// The message `id` of the session is done: returns whether it may go to another
+    /// connection, or `None` when it is not the one in flight.
+    pub(super) fn message_done(&mut self, id: MessageId) -> Option<bool> {
+        match self.work {
+            Work::AwaitOutcome {
+                id: inflight,
+                retryable,
+                ..
+            } if inflight == id => {
+                self.work = Work::Unoffered;
+                Some(retryable)
+            }
+            _ => None,
+        }
     }
 
     /// Notes that the session may have entered `message` (after its output was produced).

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::conn::Conn;
+use super::conn::{Conn, Work};
 use super::deadline::DeadlineHeap;
 use super::destination::NextHop;
 use super::dispatch::{Action, ConnId, DestinationId, DispatchConfig, Dispatcher, Job};
@@ -206,7 +206,7 @@ impl Loop {
                     return;
                 };
                 let c = &mut self.conns[k];
-                c.offered = false;
+                c.work = Work::Unoffered;
                 // A connection is offered only while its session is idle, which is when it
                 // takes a message; anything else is reported as a broken connection.
                 let taken = if c.session.is_idle() {
@@ -217,9 +217,11 @@ impl Loop {
                 match taken {
                     Ok(id) => {
                         c.deliveries += 1;
-                        c.body_sent = false;
-                        c.retry_inflight = false;
-                        c.inflight = Some(id);
+                        c.work = Work::AwaitOutcome {
+                            id,
+                            body_sent: false,
+                            retryable: false,
+                        };
                     }
                     Err(e) => {
                         log::debug!("engine: message {} not taken: {e}", ticket.0);
@@ -368,13 +370,9 @@ impl Loop {
         while let Some(event) = conn.session.poll_event() {
             match event {
                 Event::MessageDone { message, outcomes } => {
-                    if conn.inflight == Some(message) {
-                        conn.inflight = None;
-                        let retry = conn.retry_inflight;
-                        conn.body_sent = false;
-                        conn.retry_inflight = false;
+                    if let Some(retryable) = conn.message_done(message) {
                         self.dispatcher
-                            .handle_message_done(id, outcomes, retry, now);
+                            .handle_message_done(id, outcomes, retryable, now);
                     }
                 }
                 Event::SessionDone { .. } => over = true,
@@ -385,8 +383,8 @@ impl Loop {
             self.remove(key, now);
             return;
         }
-        if conn.is_ready() && !conn.offered {
-            conn.offered = true;
+        if conn.is_ready() && conn.work == Work::Unoffered {
+            conn.work = Work::AwaitJob;
             if !conn.ready_once {
                 conn.ready_once = true;
                 log::info!("engine: connection {key} to {} ready", conn.hop);

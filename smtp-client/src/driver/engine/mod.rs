@@ -67,7 +67,10 @@
 //!   refused) [`attempts`](EngineBuilder::attempts) times in a row, new connections go to
 //!   the destination's next hop; after its last one, every message waiting for the
 //!   destination gets the failure as its outcome (deferred for a connection failure, or the
-//!   server's reply), and the next message starts again with the first hop.
+//!   server's reply), and the next message starts again with the first hop. (The engine
+//!   thread takes up to the larger of the queue's capacity and `connections` messages from
+//!   the queue, counting those on connections; those beyond wait in the queue and get
+//!   connections of their own.)
 //! * Every submitted message gets exactly one [`Delivery`] on the channel from
 //!   [`Engine::deliveries`], with one [`RecipientOutcome`] per recipient and the next hop
 //!   that carried it ([`Delivery::next_hop`], `None` when no connection could be set up).
