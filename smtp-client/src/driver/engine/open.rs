@@ -76,3 +76,59 @@ impl Openers {
         Ok((session, Some((config, name))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use rustls::pki_types::ServerName;
+
+    use super::Openers;
+    use crate::driver::engine::destination::{Destination, NextHop};
+    use crate::driver::engine::Engine;
+    use crate::policy::TlsMode;
+    use crate::session::SessionConfig;
+
+    #[test]
+    fn each_destination_gets_its_peer_tls_mode_and_server_name() {
+        let addr: SocketAddr = "192.0.2.1:25".parse().unwrap();
+        let mut session = SessionConfig::new("client.test");
+        session.peer = Some(addr);
+        session.peer_name = Some("builder.test".into());
+        session.policy.tls = TlsMode::Disabled;
+        let mut settings = Engine::builder(addr).session(session).settings;
+        settings.default = Destination::new([NextHop::named(addr, "builder.test")]);
+        let mut openers = Openers::new(None, TlsMode::Disabled);
+
+        // The builder's destination: its session as configured, no TLS.
+        let own = settings.default.clone();
+        let (config, tls) = openers.setup(&settings, &own, &own.hops()[0]).unwrap();
+        assert_eq!(config.peer_name.as_deref(), Some("builder.test"));
+        assert!(!config.tls_available && tls.is_none());
+
+        // Another destination: the hop is the peer, its TLS mode applies, and its name is
+        // the one checked and sent as SNI.
+        let mx: SocketAddr = "192.0.2.9:2525".parse().unwrap();
+        let hop = NextHop::named(mx, "mx.other.test");
+        let other = Destination::new([hop.clone()]).tls(TlsMode::Required);
+        let (config, tls) = openers.setup(&settings, &other, &hop).unwrap();
+        assert_eq!(config.peer, Some(mx));
+        assert_eq!(config.peer_name.as_deref(), Some("mx.other.test"));
+        assert_eq!(config.policy.tls, TlsMode::Required);
+        assert!(config.tls_available);
+        let (first, name) = tls.expect("a TLS setup");
+        assert_eq!(name, ServerName::try_from("mx.other.test").unwrap());
+        // The rustls configuration is made once per mode.
+        let (_, again) = openers.setup(&settings, &other, &hop).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again.unwrap().0));
+
+        // Without a name the address is checked; a destination may turn TLS off.
+        let bare = NextHop::new(mx);
+        let plain = Destination::new([bare.clone()]).tls(TlsMode::Disabled);
+        let (config, tls) = openers.setup(&settings, &plain, &bare).unwrap();
+        assert!(!config.tls_available && tls.is_none());
+        let opportunistic = Destination::new([bare.clone()]).tls(TlsMode::Opportunistic);
+        let (_, tls) = openers.setup(&settings, &opportunistic, &bare).unwrap();
+        assert_eq!(tls.unwrap().1, ServerName::IpAddress(mx.ip().into()));
+    }
+}

@@ -51,18 +51,27 @@ impl Dispatcher {
         self.waiting -= jobs.len();
         for job in jobs {
             let outcomes = fail(&job.message, &reply);
-            self.complete(job, outcomes);
+            self.complete(id, job, outcomes);
         }
     }
 
-    pub(super) fn complete(&mut self, job: Queued, outcomes: Vec<RecipientOutcome>) {
+    /// Job `job` of destination `id` is over with `outcomes`.
+    pub(super) fn complete(
+        &mut self,
+        id: DestinationId,
+        job: Queued,
+        outcomes: Vec<RecipientOutcome>,
+    ) {
+        let next_hop = job
+            .hop
+            .and_then(|hop| Some(self.dests.get(&id)?.spec.hops.get(hop)?.clone()));
         self.counters.completed += 1;
         self.actions.push_back(Action::Complete(Delivery {
             ticket: job.ticket,
             message: job.message,
             outcomes,
             attempts: job.attempts,
-            next_hop: job.hop,
+            next_hop,
         }));
     }
 

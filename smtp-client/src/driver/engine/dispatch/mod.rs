@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::deadline::DeadlineHeap;
-use super::destination::{Destination, NextHop};
+use super::destination::Destination;
 use super::Ticket;
 use crate::error::Error;
 use crate::message::{Message, RecipientOutcome};
@@ -32,8 +32,9 @@ struct Queued {
     ticket: Ticket,
     message: Message,
     attempts: u32,
-    /// The next hop of the last connection it was given to.
-    hop: Option<NextHop>,
+    /// The next hop (an index into its destination's) of the last connection it was given
+    /// to.
+    hop: Option<usize>,
 }
 
 /// What a connection awaits.
@@ -228,7 +229,7 @@ impl Dispatcher {
             }
             self.feed_idle(dest, now);
         } else {
-            self.complete(job, outcomes);
+            self.complete(dest, job, outcomes);
         }
         self.sweep_if_shut_down(now);
     }
@@ -257,7 +258,7 @@ impl Dispatcher {
                 self.in_flight -= 1;
                 let reply = error.unwrap_or(Error::PeerClosed).reply();
                 let outcomes = fail(&job.message, &reply);
-                self.complete(job, outcomes);
+                self.complete(id, job, outcomes);
             }
             Awaiting::Job { .. } => {
                 d.idle.retain(|&i| i != conn);
@@ -471,7 +472,7 @@ impl Dispatcher {
             self.waiting -= 1;
             self.in_flight += 1;
             job.attempts += 1;
-            job.hop = Some(d.spec.hops[c.hop].clone());
+            job.hop = Some(c.hop);
             c.deliveries += 1;
             self.actions.push_back(Action::Assign {
                 conn,
