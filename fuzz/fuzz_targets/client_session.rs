@@ -143,7 +143,10 @@ impl Seen {
     fn drain(&mut self, s: &mut Session) {
         let mut out = 0;
         while let Some(bytes) = s.poll_transmit() {
-            out += bytes.len();
+            // Written a few bytes at a time: short writes resume where they stopped.
+            let n = bytes.len().min(1 + out % 7);
+            out += n;
+            s.advance_transmit(n);
         }
         assert!(out <= MAX_STEP_OUTPUT, "{out} bytes out in one step");
         while let Some(event) = s.poll_event() {

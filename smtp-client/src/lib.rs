@@ -18,10 +18,13 @@
 //! | [`message`] | what is sent and what is reported |
 //! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume, TLS settings shared by drivers |
 //!
-//! The [`Engine`] runs many connections to one server on one thread, reuses each for many
-//! messages (a limit per connection, an idle timeout, recovery when the server closed an idle
-//! connection) and reports one [`Delivery`] per message, with per-recipient outcomes, over a
-//! crossbeam channel.
+//! The [`Engine`] runs many connections to many destinations on one thread (each
+//! [`Destination`] an ordered list of next hops with its own pool and limits), reuses each
+//! connection for many messages (a limit per connection, an idle timeout, recovery when the
+//! server closed an idle connection, the next hop when one cannot be reached) and reports one
+//! [`Delivery`] per message, with per-recipient outcomes and the next hop used, over a
+//! crossbeam channel. Its scheduling rules are a sans-IO
+//! [`Dispatcher`](driver::engine::dispatch::Dispatcher) the event loop only carries out.
 //!
 //! STARTTLS (RFC 3207) is opportunistic or required ([`TlsMode`]): the session asks the
 //! driver to upgrade ([`Session::poll_tls_upgrade`]), forgets what it learned in plaintext and
@@ -40,7 +43,7 @@ pub mod policy;
 pub mod registry;
 pub mod session;
 
-pub use driver::engine::{Delivery, Engine, EngineBuilder, Stats, Ticket};
+pub use driver::engine::{Delivery, Destination, Engine, EngineBuilder, NextHop, Stats, Ticket};
 pub use error::{Error, Stage};
 pub use message::{Body, Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
 pub use policy::{Policy, TlsMode};

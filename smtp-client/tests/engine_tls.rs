@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use impulse_test_support::tls::{certs, FakeServer, Script};
-use smtp_client::driver::engine::{Delivery, Engine, EngineBuilder};
+use smtp_client::driver::engine::{Delivery, Destination, Engine, EngineBuilder, NextHop};
 use smtp_client::driver::tls::TlsOptions;
 use smtp_client::{Message, OutcomeKind, SessionConfig, TlsMode};
 
@@ -247,4 +247,37 @@ fn a_handshake_the_server_never_answers_ends_at_the_reply_timeout() {
     assert!(o.reply.text().contains("Timeout"), "{o:?}");
     let record = server.finish();
     assert_eq!(record.plain_text(), "EHLO client.test\r\nSTARTTLS\r\n");
+}
+
+#[test]
+fn a_destination_requires_tls_of_its_own_verified_under_its_next_hops_name() {
+    let certs = certs();
+    let server = FakeServer::start(Script::Normal, certs.server_config.clone());
+    // The builder's own sessions never use TLS; this destination requires it, checked
+    // against the test CA under its next hop's name (no server name in the options).
+    let engine = builder(server.addr, TlsMode::Disabled)
+        .tls(TlsOptions {
+            ca_file: Some(certs.ca_file.clone()),
+            ..TlsOptions::default()
+        })
+        .build()
+        .unwrap();
+    let hop = NextHop::named(server.addr, "localhost");
+    let destination = Destination::new([hop.clone()]).tls(TlsMode::Required);
+    let rx = engine.deliveries();
+    for i in 0..2 {
+        let message = Message::new("a@x.test", ["b@y.test"], body(i));
+        engine.submit_to(destination.clone(), message).unwrap();
+    }
+    for _ in 0..2 {
+        let d = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(d.is_delivered(), "{:?}", d.outcomes);
+        assert_eq!(d.next_hop.as_ref(), Some(&hop));
+    }
+    engine.shutdown();
+    let record = server.finish();
+    assert_eq!(record.handshake_error, None);
+    assert_eq!(record.sni.as_deref(), Some("localhost"));
+    assert_eq!(record.plain_text(), "EHLO client.test\r\nSTARTTLS\r\n");
+    assert_eq!(record.messages, [body(0), body(1)]);
 }

@@ -220,13 +220,15 @@ impl Connection {
         while let Some(bytes) = self.session.poll_transmit() {
             let timeout = self.session.policy().data_block_timeout;
             let _ = self.stream.set_write_timeout(Some(timeout));
+            let len = bytes.len();
             let written = match self.tls.as_mut() {
                 Some(tls) => {
                     let mut tls = rustls::Stream::new(tls, &mut self.stream);
-                    tls.write_all(&bytes).and_then(|()| tls.flush())
+                    tls.write_all(bytes).and_then(|()| tls.flush())
                 }
-                None => self.stream.write_all(&bytes),
+                None => self.stream.write_all(bytes),
             };
+            self.session.advance_transmit(len);
             if let Err(e) = written {
                 self.session.handle_io_error(e, Instant::now());
             }

@@ -10,7 +10,8 @@
 //! After creating a session, and after every call to a `handle_*` method, [`queue_message`]
 //! or [`close`]:
 //!
-//! 1. write out everything [`poll_transmit`] returns, in order;
+//! 1. write out what [`poll_transmit`] lends, telling [`advance_transmit`] how many bytes
+//!    were written, until it returns `None` (a short write resumes where it stopped);
 //! 2. drain [`poll_event`] (per-recipient outcomes, message done, session done);
 //! 3. arm a timer for [`poll_timeout`] and call [`handle_timeout`] when it fires.
 //!
@@ -46,6 +47,7 @@
 //! [`queue_message`]: Session::queue_message
 //! [`close`]: Session::close
 //! [`poll_transmit`]: Session::poll_transmit
+//! [`advance_transmit`]: Session::advance_transmit
 //! [`poll_event`]: Session::poll_event
 //! [`poll_timeout`]: Session::poll_timeout
 //! [`handle_timeout`]: Session::handle_timeout
@@ -56,7 +58,6 @@
 //! [`handle_tls_failed`]: Session::handle_tls_failed
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,56 +71,23 @@ use crate::policy::Policy;
 use crate::registry::{Builtin, StateId, StateMachine};
 
 mod chunking;
+mod config;
 mod custom;
 mod flow;
 mod prepare;
 mod setup;
 mod tls;
 mod transaction;
+mod transmit;
 
 #[cfg(test)]
 mod tests;
 
+pub use config::SessionConfig;
 use custom::Shared;
 pub(crate) use flow::{Await, Flow};
 use transaction::Txn;
-
-/// How a session is set up.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// The name sent with EHLO/HELO: a domain name or an address literal.
-    pub helo_name: String,
-    /// AUTH credentials; AUTH is skipped without them.
-    pub credentials: Option<Credentials>,
-    /// Timeouts, retries and the rest.
-    pub policy: Policy,
-    /// The server's address, for custom states.
-    pub peer: Option<SocketAddr>,
-    /// The server's host name (the MX name), for custom states.
-    pub peer_name: Option<String>,
-    /// Per-session client arguments (Momentum's `smtp_client_args`): `NOTIFY` and `ORCPT`
-    /// go on every RCPT TO, every other keyword on MAIL FROM.
-    pub session_args: ClientArgs,
-    /// The driver can run a TLS handshake on this connection ([`Session::poll_tls_upgrade`]).
-    /// Off by default: a session without it never sends STARTTLS, and one whose policy
-    /// requires TLS fails with [`Error::TlsUnavailable`]. Drivers with TLS set it.
-    pub tls_available: bool,
-}
-
-impl SessionConfig {
-    /// A configuration with this EHLO name and everything else default.
-    pub fn new(helo_name: impl Into<String>) -> Self {
-        SessionConfig {
-            helo_name: helo_name.into(),
-            credentials: None,
-            policy: Policy::default(),
-            peer: None,
-            peer_name: None,
-            session_args: ClientArgs::new(),
-            tls_available: false,
-        }
-    }
-}
+use transmit::Transmit;
 
 /// Most state transitions without waiting for input before the session calls it a loop.
 const MAX_TRANSITIONS: usize = 10_000;
@@ -139,7 +107,7 @@ pub struct Session {
     now: Instant,
     parser: ReplyParser,
     inbuf: Vec<u8>,
-    out: Vec<u8>,
+    out: Transmit,
     pub(crate) events: VecDeque<Event>,
     pub(crate) queue: VecDeque<(MessageId, Message)>,
     next_id: u64,
@@ -202,7 +170,7 @@ impl Session {
             deadline: None,
             now,
             inbuf: Vec::new(),
-            out: Vec::new(),
+            out: Transmit::default(),
             events: VecDeque::new(),
             queue: VecDeque::new(),
             next_id: 0,
@@ -323,18 +291,28 @@ impl Session {
 
     // ----- outputs -----
 
-    /// The bytes to write to the server next, if any.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    /// The bytes to write to the server next, if any: lent until
+    /// [`advance_transmit`](Self::advance_transmit) says how many were written.
+    #[must_use]
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        self.out.peek()
+    }
+
+    /// Records that the first `n` bytes of [`poll_transmit`](Self::poll_transmit) were
+    /// written.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out.advance(n);
     }
 
     /// The next event, if any.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called: the deadline of the
     /// reply the session waits for. `None` while idle or over.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline.map(|(at, _, _)| at)
     }
@@ -512,7 +490,7 @@ impl Session {
             self.abort(Error::Unsolicited);
             return;
         }
-        self.out.extend_from_slice(bytes);
+        self.out.push(bytes);
         self.expect.push_back(awaiting);
     }
 
@@ -522,7 +500,7 @@ impl Session {
             self.abort(Error::Unsolicited);
             return;
         }
-        self.out.extend_from_slice(bytes);
+        self.out.push(bytes);
     }
 
     pub(crate) fn helo_name(&self) -> &Domain<'static> {

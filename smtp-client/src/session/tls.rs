@@ -14,6 +14,7 @@ impl Session {
     /// `true` once, when the `220` to STARTTLS is in and the driver must run the TLS
     /// handshake now (after handing over every byte it already read). See the
     /// [session docs](crate::session#starttls).
+    #[must_use]
     pub fn poll_tls_upgrade(&mut self) -> bool {
         let due = self.tls_upgrade_due && !self.is_done();
         self.tls_upgrade_due = false;

@@ -18,6 +18,7 @@ impl Factory {
     /// queue, body buffer or event queue is full — and the caller keeps the rest and passes it
     /// again when [`wants_input`](Factory::wants_input) says so. Once closed, or while a TLS
     /// handshake is pending (after STARTTLS), input is consumed and discarded.
+    #[must_use]
     pub fn handle_input(&mut self, input: &[u8], now: Instant) -> usize {
         self.clock = now;
         let mut used = 0;

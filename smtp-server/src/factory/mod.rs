@@ -332,6 +332,7 @@ impl Factory {
     /// body must progress at [`FactoryConfig::min_data_rate`], or the pending decision must
     /// arrive within [`FactoryConfig::decision_timeout`]. `None` while the end of data awaits
     /// its decision (the spool commit) and once closed.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.pending.is_some() {
             return self.decision_deadline;
@@ -361,6 +362,7 @@ impl Factory {
     }
 
     /// The bytes to write to the client, if any.
+    #[must_use]
     pub fn poll_transmit(&self) -> Option<&[u8]> {
         self.out.peek()
     }
@@ -379,6 +381,7 @@ impl Factory {
 
     /// Decoded message bytes for the spool, if any (never before the corresponding
     /// [`Event::MessageStart`] has been polled).
+    #[must_use]
     pub fn poll_body(&self) -> Option<&[u8]> {
         if self.start_unpolled || self.body.is_empty() {
             None
@@ -410,6 +413,7 @@ impl Factory {
     /// The next event. [`Event::MessageComplete`], [`Event::MessageAborted`] and
     /// [`Event::Close`] wait until the body buffer is drained, so the driver has written every
     /// chunk before it commits or aborts.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let front = self.events.front()?;
         let after_body = matches!(

@@ -201,9 +201,11 @@ impl Pair {
         let mut moved = false;
         // The client: transmit, events, and its close once the session is over.
         while let Some(bytes) = live.client.poll_transmit() {
+            let n = bytes.len();
             if record.client_closed.is_none() && record.server_closed.is_none() {
-                live.to_server.push(bytes);
+                live.to_server.push(bytes.to_vec());
             }
+            live.client.advance_transmit(n);
             moved = true;
         }
         if live.client.poll_tls_upgrade() {

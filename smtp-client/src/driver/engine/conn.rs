@@ -1,67 +1,99 @@
 //! One engine connection: a [`Transport`], the [`Session`] it drives, and the message it
-//! carries.
+//! carries. It reads, writes and runs STARTTLS; which message it carries and when it closes
+//! are the [dispatcher](super::dispatch)'s decisions, not its own.
 
 use std::io::ErrorKind;
 use std::time::Instant;
 
+use super::destination::NextHop;
+use super::dispatch::ConnId;
 use super::transport::Transport;
-use super::{Job, TlsSetup};
+use super::TlsSetup;
 use crate::error::Error;
 use crate::message::MessageId;
 use crate::registry::Builtin;
 use crate::session::Session;
 
+/// What a connection does for the dispatcher, named after what it awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    /// Not ready yet, or ready and the dispatcher not told so.
+    Unoffered,
+    /// The dispatcher was told the connection is ready: a job, or a close.
+    AwaitJob,
+    /// A message is in flight in the session: its outcome.
+    AwaitOutcome {
+        /// Its id in the session.
+        id: MessageId,
+        /// Its body was (or may have been) handed to the server.
+        body_sent: bool,
+        /// The connection broke before the body was sent: the message may go to another
+        /// connection.
+        retryable: bool,
+    },
+}
+
 /// One connection of the slab.
 #[derive(Debug)]
 pub(super) struct Conn {
+    /// The dispatcher's id for it, and the server it goes to.
+    pub(super) id: ConnId,
+    pub(super) hop: NextHop,
     pub(super) transport: Transport,
     pub(super) session: Session,
+    /// STARTTLS's configuration and server name, when the session may use TLS.
+    tls: Option<TlsSetup>,
     /// The TCP connect finished.
     pub(super) connected: bool,
     /// When the TCP connect is given up.
     pub(super) connect_deadline: Instant,
     /// The session got ready for a message at least once.
     pub(super) ready_once: bool,
-    /// Output the kernel did not take yet, and how much of it was written.
-    out: Vec<u8>,
-    out_pos: usize,
-    /// The message on this connection, with its id in the session.
-    pub(super) inflight: Option<(MessageId, Job)>,
-    /// The body of the message in flight was (or may have been) handed to the server.
-    pub(super) body_sent: bool,
-    /// The connection broke before the body of the message in flight was sent: the
-    /// message may go to another connection.
-    pub(super) retry_inflight: bool,
+    /// What the connection does for the dispatcher.
+    pub(super) work: Work,
     /// Messages handed to this connection.
     pub(super) deliveries: u32,
-    /// Since when the connection has had nothing to do.
-    pub(super) idle_since: Option<Instant>,
     /// The TLS handshake runs and the session was not told its end yet.
     handshaking: bool,
 }
 
 impl Conn {
-    pub(super) fn new(transport: Transport, session: Session, connect_deadline: Instant) -> Self {
+    pub(super) fn new(
+        id: ConnId,
+        hop: NextHop,
+        transport: Transport,
+        session: Session,
+        tls: Option<TlsSetup>,
+        connect_deadline: Instant,
+    ) -> Self {
         Conn {
+            id,
+            hop,
             transport,
             session,
+            tls,
             connected: false,
             connect_deadline,
             ready_once: false,
-            out: Vec::new(),
-            out_pos: 0,
-            inflight: None,
-            body_sent: false,
-            retry_inflight: false,
+            work: Work::Unoffered,
             deliveries: 0,
-            idle_since: None,
             handshaking: false,
         }
     }
 
+    /// When the loop must look at this connection again: its session's reply deadline, or
+    /// the connect timeout while connecting.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let at = self.session.poll_timeout();
+        if self.connected {
+            return at;
+        }
+        Some(at.map_or(self.connect_deadline, |a| a.min(self.connect_deadline)))
+    }
+
     /// Ready for the next message: the session waits for one and nothing is in flight.
     pub(super) fn is_ready(&self) -> bool {
-        self.connected && self.inflight.is_none() && self.session.is_idle()
+        self.connected && !matches!(self.work, Work::AwaitOutcome { .. }) && self.session.is_idle()
     }
 
     /// Writes the session's output until it is all out or the socket is full (TLS records
@@ -73,29 +105,16 @@ impl Conn {
                 return;
             }
         }
-        loop {
-            if self.out_pos >= self.out.len() {
-                match self.session.poll_transmit() {
-                    Some(bytes) => {
-                        self.out = bytes;
-                        self.out_pos = 0;
-                    }
-                    None => {
-                        self.out = Vec::new();
-                        self.out_pos = 0;
-                        return;
-                    }
-                }
-            }
-            if !self.connected {
-                return;
-            }
-            match self.transport.write(&self.out[self.out_pos..]) {
+        if !self.connected {
+            return;
+        }
+        while let Some(bytes) = self.session.poll_transmit() {
+            match self.transport.write(bytes) {
                 Ok(0) => {
                     self.broken(now, |s, now| s.handle_io_error("write returned 0", now));
                     return;
                 }
-                Ok(n) => self.out_pos += n,
+                Ok(n) => self.session.advance_transmit(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -157,8 +176,8 @@ impl Conn {
     /// server already sent in plaintext (a response injection ends the session), then starts
     /// the handshake, which [`read`](Self::read) and [`flush`](Self::flush) carry on as the
     /// socket is ready. Its time is bounded by the session's reply timeout.
-    pub(super) fn start_tls(&mut self, tls: Option<&TlsSetup>, scratch: &mut [u8], now: Instant) {
-        let Some((config, name)) = tls else {
+    pub(super) fn start_tls(&mut self, scratch: &mut [u8], now: Instant) {
+        let Some((config, name)) = self.tls.clone() else {
             self.broken(now, |s, now| {
                 s.handle_tls_failed("no TLS configuration", now)
             });
@@ -168,7 +187,7 @@ impl Conn {
         if self.session.is_done() {
             return;
         }
-        match self.transport.start_tls(config.clone(), name.clone()) {
+        match self.transport.start_tls(config, name) {
             Ok(()) => self.handshaking = true,
             Err(e) => self.broken(now, |s, now| s.handle_tls_failed(e, now)),
         }
@@ -179,29 +198,53 @@ impl Conn {
         self.before_input();
         fail(&mut self.session, now);
         self.after_input();
-        self.out.clear();
-        self.out_pos = 0;
     }
 
     fn before_input(&mut self) {
         // The body goes out when the session enters `message`, and the state stays there
         // until the final reply: it may have reached the server.
-        self.body_sent = self.inflight.is_some()
-            && (self.body_sent || self.session.current_state() == Builtin::Message.id());
+        let in_message = self.session.current_state() == Builtin::Message.id();
+        if let Work::AwaitOutcome { body_sent, .. } = &mut self.work {
+            *body_sent |= in_message;
+        }
     }
 
     /// After an input that may have ended the session: may the message in flight go to
     /// another connection? Only when the body was not sent, and the session ended because
     /// the connection broke or the server said `421` (closing) without a word on the message.
     fn after_input(&mut self) {
-        if self.inflight.is_none() || self.body_sent || !self.session.is_done() {
+        let Work::AwaitOutcome {
+            body_sent: false,
+            retryable,
+            ..
+        } = &mut self.work
+        else {
+            return;
+        };
+        if !self.session.is_done() {
             return;
         }
-        self.retry_inflight = match self.session.error() {
+        *retryable = match self.session.error() {
             Some(Error::PeerClosed | Error::Io(_)) => true,
             Some(Error::Refused(reply)) => reply.code() == 421,
             _ => false,
         };
+    }
+
+    /// The message `id` of the session is done: returns whether it may go to another
+    /// connection, or `None` when it is not the one in flight.
+    pub(super) fn message_done(&mut self, id: MessageId) -> Option<bool> {
+        match self.work {
+            Work::AwaitOutcome {
+                id: inflight,
+                retryable,
+                ..
+            } if inflight == id => {
+                self.work = Work::Unoffered;
+                Some(retryable)
+            }
+            _ => None,
+        }
     }
 
     /// Notes that the session may have entered `message` (after its output was produced).

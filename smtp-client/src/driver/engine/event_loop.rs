@@ -1,6 +1,11 @@
-//! The engine thread: a `mio::Poll`, a slab of connections, the queue of messages.
+//! The engine thread: a `mio::Poll`, a slab of connections, a heap of their deadlines, and
+//! the [`Dispatcher`] whose actions it carries out.
+//!
+//! It moves bytes and readiness between sockets and sessions and reports what happened to
+//! the dispatcher; it makes no scheduling decision of its own (which job, which connection,
+//! when to open or close one: see [`dispatch`](super::dispatch)).
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,11 +14,15 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::conn::Conn;
+use super::conn::{Conn, Work};
+use super::deadline::DeadlineHeap;
+use super::destination::NextHop;
+use super::dispatch::{Action, ConnId, DestinationId, DispatchConfig, Dispatcher, Job};
+use super::open::Openers;
 use super::transport::Transport;
-use super::{Delivery, Job, Settings, Shared, TlsSetup};
+use super::{Delivery, Settings, Shared, TlsSetup};
 use crate::error::Error;
-use crate::message::{Event, RecipientOutcome};
+use crate::message::Event;
 use crate::session::Session;
 
 /// The waker's token; connections use their slab key.
@@ -27,21 +36,24 @@ pub(super) struct Loop {
     poll: Poll,
     events: Events,
     conns: Slab<Conn>,
-    pending: VecDeque<Job>,
+    /// The slab key of each dispatcher connection.
+    keys: HashMap<ConnId, usize>,
+    dispatcher: Dispatcher,
     jobs: Receiver<Job>,
+    /// How many jobs the dispatcher may hold (waiting or on a connection) before the rest
+    /// stay in `jobs`: one per connection it may open, at least the queue's capacity.
+    window: usize,
     done: Sender<Delivery>,
     shared: Arc<Shared>,
     settings: Settings,
-    /// STARTTLS's configuration, when the policy may use TLS.
-    tls: Option<TlsSetup>,
+    openers: Openers,
+    deadlines: DeadlineHeap<usize>,
     scratch: Box<[u8]>,
-    /// Reused each turn of the loop (no allocation per turn): connection keys to visit, and
-    /// the readiness polled.
-    keys: Vec<usize>,
+    /// Reused each turn of the loop (no allocation per turn): the readiness polled, and the
+    /// connections to settle.
     ready: Vec<(usize, bool, bool)>,
-    /// Connection set-ups that failed in a row, and the last reason.
-    failures: u32,
-    last_failure: Option<Error>,
+    dirty: Vec<usize>,
+    shutdown_told: bool,
 }
 
 impl Loop {
@@ -52,22 +64,31 @@ impl Loop {
         jobs: Receiver<Job>,
         done: Sender<Delivery>,
         shared: Arc<Shared>,
+        window: usize,
     ) -> Self {
+        let dispatcher = Dispatcher::new(DispatchConfig {
+            connections: settings.connections,
+            attempts: settings.attempts,
+            idle_timeout: settings.idle_timeout,
+            max_deliveries: settings.max_deliveries,
+        });
         Loop {
             poll,
             events: Events::with_capacity(1024),
             conns: Slab::with_capacity(settings.connections.min(4096)),
-            pending: VecDeque::new(),
+            keys: HashMap::new(),
+            dispatcher,
             jobs,
+            window: window.max(settings.connections).max(1),
             done,
             shared,
+            openers: Openers::new(tls, settings.session.policy.tls),
             settings,
-            tls,
+            deadlines: DeadlineHeap::default(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
-            keys: Vec::new(),
             ready: Vec::new(),
-            failures: 0,
-            last_failure: None,
+            dirty: Vec::new(),
+            shutdown_told: false,
         }
     }
 
@@ -80,19 +101,23 @@ impl Loop {
         );
         loop {
             let now = Instant::now();
-            let hungry = self.dispatch(now);
-            if self.finished() {
+            self.intake(now);
+            self.process(now);
+            if self.dispatcher.is_finished() && self.conns.is_empty() {
                 break;
             }
-            let timeout = self
-                .next_deadline()
+            let timeout = [self.deadlines.next(), self.dispatcher.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|d| d.saturating_duration_since(now));
+            let hungry = self.dispatcher.has_room() && self.dispatcher.jobs() < self.window;
             self.shared.parked.store(true, Ordering::SeqCst);
-            // A job sent after `dispatch` looked but before `parked` was set did not wake
+            // A job sent after `intake` looked but before `parked` was set did not wake
             // us; that matters only if a connection could take it now. Otherwise the
             // connections' own events wake us.
             let late_job = hungry && !self.jobs.is_empty();
-            let timeout = if late_job || self.shutdown_requested() {
+            let timeout = if late_job || (self.shutdown_requested() && !self.shutdown_told) {
                 Some(Duration::ZERO)
             } else {
                 timeout
@@ -117,6 +142,7 @@ impl Loop {
                 self.on_ready(key, readable, hard, now);
             }
             self.ready = ready;
+            self.process(now);
             self.on_timers(Instant::now());
         }
         log::info!("engine: stopped");
@@ -126,193 +152,160 @@ impl Loop {
         self.shared.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Shut down, nothing waiting, nothing in flight, no connection left.
-    fn finished(&mut self) -> bool {
-        let idle = self.pending.is_empty()
-            && self.jobs.is_empty()
-            && self.conns.iter().all(|(_, c)| c.inflight.is_none());
-        if !(self.shutdown_requested() && idle) {
-            return false;
+    /// Hands submitted jobs to the dispatcher (up to the window), and the shutdown once
+    /// every job submitted before it is in.
+    fn intake(&mut self, now: Instant) {
+        while self.dispatcher.jobs() < self.window {
+            match self.jobs.try_recv() {
+                Ok(job) => self.dispatcher.handle_submit(job, now),
+                Err(_) => break,
+            }
         }
-        let now = Instant::now();
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            if let Some(conn) = self.conns.get_mut(key) {
-                if conn.connected && conn.ready_once {
-                    conn.session.close(now);
+        if !self.shutdown_told && self.shutdown_requested() && self.jobs.is_empty() {
+            self.shutdown_told = true;
+            self.dispatcher.handle_shutdown(now);
+        }
+    }
+
+    /// Carries out the dispatcher's actions and settles the connections they touched, until
+    /// neither is left.
+    fn process(&mut self, now: Instant) {
+        loop {
+            while let Some(action) = self.dispatcher.poll_action() {
+                self.act(action, now);
+            }
+            let Some(key) = self.dirty.pop() else {
+                break;
+            };
+            self.settle(key, now);
+        }
+        let counters = self.dispatcher.counters();
+        let shared = &self.shared;
+        shared
+            .connections_failed
+            .store(counters.setups_failed, Ordering::Relaxed);
+        shared.retries.store(counters.retries, Ordering::Relaxed);
+        let waiting = self.dispatcher.waiting() as u64;
+        shared.waiting.store(waiting, Ordering::Relaxed);
+    }
+
+    fn act(&mut self, action: Action, now: Instant) {
+        let key = |keys: &HashMap<ConnId, usize>, conn| keys.get(&conn).copied();
+        match action {
+            Action::Open {
+                conn,
+                destination,
+                hop,
+            } => self.open(conn, destination, hop, now),
+            Action::Assign {
+                conn,
+                ticket,
+                message,
+            } => {
+                let Some(k) = key(&self.keys, conn) else {
+                    return;
+                };
+                let c = &mut self.conns[k];
+                c.work = Work::Unoffered;
+                // A connection is offered only while its session is idle, which is when it
+                // takes a message; anything else is reported as a broken connection.
+                let taken = if c.session.is_idle() {
+                    c.session.queue_message(message, now)
                 } else {
+                    Err(c.session.error().cloned().unwrap_or(Error::PeerClosed))
+                };
+                match taken {
+                    Ok(id) => {
+                        c.deliveries += 1;
+                        c.work = Work::AwaitOutcome {
+                            id,
+                            body_sent: false,
+                            retryable: false,
+                        };
+                    }
+                    Err(e) => {
+                        log::debug!("engine: message {} not taken: {e}", ticket.0);
+                        self.dispatcher
+                            .handle_message_done(conn, Vec::new(), true, now);
+                    }
+                }
+                self.dirty.push(k);
+            }
+            Action::Close { conn } => {
+                if let Some(k) = key(&self.keys, conn) {
+                    self.conns[k].session.close(now);
+                    self.dirty.push(k);
+                }
+            }
+            Action::Abandon { conn } => {
+                if let Some(k) = key(&self.keys, conn) {
                     // Still connecting or waiting for the greeting, with no message: not
                     // worth waiting up to the greeting timeout for a polite QUIT.
-                    conn.broken(now, |s, now| s.handle_io_error("engine shut down", now));
+                    self.conns[k].broken(now, |s, now| s.handle_io_error("engine shut down", now));
+                    self.dirty.push(k);
                 }
             }
-            self.settle(key, now);
-        }
-        self.conns.is_empty()
-    }
-
-    /// The next message to send: one going to another connection first, then the queue.
-    fn next_job(&mut self) -> Option<Job> {
-        if let Some(job) = self.pending.pop_front() {
-            return Some(job);
-        }
-        self.jobs.try_recv().ok()
-    }
-
-    /// Messages waiting for a connection.
-    fn waiting(&self) -> usize {
-        self.pending.len() + self.jobs.len()
-    }
-
-    /// Gives waiting messages to ready connections, opens connections for the rest, closes
-    /// connections that reached their limit. Returns `true` when a message submitted now
-    /// could be sent at once (a connection is ready for it, or one could be opened).
-    fn dispatch(&mut self, now: Instant) -> bool {
-        let mut hungry = false;
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.clear();
-        keys.extend(self.conns.iter().map(|(k, _)| k));
-        let mut setting_up = 0;
-        for &key in &keys {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if !conn.is_ready() {
-                if !conn.ready_once && !conn.session.is_done() {
-                    setting_up += 1;
-                }
-                continue;
-            }
-            if conn.deliveries >= self.settings.max_deliveries {
-                log::debug!("engine: connection {key} reached its message limit");
-                conn.session.close(now);
-            } else if let Some(job) = self.next_job() {
-                self.assign(key, job, now);
-            } else if let Some(conn) = self.conns.get_mut(key) {
-                conn.idle_since.get_or_insert(now);
-                hungry = true;
-            }
-            self.settle(key, now);
-        }
-        self.keys = keys;
-        let room = self.settings.connections.saturating_sub(self.conns.len());
-        let wanted = self.waiting().saturating_sub(setting_up).min(room);
-        for _ in 0..wanted {
-            self.open(now);
-        }
-        hungry || self.conns.len() < self.settings.connections
-    }
-
-    fn assign(&mut self, key: usize, mut job: Job, now: Instant) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            self.pending.push_front(job);
-            return;
-        };
-        match conn.session.queue_message(job.message.clone(), now) {
-            Ok(id) => {
-                job.attempts += 1;
-                conn.deliveries += 1;
-                conn.idle_since = None;
-                conn.body_sent = false;
-                conn.retry_inflight = false;
-                conn.inflight = Some((id, job));
-            }
-            Err(e) => {
-                log::debug!("engine: connection {key} cannot take a message: {e}");
-                self.pending.push_front(job);
+            Action::Complete(delivery) => {
+                self.shared.deliveries.fetch_add(1, Ordering::Relaxed);
+                // A receiver that is gone no longer wants the outcomes.
+                let _ = self.done.send(delivery);
             }
         }
     }
 
-    fn open(&mut self, now: Instant) {
-        let addr = self.settings.addr;
+    fn open(&mut self, conn: ConnId, destination: DestinationId, hop: NextHop, now: Instant) {
         self.shared
             .connections_opened
             .fetch_add(1, Ordering::Relaxed);
-        let stream = match mio::net::TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                self.setup_failed(Error::Io(format!("connect to {addr}: {e}")));
-                return;
+        match self.try_open(conn, destination, &hop, now) {
+            Ok(key) => {
+                self.keys.insert(conn, key);
+                self.shared.connections_open.fetch_add(1, Ordering::Relaxed);
+                log::debug!("engine: connection {key} to {hop} opening");
+                self.dirty.push(key);
             }
-        };
+            Err(e) => self.dispatcher.handle_closed(conn, Some(e), now),
+        }
+    }
+
+    fn try_open(
+        &mut self,
+        conn: ConnId,
+        destination: DestinationId,
+        hop: &NextHop,
+        now: Instant,
+    ) -> Result<usize, Error> {
+        let dest = self
+            .dispatcher
+            .destination(destination)
+            .ok_or(Error::Misuse("a connection for an unknown destination"))?;
+        let (config, tls) = self.openers.setup(&self.settings, dest, hop)?;
+        let addr = hop.addr;
+        let stream = mio::net::TcpStream::connect(addr)
+            .map_err(|e| Error::Io(format!("connect to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let session = match Session::new(
-            self.settings.machine.clone(),
-            self.settings.session.clone(),
-            now,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                self.setup_failed(e);
-                return;
-            }
-        };
+        let session = Session::new(self.settings.machine.clone(), config, now)?;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let mut transport = Transport::plain(stream);
-        if let Err(e) = self.poll.registry().register(
-            transport.socket(),
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.setup_failed(Error::Io(format!("register: {e}")));
-            return;
-        }
+        self.poll
+            .registry()
+            .register(
+                transport.socket(),
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| Error::Io(format!("register: {e}")))?;
+        let deadline = now + self.settings.connect_timeout;
         entry.insert(Conn::new(
+            conn,
+            hop.clone(),
             transport,
             session,
-            now + self.settings.connect_timeout,
+            tls,
+            deadline,
         ));
-        self.shared.connections_open.fetch_add(1, Ordering::Relaxed);
-        log::debug!("engine: connection {key} to {addr} opening");
-    }
-
-    /// A connection could not be set up. After `attempts` in a row, every waiting message
-    /// fails with the reason.
-    fn setup_failed(&mut self, error: Error) {
-        self.shared
-            .connections_failed
-            .fetch_add(1, Ordering::Relaxed);
-        self.failures += 1;
-        log::info!(
-            "engine: connection to {} failed ({} in a row): {error}",
-            self.settings.addr,
-            self.failures
-        );
-        self.last_failure = Some(error);
-        if self.failures < self.settings.attempts {
-            return;
-        }
-        let reply = self
-            .last_failure
-            .take()
-            .map(|e| e.reply())
-            .unwrap_or_else(|| Error::PeerClosed.reply());
-        self.failures = 0;
-        // The messages waiting now; later ones get connections of their own.
-        for _ in 0..self.waiting() {
-            let Some(job) = self.next_job() else { break };
-            let outcomes = job
-                .message
-                .recipients
-                .iter()
-                .map(|r| RecipientOutcome::from_reply(r, reply.clone(), true))
-                .collect();
-            self.report(job, outcomes);
-        }
-    }
-
-    fn report(&mut self, job: Job, outcomes: Vec<RecipientOutcome>) {
-        self.shared.deliveries.fetch_add(1, Ordering::Relaxed);
-        let delivery = Delivery {
-            ticket: job.ticket,
-            message: job.message,
-            outcomes,
-            attempts: job.attempts,
-        };
-        // A receiver that is gone no longer wants the outcomes.
-        let _ = self.done.send(delivery);
+        Ok(key)
     }
 
     /// Handles one readiness event for connection `key`.
@@ -328,7 +321,7 @@ impl Loop {
                     conn.broken(now, |s, now| s.handle_io_error("connection failed", now));
                 }
                 Err(e) => {
-                    let msg = format!("connect to {}: {e}", self.settings.addr);
+                    let msg = format!("connect to {}: {e}", conn.hop.addr);
                     conn.broken(now, |s, now| s.handle_io_error(msg, now));
                 }
             }
@@ -339,139 +332,92 @@ impl Loop {
         self.settle(key, now);
     }
 
-    /// Fires the deadlines that passed: connect, reply and idle timeouts.
+    /// Fires the deadlines that passed: connect and reply timeouts here, idle ones in the
+    /// dispatcher.
     fn on_timers(&mut self, now: Instant) {
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.clear();
-        keys.extend(
-            self.conns
-                .iter()
-                .filter(|(_, c)| self.deadline(c).is_some_and(|d| d <= now))
-                .map(|(k, _)| k),
-        );
-        for &key in &keys {
-            let idle_timeout = self.settings.idle_timeout;
+        while let Some(key) = self.deadlines.pop_due(now) {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
             if !conn.connected && conn.connect_deadline <= now {
-                let msg = format!("connect to {}: timed out", self.settings.addr);
+                let msg = format!("connect to {}: timed out", conn.hop.addr);
                 conn.broken(now, |s, now| s.handle_io_error(msg, now));
             } else if conn.session.poll_timeout().is_some_and(|d| d <= now) {
                 conn.session.handle_timeout(now);
-            } else if conn.idle_since.is_some_and(|t| t + idle_timeout <= now) {
-                log::debug!("engine: connection {key} idle, closing");
-                conn.idle_since = None;
-                conn.session.close(now);
             }
-            self.settle(key, now);
+            // Settled even when woken early: that re-arms its real deadline.
+            self.dirty.push(key);
         }
-        self.keys = keys;
+        self.dispatcher.handle_timeout(now);
+        self.process(now);
     }
 
-    fn deadline(&self, conn: &Conn) -> Option<Instant> {
-        let mut at = conn.session.poll_timeout();
-        if !conn.connected {
-            at = Some(at.map_or(conn.connect_deadline, |a| a.min(conn.connect_deadline)));
-        }
-        if let Some(idle) = conn.idle_since {
-            let idle = idle + self.settings.idle_timeout;
-            at = Some(at.map_or(idle, |a| a.min(idle)));
-        }
-        at
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.conns
-            .iter()
-            .filter_map(|(_, c)| self.deadline(c))
-            .min()
-    }
-
-    /// After anything happened on connection `key`: writes its output, reports or requeues
-    /// its finished message, and removes it once its session is over.
+    /// After anything happened on connection `key`: writes its output, tells the
+    /// dispatcher of a finished message, a ready session or the end, and re-arms its
+    /// deadline.
     fn settle(&mut self, key: usize, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         conn.flush(now);
         if conn.session.poll_tls_upgrade() {
-            conn.start_tls(self.tls.as_ref(), &mut self.scratch, now);
+            conn.start_tls(&mut self.scratch, now);
             conn.flush(now);
         }
         conn.note_progress();
-        let mut finished = Vec::new();
+        let id = conn.id;
         let mut over = false;
         while let Some(event) = conn.session.poll_event() {
             match event {
                 Event::MessageDone { message, outcomes } => {
-                    if conn.inflight.as_ref().is_some_and(|(id, _)| *id == message) {
-                        if let Some((_, job)) = conn.inflight.take() {
-                            finished.push((job, outcomes, conn.retry_inflight));
-                        }
-                        conn.body_sent = false;
-                        conn.retry_inflight = false;
+                    if let Some(retryable) = conn.message_done(message) {
+                        self.dispatcher
+                            .handle_message_done(id, outcomes, retryable, now);
                     }
                 }
                 Event::SessionDone { .. } => over = true,
                 Event::Recipient { .. } => {}
             }
         }
-        if conn.session.is_idle() && !conn.ready_once {
-            conn.ready_once = true;
-            self.failures = 0;
-            log::info!("engine: connection {key} to {} ready", self.settings.addr);
-        }
-        let ready_once = conn.ready_once;
-        let error = conn.session.error().cloned();
-        for (job, outcomes, retry) in finished {
-            let any_delivered = outcomes.iter().any(RecipientOutcome::is_delivered);
-            if retry && !any_delivered && job.attempts < self.settings.attempts {
-                log::debug!(
-                    "engine: message {} goes to another connection",
-                    job.ticket.0
-                );
-                self.shared.retries.fetch_add(1, Ordering::Relaxed);
-                self.pending.push_front(job);
-            } else {
-                self.report(job, outcomes);
-            }
-        }
         if over {
-            self.remove(key, ready_once, error);
+            self.remove(key, now);
+            return;
+        }
+        if conn.is_ready() && conn.work == Work::Unoffered {
+            conn.work = Work::AwaitJob;
+            if !conn.ready_once {
+                conn.ready_once = true;
+                log::info!("engine: connection {key} to {} ready", conn.hop);
+            }
+            self.dispatcher.handle_ready(id, now);
+        }
+        match conn.deadline() {
+            Some(at) => self.deadlines.schedule(key, at),
+            None => self.deadlines.cancel(key),
         }
     }
 
-    fn remove(&mut self, key: usize, ready_once: bool, error: Option<Error>) {
+    fn remove(&mut self, key: usize, now: Instant) {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        self.deadlines.cancel(key);
+        self.keys.remove(&conn.id);
         let _ = self.poll.registry().deregister(conn.transport.socket());
         conn.transport.close();
         self.shared.connections_open.fetch_sub(1, Ordering::Relaxed);
-        if let Some((_, job)) = conn.inflight.take() {
-            // Not reached: a session reports every message it took before it ends.
-            let reply = error
-                .as_ref()
-                .map_or_else(|| Error::PeerClosed.reply(), Error::reply);
-            let outcomes = job
-                .message
-                .recipients
-                .iter()
-                .map(|r| RecipientOutcome::from_reply(r, reply.clone(), true))
-                .collect();
-            self.report(job, outcomes);
-        }
-        if !ready_once && self.shutdown_requested() && self.waiting() == 0 {
-            log::debug!("engine: connection {key} abandoned while setting up: shutting down");
-        } else if !ready_once {
-            self.setup_failed(error.unwrap_or(Error::PeerClosed));
-        } else {
+        let error = conn.session.error().cloned();
+        if conn.ready_once {
             log::info!(
                 "engine: connection {key} to {} closed after {} messages",
-                self.settings.addr,
+                conn.hop,
                 conn.deliveries
             );
         }
+        let error = match error {
+            None if !conn.ready_once => Some(Error::PeerClosed),
+            e => e,
+        };
+        self.dispatcher.handle_closed(conn.id, error, now);
     }
 }

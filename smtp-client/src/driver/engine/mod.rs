@@ -1,9 +1,9 @@
-//! The mio engine: many connections to one server at once, each reused for many messages.
+//! The mio engine: many connections to many servers at once, each reused for many messages.
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use smtp_client::driver::engine::Engine;
-//! use smtp_client::{Message, SessionConfig};
+//! use smtp_client::driver::engine::{Destination, Engine, NextHop};
+//! use smtp_client::{Message, SessionConfig, TlsMode};
 //!
 //! let engine = Engine::builder("127.0.0.1:25".parse().unwrap())
 //!     .connections(20)
@@ -16,9 +16,20 @@
 //!     let body = format!("Subject: {i}\r\n\r\nhello\r\n");
 //!     engine.submit(Message::new("a@example.com", ["b@example.net"], body))?;
 //! }
-//! for delivery in deliveries.iter().take(100) {
+//! // Another destination: two MX hosts in order, TLS required, at most 5 connections.
+//! let mx = Destination::new([
+//!     NextHop::named("192.0.2.10:25".parse().unwrap(), "mx1.example.org"),
+//!     NextHop::named("192.0.2.11:25".parse().unwrap(), "mx2.example.org"),
+//! ])
+//! .tls(TlsMode::Required)
+//! .max_connections(5);
+//! let body = "Subject: x\r\n\r\nhi\r\n";
+//! engine.submit_to(mx, Message::new("a@example.com", ["c@example.org"], body))?;
+//! for delivery in deliveries.iter().take(101) {
+//!     let relay = delivery.next_hop.as_ref().map(ToString::to_string);
 //!     for o in &delivery.outcomes {
-//!         println!("{:?} {}: {:?} ({})", delivery.ticket, o.recipient, o.kind, o.class.name);
+//!         let (t, r) = (delivery.ticket, &o.recipient);
+//!         println!("{t:?} {r} relay={relay:?}: {:?} ({})", o.kind, o.class.name);
 //!     }
 //! }
 //! engine.shutdown();
@@ -27,13 +38,22 @@
 //!
 //! # How it works
 //!
-//! One engine thread owns a `mio::Poll` and a slab of connections, each driving one sans-IO
+//! One engine thread owns a `mio::Poll`, a slab of connections and a [`Dispatcher`](dispatch::Dispatcher): the
+//! sans-IO scheduler ([`dispatch`]) that decides which message goes on which connection and
+//! when connections open and close; the thread only carries out its actions and tells it
+//! what happened on the sockets. Each connection drives one sans-IO
 //! [`Session`](crate::Session) (the same state machine as the blocking driver, custom states
-//! included). [`Engine::submit`] puts a message on a bounded queue (it blocks while the queue
-//! is full: back-pressure) and wakes the thread through a `mio::Waker` only when it sleeps.
+//! included). [`Engine::submit`] and [`Engine::submit_to`] put a message on a bounded queue
+//! (they block while the queue is full: back-pressure) and wake the thread through a
+//! `mio::Waker` only when it sleeps.
 //!
-//! * Connections are opened as messages wait, up to [`EngineBuilder::connections`]; each
-//!   carries one message at a time and takes the next one as soon as the last is done.
+//! * Every message goes to a [`Destination`]: an ordered list of [`NextHop`]s with its TLS
+//!   mode, connection limit and messages per connection ([`Engine::submit`] uses the
+//!   builder's address and settings). Each distinct destination has its own pool of
+//!   connections; all of them share the global [`connections`](EngineBuilder::connections)
+//!   cap, and an idle connection is closed when another destination waits for room.
+//! * Connections are opened as messages wait, up to the limits; each carries one message at
+//!   a time and takes the next one of its destination as soon as the last is done.
 //! * A connection is closed with QUIT after
 //!   [`max_deliveries_per_connection`](EngineBuilder::max_deliveries_per_connection) messages,
 //!   or after [`idle_timeout`](EngineBuilder::idle_timeout) without work.
@@ -43,21 +63,30 @@
 //!   to [`attempts`](EngineBuilder::attempts) times. Once the body was sent, a missing final
 //!   reply makes the message *deferred*: it may have been accepted, so it is not sent again
 //!   here (as a real MTA would, the caller retries it later).
-//! * When connections cannot be set up (refused, timed out, greeting or EHLO refused)
-//!   [`attempts`](EngineBuilder::attempts) times in a row, every waiting message gets the
-//!   failure as its outcome (deferred for a connection failure, or the server's reply).
+//! * When connections to a next hop cannot be set up (refused, timed out, greeting or EHLO
+//!   refused) [`attempts`](EngineBuilder::attempts) times in a row, new connections go to
+//!   the destination's next hop; after its last one, every message waiting for the
+//!   destination gets the failure as its outcome (deferred for a connection failure, or the
+//!   server's reply), and the next message starts again with the first hop. (The engine
+//!   thread takes up to the larger of the queue's capacity and `connections` messages from
+//!   the queue, counting those on connections; those beyond wait in the queue and get
+//!   connections of their own.)
 //! * Every submitted message gets exactly one [`Delivery`] on the channel from
-//!   [`Engine::deliveries`], with one [`RecipientOutcome`] per recipient.
-//! * Reply deadlines come from each session's [`poll_timeout`](crate::Session::poll_timeout).
+//!   [`Engine::deliveries`], with one [`RecipientOutcome`] per recipient and the next hop
+//!   that carried it ([`Delivery::next_hop`], `None` when no connection could be set up).
+//! * Deadlines (connect, each session's [`poll_timeout`](crate::Session::poll_timeout), the
+//!   dispatcher's idle timeouts) sit in heaps: the thread never scans every connection.
 //!
 //! # STARTTLS
 //!
-//! When the session policy's [`TlsMode`] is not `Disabled`, every session may use STARTTLS
-//! ([`SessionConfig::tls_available`] is set), and [`EngineBuilder::tls`] says how the server's
+//! When the session policy's [`TlsMode`] (or the destination's) is not `Disabled`, every
+//! session may use STARTTLS ([`SessionConfig::tls_available`] is set), and
+//! [`EngineBuilder::tls`] says how the server's
 //! certificate is checked (by default as the blocking driver does: verified when TLS is
 //! required, encryption only when it is opportunistic; see [`crate::driver::tls`]). The
-//! rustls configuration is made once, at [`build`](EngineBuilder::build), and shared by every
-//! connection. When a session's `220` to STARTTLS is in, the connection first hands the
+//! rustls configuration is made once per TLS mode (the builder's at
+//! [`build`](EngineBuilder::build)) and shared by every connection; the name checked and sent
+//! as SNI is the next hop's name when it has one, else as the [TLS options](EngineBuilder::tls) say. When a session's `220` to STARTTLS is in, the connection first hands the
 //! session every plaintext byte the server already sent (bytes after the `220` are a response
 //! injection and end the session), then runs the TLS handshake on the same non-blocking
 //! socket as its events come; its time is bounded by the policy's command timeout. A
@@ -93,8 +122,15 @@ use crate::registry::StateMachine;
 use crate::session::SessionConfig;
 
 mod conn;
+mod deadline;
+mod destination;
+pub mod dispatch;
 mod event_loop;
+mod open;
 mod transport;
+
+pub use destination::{Destination, NextHop};
+use dispatch::Job;
 
 /// The engine's number for a submitted message, unique within one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,6 +147,9 @@ pub struct Delivery {
     pub outcomes: Vec<RecipientOutcome>,
     /// How many connections the message was given to (0 when no connection could be set up).
     pub attempts: u32,
+    /// The next hop of the last connection the message was given to (for a log's
+    /// `relay=host[ip]:port`); `None` when no connection could be set up for it.
+    pub next_hop: Option<NextHop>,
 }
 
 impl Delivery {
@@ -154,6 +193,8 @@ pub(crate) struct Shared {
     connections_open: AtomicU64,
     retries: AtomicU64,
     deliveries: AtomicU64,
+    /// Jobs the engine thread took from the queue that wait for a connection.
+    waiting: AtomicU64,
 }
 
 impl Shared {
@@ -164,18 +205,12 @@ impl Shared {
     }
 }
 
-/// A submitted message on its way.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) ticket: Ticket,
-    pub(crate) message: Message,
-    pub(crate) attempts: u32,
-}
-
 /// The engine's settings, fixed at [`EngineBuilder::build`].
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) addr: SocketAddr,
+    /// The builder's own destination (what [`Engine::submit`] sends to).
+    pub(crate) default: Destination,
     pub(crate) connections: usize,
     pub(crate) max_deliveries: u32,
     pub(crate) idle_timeout: Duration,
@@ -275,6 +310,9 @@ impl EngineBuilder {
             Some((settings.tls.client_config(mode)?, name))
         };
         settings.session.tls_available = tls.is_some();
+        let mut hop = NextHop::new(settings.addr);
+        hop.name = settings.session.peer_name.clone();
+        settings.default = Destination::new([hop]);
         let poll = mio::Poll::new().map_err(|e| Error::Io(format!("engine poll: {e}")))?;
         let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)
             .map_err(|e| Error::Io(format!("engine waker: {e}")))?;
@@ -288,16 +326,26 @@ impl EngineBuilder {
             connections_open: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
         });
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(self.queue);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let event_loop =
-            event_loop::Loop::new(poll, settings, tls, jobs_rx, done_tx, shared.clone());
+        let settings_default = settings.default.clone();
+        let event_loop = event_loop::Loop::new(
+            poll,
+            settings,
+            tls,
+            jobs_rx,
+            done_tx,
+            shared.clone(),
+            self.queue,
+        );
         let thread = std::thread::Builder::new()
             .name("smtp-engine".into())
             .spawn(move || event_loop.run())
             .map_err(|e| Error::Io(format!("engine thread: {e}")))?;
         Ok(Engine {
+            default: settings_default,
             jobs: Some(jobs_tx),
             deliveries: done_rx,
             shared,
@@ -306,11 +354,13 @@ impl EngineBuilder {
     }
 }
 
-/// Many SMTP connections to one server, driven by one thread. See the [module docs](self).
+/// Many SMTP connections to many servers, driven by one thread. See the [module docs](self).
 ///
 /// Dropping an engine is [`shutdown`](Engine::shutdown).
 #[derive(Debug)]
 pub struct Engine {
+    /// Where [`submit`](Self::submit) sends.
+    default: Destination,
     jobs: Option<Sender<Job>>,
     deliveries: Receiver<Delivery>,
     shared: Arc<Shared>,
@@ -323,6 +373,7 @@ impl Engine {
         EngineBuilder {
             settings: Settings {
                 addr,
+                default: Destination::to(addr),
                 connections: 20,
                 max_deliveries: 1000,
                 idle_timeout: Duration::from_secs(5),
@@ -336,9 +387,18 @@ impl Engine {
         }
     }
 
-    /// Queues a message and returns its ticket. Blocks while the queue is full. Fails with
-    /// [`Error::Misuse`] once the engine thread has stopped.
+    /// Queues a message for the builder's server and returns its ticket. Blocks while the
+    /// queue is full. Fails with [`Error::Misuse`] once the engine thread has stopped.
     pub fn submit(&self, message: Message) -> Result<Ticket, Error> {
+        self.submit_to(self.default.clone(), message)
+    }
+
+    /// Queues a message for `destination` and returns its ticket. Its connections are
+    /// pooled apart from other destinations', under its own limits and the engine's global
+    /// [`connections`](EngineBuilder::connections); its next hops are tried in order. Blocks
+    /// while the queue is full. Fails with [`Error::Misuse`] once the engine thread has
+    /// stopped.
+    pub fn submit_to(&self, destination: Destination, message: Message) -> Result<Ticket, Error> {
         let jobs = self
             .jobs
             .as_ref()
@@ -346,8 +406,8 @@ impl Engine {
         let ticket = Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
         let job = Job {
             ticket,
+            destination,
             message,
-            attempts: 0,
         };
         jobs.send(job)
             .map_err(|_| Error::Misuse("the engine thread has stopped"))?;
@@ -358,9 +418,13 @@ impl Engine {
         Ok(ticket)
     }
 
-    /// How many submitted messages wait for a connection now.
+    /// How many submitted messages wait for a connection now: those in the queue, and
+    /// those the engine thread took from it that no connection carries yet (it takes at
+    /// most [`queue_capacity`](Self::queue_capacity) or `connections` messages, whichever is
+    /// more, counting those on a connection).
     pub fn queued(&self) -> usize {
-        self.jobs.as_ref().map_or(0, Sender::len)
+        let taken = self.shared.waiting.load(Ordering::Relaxed) as usize;
+        self.jobs.as_ref().map_or(0, Sender::len) + taken
     }
 
     /// How many messages may wait before [`submit`](Self::submit) blocks.

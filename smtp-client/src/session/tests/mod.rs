@@ -62,7 +62,9 @@ impl Fake {
 
     pub(super) fn pump(&mut self) {
         while let Some(b) = self.s.poll_transmit() {
-            self.sent.extend_from_slice(&b);
+            self.sent.extend_from_slice(b);
+            let n = b.len();
+            self.s.advance_transmit(n);
         }
         while let Some(e) = self.s.poll_event() {
             self.events.push(e);
