@@ -34,6 +34,7 @@
 //! its event loop waits for); [`driver::tls`] holds the verification defaults every driver
 //! shares (required TLS verifies the server's certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
 //! BDAT chunks (RFC 3030) when the server offers CHUNKING.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod driver;

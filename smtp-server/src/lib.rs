@@ -17,6 +17,7 @@
 //! | [`spool`] | the durable on-disk spool (the `smtp-spool` crate, re-exported): streaming writer, group commit, recovery, read side |
 //!
 //! Run a server with [`server::Server::builder`]; `impulse serve` is the operator's way.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

@@ -14,6 +14,7 @@
 //! panics on what a test would fail on anyway and makes no promise of a stable API. It does
 //! not test the crates it serves (their tests stay beside the code they check; its own tests
 //! check the harness), and it changes none of their behaviour: it drives their public API.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;

@@ -33,7 +33,7 @@
 //! Its `.so`, `libimpulse_plugin_auth_file.so`, is built by `impulse-plugin-auth-file-so`
 //! (`plugins/auth-file-so`): this crate has no `.so` entry points, so a binary links it (and
 //! other plugins) as it is.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;

@@ -30,7 +30,7 @@
 //! Its `.so`, `libimpulse_plugin_bounce_rules.so`, is built by `impulse-plugin-bounce-rules-so`
 //! (`plugins/bounce-rules-so`): this crate has no `.so` entry points, so a binary links it (and
 //! other plugins) as it is.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

@@ -44,7 +44,7 @@
 //! Its `.so`, `libimpulse_plugin_client_xclient.so`, is built by `impulse-plugin-client-xclient-so`
 //! (`plugins/client-xclient-so`): this crate has no `.so` entry points, so a binary links it (and
 //! other plugins) as it is.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::sync::Arc;

@@ -40,7 +40,7 @@
 //! Its `.so`, `libimpulse_plugin_xclient.so`, is built by `impulse-plugin-xclient-so`
 //! (`plugins/xclient-so`): this crate has no `.so` entry points, so a binary links it (and
 //! other plugins) as it is.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cidr;
