@@ -1,4 +1,6 @@
 //! Dispatcher tests: ordering, chain rules, panics, pending, registry validation.
+// Tests complete pending hooks from other threads, as a worker would.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};

@@ -291,6 +291,8 @@ impl PendingSource for ChannelPending {
 }
 
 #[cfg(test)]
+// Tests complete pending hooks from other threads, as a worker would.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

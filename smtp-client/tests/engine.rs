@@ -3,6 +3,8 @@
 //! `smtp-sink` with its failure injection, and against a scripted server for the races
 //! neither produces on demand. Every test checks that each submitted message gets exactly
 //! one delivery.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -2,6 +2,8 @@
 //! `impulse_test_support::tls`: several messages over one reused TLS connection (DATA and BDAT) delivered
 //! byte-exact, required TLS against a server without STARTTLS, a response injection after
 //! the `220`, and a certificate that does not verify.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! the middle of a reply. The client must not panic, must end the session as soon as a
 //! limit is passed (the error says which), must give every recipient an outcome with a
 //! bounce class, and must be done within a few seconds.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 

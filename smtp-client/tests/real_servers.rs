@@ -4,6 +4,8 @@
 //! `smtp-sink` is looked up on `PATH`, then in `/usr/sbin` and `/usr/lib/postfix/sbin`.
 //! Without it these tests print a loud SKIPPED and pass — unless `CI` is set, where they
 //! fail.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 

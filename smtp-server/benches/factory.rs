@@ -3,6 +3,8 @@
 //! replies drained before the next packet), with no I/O and no decisions but the commit.
 //!
 //! Run with `cargo bench -p smtp-server --bench factory`.
+// A benchmark measures the real clock and runs its load on threads.
+#![allow(clippy::disallowed_methods)]
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Driver inputs beyond the client's bytes, over real sockets: the spool's free space
 //! (`452 4.3.1` at MAIL), a pending hook that never completes (`451 4.3.0` after
 //! `timeouts.hook`, the late completion ignored), and the session hooks see (EHLO vs HELO).
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Hooks over a real socket: message and queue hooks run on the hook pool (reading the
 //! message back from the spool file), a queue hook can take a message instead of the spool,
 //! a MAIL hook goes pending and completes from another thread, disconnect hooks run.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The event-loop driver over real sockets on 127.0.0.1:0: hostile input, timeouts,
 //! connection caps, shutdown, and what lands in the spool.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

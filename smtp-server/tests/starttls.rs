@@ -1,6 +1,8 @@
 //! STARTTLS over real sockets: a rustls client on 127.0.0.1 against the server with a
 //! certificate from a throw-away CA (rcgen, shared with the client's TLS tests), loaded from
 //! PEM files as an operator configures it (`[tls] cert`, `key`).
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

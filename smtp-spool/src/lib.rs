@@ -92,7 +92,9 @@
 //!
 //! All file operations go through [`SpoolIo`]; [`MemFs`] is a fault-injecting in-memory
 //! implementation that simulates power cuts.
-
+// The spool is I/O, not a sans-IO core: its threads do the blocking file work, and queue ids
+// carry the wall-clock time.
+#![allow(clippy::disallowed_methods)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -4,6 +4,8 @@
 //! Exit status: 0 when every recipient was accepted, 1 when any recipient bounced (5xx), 75
 //! (`EX_TEMPFAIL`) when some were deferred (4xx, connection or session failure) and none
 //! bounced, 2 for bad arguments.
+// The binary is a driver: it reads the clock and owns its threads.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::Read;
 use std::net::{SocketAddr, ToSocketAddrs};

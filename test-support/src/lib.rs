@@ -16,6 +16,8 @@
 //! check the harness), and it changes none of their behaviour: it drives their public API.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Test support plays drivers and peers: it reads clocks and starts threads.
+#![allow(clippy::disallowed_methods)]
 
 pub mod cli;
 pub mod fake;

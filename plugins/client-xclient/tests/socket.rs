@@ -3,6 +3,8 @@
 //! hooks registry, and the blocking client sends through a recording relay to Impulse's own
 //! server running the server-side `xclient` plugin. The relay's transcript shows where the
 //! state ran; the spooled envelope and `Received:` header show what it did.
+// Socket tests run real peers on threads and wait on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -1,4 +1,6 @@
 //! Deterministic session tests: a scripted fake server, a simulated clock.
+// Tests read the real clock once, for the instant their simulated clock starts from.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,6 @@
 //! Deterministic tests of the factory through its public API, with a simulated clock.
+// Tests read the real clock once, for the instant their simulated clock starts from.
+#![allow(clippy::disallowed_methods)]
 
 mod backpressure;
 mod decisions;

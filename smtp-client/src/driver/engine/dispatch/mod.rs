@@ -7,6 +7,9 @@
 //! SMTP either: a connection's [`Session`](crate::Session) is the driver's, which tells the
 //! dispatcher only when the connection is ready for a job, when a job is done (and whether
 //! it may go to another connection), and when the connection is gone.
+// A sans-IO core, though it sits among the drivers: no clock reads, no threads (the
+// driver module's allowance stops here).
+#![deny(clippy::disallowed_methods)]
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
