@@ -101,58 +101,46 @@ def main():
         sys.exit("no inbound or outbound tables found in docs/BENCHMARKS.md")
     os.makedirs(OUT, exist_ok=True)
 
+    def grouped_bars(ax, groups, series):
+        """One bar per (series, group): `series` is [(label, [value per group])]."""
+        width = 0.8 / len(series)
+        for k, (label, ys) in enumerate(series):
+            xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
+            bars = ax.bar(xs, ys, width, label=label)
+            ax.bar_label(bars, labels=[f"{y:,.0f}" for y in ys], fontsize=7, padding=2)
+        ax.set_xticks(range(len(groups)), groups)
+
+    def save(fig, ax, ylabel, title, name):
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(OUT, name), dpi=110)
+        plt.close(fig)
+
     # 1. The latest inbound run: msgs/s of the four servers for each load.
     label, figures = inbound[-1]
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.2
-    for k, server in enumerate(SERVERS):
-        xs = [i + (k - 1.5) * width for i in range(len(LOADS))]
-        ys = [figures[load][server] for load in LOADS]
-        bars = ax.bar(xs, ys, width, label=LABELS[server])
-        ax.bar_label(bars, labels=[f"{y:,.0f}" for y in ys], fontsize=7, padding=2)
-    ax.set_xticks(range(len(LOADS)), LOADS)
-    ax.set_ylabel("messages per second")
-    ax.set_title(f"Inbound, smtp-source loads ({label})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "inbound.png"), dpi=110)
-    plt.close(fig)
+    grouped_bars(ax, LOADS, [(LABELS[s], [figures[l][s] for l in LOADS]) for s in SERVERS])
+    save(fig, ax, "messages per second", f"Inbound, smtp-source loads ({label})", "inbound.png")
 
     # 2. impulse (durable) / Postfix over every recorded run, against the 3x target.
     fig, ax = plt.subplots(figsize=(9, 4.5))
     xs = range(len(inbound))
     for load in LOADS:
-        ax.plot(
-            xs,
-            [f[load]["impulse"] / f[load]["postfix"] for _, f in inbound],
-            marker="o",
-            label=load,
-        )
+        ratios = [f[load]["impulse"] / f[load]["postfix"] for _, f in inbound]
+        ax.plot(xs, ratios, marker="o", label=load)
     ax.axhline(3.0, color="grey", linestyle="--", linewidth=1, label="target 3x")
     ax.set_xticks(list(xs), [label for label, _ in inbound], rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("impulse durable / Postfix")
-    ax.set_title("Inbound: durable Impulse over Postfix, every recorded run")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "inbound-ratios.png"), dpi=110)
-    plt.close(fig)
+    save(fig, ax, "impulse durable / Postfix",
+         "Inbound: durable Impulse over Postfix, every recorded run", "inbound-ratios.png")
 
     # 3. Outbound: the clients' median msgs/s, per recorded run.
     clients = ["impulse", "smtp-source -d", "smtp-source"]
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.8 / len(outbound)
-    for k, (label, figures) in enumerate(outbound):
-        xs = [i + (k - (len(outbound) - 1) / 2) * width for i in range(len(clients))]
-        ys = [figures.get(c, 0) for c in clients]
-        bars = ax.bar(xs, ys, width, label=label)
-        ax.bar_label(bars, labels=[f"{y:,.0f}" for y in ys], fontsize=7, padding=2)
-    ax.set_xticks(range(len(clients)), clients)
-    ax.set_ylabel("messages per second (median)")
-    ax.set_title("Outbound: 20,000 x 4 KiB to one smtp-sink, 20 connections")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "outbound.png"), dpi=110)
-    plt.close(fig)
+    grouped_bars(ax, clients, [(l, [f.get(c, 0) for c in clients]) for l, f in outbound])
+    save(fig, ax, "messages per second (median)",
+         "Outbound: 20,000 x 4 KiB to one smtp-sink, 20 connections", "outbound.png")
     print(f"wrote {OUT}/inbound.png, inbound-ratios.png, outbound.png "
           f"({len(inbound)} inbound runs, {len(outbound)} outbound runs)")
 

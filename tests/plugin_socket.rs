@@ -12,6 +12,10 @@ use impulse::hooks::{toml, Registry};
 use impulse_test_support::line::LineClient;
 use impulse_test_support::server::TestServer;
 
+#[path = "support/load_so.rs"]
+mod load_so;
+use load_so::load_so;
+
 /// Builds the test plugin against the workspace's lock file; returns the `.so`.
 fn build_plugin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -92,15 +96,4 @@ fn a_so_plugin_rejects_and_accepts_as_configured() {
         "first,p10,first,p10,p20,p30,last,first,p10,p20,p30,last,first,p10,p20"
     );
     server.stop();
-}
-
-/// Loads the plugin library at `path` into `registry`.
-fn load_so(
-    registry: &mut impulse::hooks::Registry,
-    path: impl AsRef<std::path::Path>,
-    configs: &impulse::hooks::toml::Table,
-) -> Result<Vec<String>, impulse::hooks::LoadError> {
-    // SAFETY: the tests load only libraries built from this workspace (the plugin under
-    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
-    unsafe { registry.load_dynamic(path, configs) }
 }

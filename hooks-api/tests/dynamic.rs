@@ -15,6 +15,10 @@ use hooks_api::{
     PluginConfig, PluginDecl, Rcpt, Registrar, Registry, SessionInfo, StateAction, Verdict,
 };
 
+#[path = "../../tests/support/load_so.rs"]
+mod load_so;
+use load_so::load_so;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -354,15 +358,4 @@ fn init_failures_panics_and_duplicates_are_typed_errors() {
         }
     );
     assert_eq!(registry.plugin_names(), ["test-plugin"]);
-}
-
-/// Loads the plugin library at `path` into `registry`.
-fn load_so(
-    registry: &mut hooks_api::Registry,
-    path: impl AsRef<std::path::Path>,
-    configs: &hooks_api::toml::Table,
-) -> Result<Vec<String>, hooks_api::LoadError> {
-    // SAFETY: the tests load only libraries built from this workspace (the plugin under
-    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
-    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -16,6 +16,10 @@ use hooks_api::{
     SessionInfo, TlsInfo, Verdict,
 };
 
+#[path = "../../../tests/support/load_so.rs"]
+mod load_so;
+use load_so::load_so;
+
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
@@ -199,15 +203,4 @@ fn an_unreadable_user_file_fails_init_with_the_reason() {
         "{err}"
     );
     assert!(registry.plugin_names().is_empty());
-}
-
-/// Loads the plugin library at `path` into `registry`.
-fn load_so(
-    registry: &mut hooks_api::Registry,
-    path: impl AsRef<std::path::Path>,
-    configs: &hooks_api::toml::Table,
-) -> Result<Vec<String>, hooks_api::LoadError> {
-    // SAFETY: the tests load only libraries built from this workspace (the plugin under
-    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
-    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -9,6 +9,10 @@ use hooks_api::smtp_proto::EnhancedStatus;
 use hooks_api::toml;
 use hooks_api::{LoadError, Registry};
 
+#[path = "../../../tests/support/load_so.rs"]
+mod load_so;
+use load_so::load_so;
+
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
@@ -111,15 +115,4 @@ fn a_class_another_plugin_owns_is_refused_by_the_host() {
             reason: "bounce class 200 already exists".into(),
         }
     );
-}
-
-/// Loads the plugin library at `path` into `registry`.
-fn load_so(
-    registry: &mut hooks_api::Registry,
-    path: impl AsRef<std::path::Path>,
-    configs: &hooks_api::toml::Table,
-) -> Result<Vec<String>, hooks_api::LoadError> {
-    // SAFETY: the tests load only libraries built from this workspace (the plugin under
-    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
-    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -22,6 +22,10 @@ use smtp_client::{Message, StateMachine, StateRegistry};
 use impulse_plugin_client_xclient as _;
 use impulse_plugin_xclient as _;
 
+#[path = "../../../tests/support/load_so.rs"]
+mod load_so;
+use load_so::load_so;
+
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
@@ -264,15 +268,4 @@ fn linked_statically_it_is_found_through_inventory() {
         "{received}"
     );
     server.stop();
-}
-
-/// Loads the plugin library at `path` into `registry`.
-fn load_so(
-    registry: &mut hooks_api::Registry,
-    path: impl AsRef<std::path::Path>,
-    configs: &hooks_api::toml::Table,
-) -> Result<Vec<String>, hooks_api::LoadError> {
-    // SAFETY: the tests load only libraries built from this workspace (the plugin under
-    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
-    unsafe { registry.load_dynamic(path, configs) }
 }

@@ -10,6 +10,10 @@ use hooks_api::{
     Command as Verb, Ctx, HookPoint, Mail, Notes, Order, Registry, SessionInfo, Verdict,
 };
 
+#[path = "../../../tests/support/load_so.rs"]
+mod load_so;
+use load_so::load_so;
+
 #[path = "../../../tests/support/plugin_so.rs"]
 mod build_so;
 
@@ -169,15 +173,4 @@ fn a_bad_network_fails_init_naming_it() {
         err.to_string(),
         "plugin xclient failed to initialise: [plugins.xclient] authorized[1]: \"lan\" is not an IP address or network"
     );
-}
-
-/// Loads the plugin library at `path` into `registry`.
-fn load_so(
-    registry: &mut hooks_api::Registry,
-    path: impl AsRef<std::path::Path>,
-    configs: &hooks_api::toml::Table,
-) -> Result<Vec<String>, hooks_api::LoadError> {
-    // SAFETY: the tests load only libraries built from this workspace (the plugin under
-    // test) or the system's own (libc, to check the refusal), whose initialisers are sound.
-    unsafe { registry.load_dynamic(path, configs) }
 }
