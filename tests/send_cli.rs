@@ -94,3 +94,55 @@ fn refusals_and_deferrals_have_classes_and_exit_codes() {
     assert_eq!(mx.count(), 0);
     mx.stop();
 }
+
+#[test]
+fn auth_without_tls_is_a_local_refusal_unless_allowed() {
+    use impulse_test_support::fake::Fake;
+    // Refused before any secret is sent: deferred, marked local, never a remote block.
+    let mx = TestServer::start();
+    let server = mx.addr.to_string();
+    let out = send(&cli::to_server(&server, &["--auth", "alice:secret"]), None);
+    assert_eq!(out.status.code(), Some(75), "deferred");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("deferred (local): 454 4.7.0 AUTH without TLS refused by local policy"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[class 25 Admin Failure (Admin)]"),
+        "{stdout}"
+    );
+    assert!(mx.spool.list().unwrap().is_empty());
+
+    // --auth-plaintext: the user chose it (a loopback test server), AUTH PLAIN goes out.
+    let fake = Fake::start(|peer| {
+        peer.send(b"220 fake.test ESMTP\r\n");
+        peer.expect("EHLO");
+        peer.send(b"250-fake.test\r\n250 AUTH PLAIN LOGIN\r\n");
+        let auth = peer.line().unwrap_or_default();
+        peer.send(b"235 2.7.0 Authentication successful\r\n");
+        peer.expect("MAIL FROM:");
+        peer.send(b"250 2.1.0 Ok\r\n");
+        peer.expect("RCPT TO:");
+        peer.send(b"250 2.1.5 Ok\r\n");
+        peer.expect("DATA");
+        peer.send(b"354 go ahead\r\n");
+        while peer.line().is_some_and(|l| l != ".") {}
+        peer.send(b"250 2.0.0 Ok: queued\r\n");
+        peer.expect("QUIT");
+        peer.send(b"221 2.0.0 Bye\r\n");
+        auth
+    });
+    let server = fake.addr.to_string();
+    let out = send(
+        &cli::to_server(&server, &["--auth", "alice:secret", "--auth-plaintext"]),
+        None,
+    );
+    let stdout = cli::succeeded(&out);
+    assert!(
+        stdout.contains("delivered: 250 2.0.0 Ok: queued"),
+        "{stdout}"
+    );
+    // PLAIN: "\0alice\0secret" in base64.
+    assert_eq!(fake.join(), "AUTH PLAIN AGFsaWNlAHNlY3JldA==");
+}

@@ -232,7 +232,13 @@ impl RecipientOutcome {
             classify::for_id(classify::id::UNDETERMINED)
                 .unwrap_or_else(|| classify::classify(reply.code(), reply.status(), &reply.text()))
         } else {
-            classify::classify(reply.code(), reply.status(), &reply.text())
+            let class = classify::classify(reply.code(), reply.status(), &reply.text());
+            match classify::for_id(classify::id::ADMIN_FAILURE) {
+                // Our own policy refused it: never a block by the receiver (a 4.7.x / 5.7.x
+                // reply we made up would otherwise read as one).
+                Some(admin) if local && class.category == classify::Category::Block => admin,
+                _ => class,
+            }
         };
         RecipientOutcome {
             recipient: recipient.to_owned(),

@@ -57,9 +57,14 @@ pub struct SendArgs {
     /// CHUNKING: no dot-stuffing, the body goes in counted chunks.
     #[arg(long)]
     chunking: bool,
-    /// Authenticate with `USER:PASS` (PLAIN, else LOGIN).
+    /// Authenticate with `USER:PASS` (PLAIN, else LOGIN). Only over TLS unless
+    /// --auth-plaintext says otherwise.
     #[arg(long)]
     auth: Option<String>,
+    /// Allow --auth without TLS (the password then travels in the clear: for a test server
+    /// on loopback, never across a network).
+    #[arg(long, requires = "auth")]
+    auth_plaintext: bool,
     /// Bulk mode: send this many messages through the mio engine, show a progress bar and
     /// end with a summary (msgs/s, outcomes by class) instead of one line per recipient.
     #[arg(long)]
@@ -142,6 +147,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
             user: user.to_owned(),
             password: Secret::new(password),
         });
+        options.session.policy.auth_without_tls = args.auth_plaintext;
     }
     if let Some(count) = args.count {
         return super::bulk::run(super::bulk::Bulk {

@@ -79,7 +79,7 @@ impl Session {
         let refuse = |text: &str| Error::Refused(local_reply(454, (4, 7, 0), text));
         if !self.shared.tls_active && !self.policy.auth_without_tls {
             return self.refuse(refuse(
-                "AUTH without TLS refused by policy (auth_without_tls is off)",
+                "AUTH without TLS refused by local policy (auth_without_tls is off)",
             ));
         }
         let offered: Vec<Mechanism> = self
