@@ -104,7 +104,9 @@ fn skip_goto_and_fail() {
     f.server("250 pong\r\n");
     assert!(f.sent().ends_with("XPING hello\r\nQUIT\r\n"));
     let done = f.done();
-    assert_eq!(done[0][0].class.id, 54, "Relaying Denied");
+    // A plugin state's failure is local: never read as a block by the receiver.
+    assert!(done[0][0].local);
+    assert_eq!(done[0][0].class.id, 25, "Admin Failure");
 
     // Fail inside a transaction fails only the message; RSET follows.
     let (mut f, _) = chain_with(Anchor::After("mail".into()), fail);
