@@ -26,10 +26,15 @@ enum Command {
     Classify {
         /// The reply text, for example "550 5.1.1 <bob@example.com>: user unknown".
         reply: String,
+        /// Print one JSON object: id, name, category, description, and the class's KumoMTA
+        /// and PowerMTA names.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         source: cli::classify::ClassSource,
     },
-    /// List the built-in and registered bounce classes.
+    /// List the built-in and registered bounce classes, with each built-in class's KumoMTA
+    /// and PowerMTA names.
     Classes {
         #[command(flatten)]
         source: cli::classify::ClassSource,
@@ -69,7 +74,11 @@ fn main() -> std::process::ExitCode {
     let _log = logging::init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Classify { reply, source } => cli::classify::classify(&reply, &source),
+        Command::Classify {
+            reply,
+            json,
+            source,
+        } => cli::classify::classify(&reply, json, &source),
         Command::Classes { source } => cli::classify::classes(&source),
         Command::Serve(args) => cli::serve::run(args),
         Command::Send(args) => cli::send::run(args),

@@ -85,3 +85,29 @@ fn classify_and_classes_use_the_configured_bounce_rules() {
     let (ok, _) = impulse(&["classify", "--config", "/nonexistent.toml", reply]);
     assert!(!ok, "a config that cannot be read is an error");
 }
+
+#[test]
+fn both_other_vocabularies_show_in_classes_and_in_json() {
+    let (ok, out) = impulse(&["classes"]);
+    assert!(ok);
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("10 "))
+        .unwrap();
+    assert!(
+        line.contains("InvalidRecipient") && line.contains("bad-mailbox"),
+        "{line}"
+    );
+    let (ok, out) = impulse(&[
+        "classify",
+        "--json",
+        "554 5.7.1 <x@example.net>: Relay access denied",
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["id"], 54);
+    assert_eq!(v["name"], "Relaying Denied");
+    assert_eq!(v["category"], "Block");
+    assert_eq!(v["kumomta"], "RelayDenied");
+    assert_eq!(v["powermta"], "relaying-issues");
+}

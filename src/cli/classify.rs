@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use smtp_proto::classify;
 use smtp_server::config::Overrides;
 
 /// Where the classes and rules come from, besides the built-ins.
@@ -39,29 +40,48 @@ impl ClassSource {
     }
 }
 
-/// `impulse classify REPLY`: prints `ID Name (Category)`.
-pub fn classify(reply: &str, source: &ClassSource) -> ExitCode {
+/// `impulse classify REPLY`: prints `ID Name (Category)`, or with `json` one JSON object:
+/// `{"id", "name", "category", "description", "kumomta", "powermta"}` (the last two `null`
+/// for a user class).
+pub fn classify(reply: &str, json: bool, source: &ClassSource) -> ExitCode {
     let _plugins = match source.load() {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let class = smtp_proto::classify::classify_reply_text(reply);
-    println!("{} {} ({})", class.id, class.name, class.category);
+    let class = classify::classify_reply_text(reply);
+    if json {
+        let other = classify::other_names(class.id);
+        let value = serde_json::json!({
+            "id": class.id,
+            "name": class.name,
+            "category": class.category.to_string(),
+            "description": class.description,
+            "kumomta": other.map(|o| o.kumomta),
+            "powermta": other.map(|o| o.powermta),
+        });
+        println!("{value}");
+    } else {
+        println!("{} {} ({})", class.id, class.name, class.category);
+    }
     ExitCode::SUCCESS
 }
 
-/// `impulse classes`: one line per class, built-in and registered.
+/// `impulse classes`: one line per class, built-in and registered: id, name, category, the
+/// KumoMTA and PowerMTA names (`-` for a user class), description.
 pub fn classes(source: &ClassSource) -> ExitCode {
     let _plugins = match source.load() {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    for class in smtp_proto::classify::classes() {
+    for class in classify::classes() {
+        let other = classify::other_names(class.id);
         println!(
-            "{:>4}  {:<28} {:<13} {}",
+            "{:>4}  {:<28} {:<13} {:<20} {:<17} {}",
             class.id,
             class.name,
             class.category.to_string(),
+            other.map_or("-", |o| o.kumomta),
+            other.map_or("-", |o| o.powermta),
             class.description
         );
     }

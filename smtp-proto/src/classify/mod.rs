@@ -12,6 +12,7 @@
 //! | `smtp_error_retrieve_class(id, ...)` | [`retrieve_class`] |
 //! | `smtp_error_register_class(id, name, desc)` | [`register_class`] (plus a category) |
 //! | — | [`register_rule`]: user rules beside the built-in ones |
+//! | — | [`other_names`]: a built-in class's KumoMTA and PowerMTA names |
 //!
 //! The free functions use one process-wide [`Registry`] ([`global`]); embedders and tests can
 //! make their own with [`Registry::new`]. A registry is thread-safe: classification takes a
@@ -88,8 +89,10 @@ use parking_lot::RwLock;
 use crate::status::EnhancedStatus;
 
 mod rules;
+mod vocab;
 
 pub use rules::{priority, Rule, StatusPattern};
+pub use vocab::{ids_for_other_name, other_names, OtherNames, OTHER_NAMES};
 
 #[cfg(test)]
 mod tests;
