@@ -146,3 +146,48 @@ fn auth_without_tls_is_a_local_refusal_unless_allowed() {
     // PLAIN: "\0alice\0secret" in base64.
     assert_eq!(fake.join(), "AUTH PLAIN AGFsaWNlAHNlY3JldA==");
 }
+
+#[test]
+fn client_states_from_the_configured_plugins_run_in_send() {
+    use impulse_test_support::fake::Fake;
+    let fake = Fake::start(|peer| {
+        peer.send(b"220 fake.test ESMTP\r\n");
+        peer.expect("EHLO");
+        peer.send(b"250-fake.test\r\n250 XCLIENT NAME ADDR PORT HELO\r\n");
+        let xclient = peer.line().unwrap_or_default();
+        peer.send(b"220 fake.test ESMTP\r\n");
+        peer.expect("EHLO");
+        peer.send(b"250-fake.test\r\n250 XCLIENT NAME ADDR PORT HELO\r\n");
+        peer.expect("MAIL FROM:");
+        peer.send(b"250 2.1.0 Ok\r\n");
+        peer.expect("RCPT TO:");
+        peer.send(b"250 2.1.5 Ok\r\n");
+        peer.expect("DATA");
+        peer.send(b"354 go ahead\r\n");
+        while peer.line().is_some_and(|l| l != ".") {}
+        peer.send(b"250 2.0.0 Ok: queued\r\n");
+        peer.expect("QUIT");
+        peer.send(b"221 2.0.0 Bye\r\n");
+        xclient
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("impulse.toml");
+    std::fs::write(
+        &config,
+        "[plugins.client-xclient]\naddr = \"192.0.2.10\"\nname = \"client.example.org\"\n",
+    )
+    .unwrap();
+    let server = fake.addr.to_string();
+    let out = send(
+        &cli::to_server(&server, &["--config", config.to_str().unwrap()]),
+        None,
+    );
+    let stdout = cli::succeeded(&out);
+    assert!(stdout.contains("delivered"), "{stdout}");
+    let xclient = fake.join();
+    assert!(xclient.starts_with("XCLIENT "), "{xclient}");
+    assert!(
+        xclient.contains("ADDR=192.0.2.10") && xclient.contains("NAME=client.example.org"),
+        "{xclient}"
+    );
+}

@@ -28,6 +28,8 @@ use smtp_client::{Message, OutcomeKind, SessionConfig};
 pub struct Bulk {
     /// The server.
     pub addr: SocketAddr,
+    /// The chain of client states (plugins' included); `None` for the built-in chain.
+    pub machine: Option<std::sync::Arc<smtp_client::StateMachine>>,
     /// Every connection's session configuration (its policy says whether STARTTLS is used,
     /// and whether BDAT is).
     pub session: SessionConfig,
@@ -67,7 +69,11 @@ pub fn run(bulk: Bulk) -> Result<ExitCode, String> {
         // One INFO line per message would bury the summary; RUST_LOG brings them back.
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let engine = Engine::builder(bulk.addr)
+    let mut builder = Engine::builder(bulk.addr);
+    if let Some(machine) = bulk.machine {
+        builder = builder.machine(machine);
+    }
+    let engine = builder
         .connections(bulk.concurrency)
         .max_deliveries_per_connection(bulk.per_connection)
         .queue_capacity(bulk.concurrency.max(256))

@@ -11,13 +11,16 @@ use std::io::Read;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use clap::Args;
 use smtp_client::driver::blocking::{Client, Options};
 use smtp_client::driver::tls::Verify;
 use smtp_client::smtp_proto::sasl::Secret;
-use smtp_client::{Credentials, Message, OutcomeKind, RecipientOutcome, TlsMode};
+use smtp_client::{
+    Credentials, Message, OutcomeKind, RecipientOutcome, StateMachine, StateRegistry, TlsMode,
+};
 
 /// `impulse send --server HOST:PORT --from A --to B [--to C ...] [--data FILE|-] ...`
 #[derive(Debug, Args)]
@@ -65,6 +68,14 @@ pub struct SendArgs {
     /// on loopback, never across a network).
     #[arg(long, requires = "auth")]
     auth_plaintext: bool,
+    /// A configuration file whose plugins run in the client too: the linked client-xclient
+    /// plugin with its `[plugins.client-xclient]` table, and the `.so` files of
+    /// `plugin_files`, whose client states join the session's chain.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A plugin .so whose client states join the chain (repeatable).
+    #[arg(long = "plugin", value_name = "FILE.so")]
+    plugins: Vec<PathBuf>,
     /// Bulk mode: send this many messages through the mio engine, show a progress bar and
     /// end with a summary (msgs/s, outcomes by class) instead of one line per recipient.
     #[arg(long)]
@@ -149,8 +160,12 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         });
         options.session.policy.auth_without_tls = args.auth_plaintext;
     }
+    // Kept to the end: the plugins' code must stay loaded while their states run.
+    let (_plugins, machine) = plugin_states(args.config.as_deref(), &args.plugins)?;
+    options.machine = machine.clone();
     if let Some(count) = args.count {
         return super::bulk::run(super::bulk::Bulk {
+            machine,
             addr,
             session: options.session,
             tls: options.tls,
@@ -243,4 +258,26 @@ Content-Type: text/plain; charset=utf-8\r\n\r\nThis is a test message sent by im
             .map_or(0, |d| d.as_nanos())
     )
     .into_bytes()
+}
+
+/// The chain of client states with the configured plugins' states in it (`None`: no config
+/// and no plugin, the built-in chain), and the registry that holds their code.
+fn plugin_states(
+    config: Option<&std::path::Path>,
+    plugins: &[PathBuf],
+) -> Result<(Option<hooks_api::Registry>, Option<Arc<StateMachine>>), String> {
+    if config.is_none() && plugins.is_empty() {
+        return Ok((None, None));
+    }
+    let config = super::config::load(
+        config,
+        smtp_server::config::Overrides {
+            plugins: plugins.to_vec(),
+            ..Default::default()
+        },
+    )?;
+    let registry = super::config::registry(&config)?;
+    let chain = StateRegistry::from_hooks(&registry)
+        .map_err(|e| format!("the plugins' client states: {e}"))?;
+    Ok((Some(registry), Some(chain.build())))
 }
