@@ -49,7 +49,7 @@ enum Command {
     Spool(cli::spool::SpoolArgs),
     /// Check a configuration without starting the server, or print the effective one.
     Config(cli::config::ConfigArgs),
-    /// Inspect plugin `.so` files.
+    /// Check plugin `.so` files, or start a new plugin crate.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
@@ -67,6 +67,20 @@ enum PluginCommand {
         /// A TOML file with the plugin's table (`[plugins.NAME]`, or `[NAME]`).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+    },
+    /// Write a ready plugin crate (a HELO hook that logs, the .so entry points, a test that
+    /// loads the built .so): `cargo build --release` in it, then `impulse plugin check` and
+    /// `impulse serve --plugin` work with no edit.
+    New {
+        /// The plugin's name (lower case, digits and '-'), also the crate's.
+        name: String,
+        /// Where to write it (default: ./NAME; must not exist).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// The hooks-api crate to build against (default: the source tree this impulse was
+        /// built from).
+        #[arg(long, value_name = "DIR")]
+        hooks_api: Option<std::path::PathBuf>,
     },
 }
 
@@ -88,5 +102,13 @@ fn main() -> std::process::ExitCode {
         Command::Plugin {
             command: PluginCommand::Check { file, config },
         } => cli::plugin::check(&file, config.as_deref()),
+        Command::Plugin {
+            command:
+                PluginCommand::New {
+                    name,
+                    dir,
+                    hooks_api,
+                },
+        } => cli::plugin_new::run(&name, dir.as_deref(), hooks_api.as_deref()),
     }
 }

@@ -4,6 +4,7 @@ pub mod bulk;
 pub mod classify;
 pub mod config;
 pub mod plugin;
+pub mod plugin_new;
 pub mod send;
 pub mod serve;
 pub mod spool;
