@@ -10,9 +10,9 @@ use smtp_proto::command::Leniency;
 use smtp_proto::data::BareLineEndings;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::event_loop::Worker;
 use super::limits::ConnLimits;
 use super::pool::Pool;
-use super::worker::Worker;
 use super::{Control, Server, ServerError, ServerHandle};
 use crate::config::{BareLineEndingPolicy, ServerConfig};
 use crate::factory::{Decisions, FactoryConfig};

@@ -13,7 +13,7 @@ use hooks_api::{
 };
 
 use super::conn::{Conn, Waiting};
-use super::worker::{Msg, Worker};
+use super::event_loop::{Msg, Worker};
 use crate::factory::{Decision, Envelope, Event, EventKind, SessionUpdate};
 
 /// What an extension verb handler changed in the session, and whether it asked for a reset.

@@ -106,13 +106,12 @@
 
 mod builder;
 mod conn;
+mod event_loop;
 mod hooks;
 mod limits;
 mod pool;
 mod queue;
-mod shutdown;
 pub mod tls;
-mod worker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,8 +14,8 @@ use hooks_api::{
 use smtp_proto::address::{ForwardPath, Path};
 
 use super::conn::{Conn, Waiting};
+use super::event_loop::{Msg, Worker};
 use super::hooks::{decision, hooks_envelope};
-use super::worker::{Msg, Worker};
 use crate::factory::{Decision, Envelope, MessageStats};
 use crate::spool::{self, QueueId, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
 

@@ -1,6 +1,8 @@
 //! One loop thread: a mio `Poll`, its `Waker`, the listeners, a slab of connections, a heap
 //! of deadlines and a channel of completions. See the [module docs](super) for the design.
 
+mod shutdown;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Write};

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use super::conn::Waiting;
-use super::worker::Worker;
+use super::Worker;
 use crate::factory::State;
+use crate::server::conn::Waiting;
 
 impl Worker {
     pub(crate) fn begin_shutdown(&mut self, now: Instant) {
