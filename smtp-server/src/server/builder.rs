@@ -10,7 +10,7 @@ use smtp_proto::command::Leniency;
 use smtp_proto::data::BareLineEndings;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::event_loop::Worker;
+use super::event_loop::Loop;
 use super::limits::ConnLimits;
 use super::pool::Pool;
 use super::{Control, Server, ServerError, ServerHandle};
@@ -359,21 +359,21 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
                     .map_err(|e| ServerError::io("dup listener", e))?,
             );
         }
-        let worker = Worker::new(i, shared.clone(), mine)?;
+        let event_loop = Loop::new(i, shared.clone(), mine)?;
         control
             .wakers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(worker.waker());
-        loops.push(worker);
+            .push(event_loop.waker());
+        loops.push(event_loop);
     }
     drop(listeners);
     let mut threads = Vec::with_capacity(workers);
-    for worker in loops {
-        let name = format!("impulse-loop-{}", worker.index());
+    for event_loop in loops {
+        let name = format!("impulse-loop-{}", event_loop.index());
         let t = std::thread::Builder::new()
             .name(name)
-            .spawn(move || worker.run())
+            .spawn(move || event_loop.run())
             .map_err(|e| ServerError::io("spawn", e))?;
         threads.push(t);
     }

@@ -3,17 +3,16 @@
 //! until the completion arrives through [`LoopPending`] (crossbeam channel + `Waker`).
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use hooks_api::{
     Auth, Command, Completion, Connect, Ctx, DataStart, Helo, Mail, Pending, PendingSource, Rcpt,
     Recipient, Registry, SessionInfo, Verdict,
 };
 
-use super::conn::{Conn, Waiting};
-use super::event_loop::{Msg, Worker};
+use super::common::{ConnKey, LoopSender, Msg, Waiting};
+use super::conn::Conn;
+use super::event_loop::Loop;
 use crate::factory::{Decision, Envelope, Event, EventKind, SessionUpdate};
 
 /// What an extension verb handler changed in the session, and whether it asked for a reset.
@@ -49,10 +48,8 @@ pub(crate) fn hooks_envelope(env: &Envelope) -> hooks_api::Envelope {
 /// The loop's [`PendingSource`]: a completion sends `(connection, ticket, verdict)` to the
 /// loop's channel and wakes its `Poll`.
 pub(crate) struct LoopPending<'a> {
-    pub tx: &'a Sender<Msg>,
-    pub waker: &'a Arc<mio::Waker>,
-    pub key: usize,
-    pub serial: u64,
+    pub sender: &'a LoopSender,
+    pub key: ConnKey,
     pub next: Cell<u64>,
 }
 
@@ -60,23 +57,16 @@ impl PendingSource for LoopPending<'_> {
     fn completion(&self) -> (u64, Completion) {
         let ticket = self.next.get();
         self.next.set(ticket.wrapping_add(1));
-        let tx = self.tx.clone();
-        let waker = self.waker.clone();
-        let (key, serial) = (self.key, self.serial);
+        let sender = self.sender.clone();
+        let key = self.key;
         (
             ticket,
             Box::new(move |verdict| {
-                if tx
-                    .send(Msg::Verdict {
-                        key,
-                        serial,
-                        ticket,
-                        verdict,
-                    })
-                    .is_ok()
-                {
-                    let _ = waker.wake();
-                }
+                sender.send(Msg::Verdict {
+                    key,
+                    ticket,
+                    verdict,
+                });
             }),
         )
     }
@@ -210,7 +200,7 @@ fn run_chain(
     }
 }
 
-impl Worker {
+impl Loop {
     /// Whether any hook handles events of this kind (else the factory's default applies).
     fn hooked(&self, kind: EventKind) -> bool {
         let h = &self.shared.hooks;
@@ -241,10 +231,8 @@ impl Worker {
         let verdict = if self.hooked(kind) {
             let registry = self.shared.registry.clone();
             let source = LoopPending {
-                tx: &self.tx,
-                waker: &self.waker,
-                key,
-                serial: self.conns[key].serial,
+                sender: &self.sender,
+                key: self.conns[key].key(),
                 next: Cell::new(self.ticket),
             };
             let conn = &mut self.conns[key];

@@ -105,6 +105,7 @@
 //! answered, so it retries). Then the threads exit and plugin `shutdown`s run.
 
 mod builder;
+mod common;
 mod conn;
 mod event_loop;
 mod hooks;
@@ -119,6 +120,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use builder::ServerBuilder;
+pub use common::ConnId;
 
 use crate::config::ConfigError;
 use crate::factory::ExtensionError;
@@ -126,10 +128,6 @@ use crate::spool::{Spool, SpoolError};
 
 #[cfg(doc)]
 use crate::config::ServerConfig;
-
-/// A connection's slab key: the newtype behind every connection token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(pub usize);
 
 /// Why the server could not start (or a loop thread failed).
 #[derive(Debug, thiserror::Error)]
