@@ -15,7 +15,7 @@ use serde_json::Value;
 mod test_server;
 use test_server::TestServer;
 
-/// Impulse's server with two workers.
+/// Impulse's server with two loop threads.
 fn start() -> TestServer {
     TestServer::with(Registry::new(), 2)
 }

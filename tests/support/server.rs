@@ -24,12 +24,12 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// One worker, no plugin, a fresh spool.
+    /// One loop thread, no plugin, a fresh spool.
     pub fn start() -> TestServer {
         TestServer::with(Registry::new(), 1)
     }
 
-    /// `workers` workers running the plugins of `registry`, a fresh spool.
+    /// `workers` loop threads running the plugins of `registry`, a fresh spool.
     pub fn with(registry: Registry, workers: usize) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool")).unwrap();

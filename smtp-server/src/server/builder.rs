@@ -83,7 +83,8 @@ pub(crate) struct Built {
     pub shared: Arc<Shared>,
     pub listeners: Vec<std::net::TcpListener>,
     pub local_addrs: Vec<SocketAddr>,
-    pub workers: usize,
+    /// Loop threads to start (`workers` in the configuration).
+    pub loops: usize,
     pub signals: bool,
 }
 
@@ -118,7 +119,7 @@ impl std::fmt::Debug for ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// The configuration (listeners, limits, timeouts, spool, workers).
+    /// The configuration (listeners, limits, timeouts, spool, loop threads).
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
@@ -269,7 +270,7 @@ impl ServerBuilder {
                 shared,
                 listeners,
                 local_addrs,
-                workers: config.effective_workers(),
+                loops: config.effective_workers(),
                 signals: self.signals,
             },
         })
@@ -346,12 +347,12 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         shared,
         listeners,
         local_addrs,
-        workers,
+        loops: loop_count,
         signals,
     } = built;
     let control = shared.control.clone();
-    let mut loops = Vec::with_capacity(workers);
-    for i in 0..workers {
+    let mut loops = Vec::with_capacity(loop_count);
+    for i in 0..loop_count {
         let mut mine = Vec::with_capacity(listeners.len());
         for l in &listeners {
             mine.push(
@@ -368,7 +369,7 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         loops.push(event_loop);
     }
     drop(listeners);
-    let mut threads = Vec::with_capacity(workers);
+    let mut threads = Vec::with_capacity(loop_count);
     for event_loop in loops {
         let name = format!("impulse-loop-{}", event_loop.index());
         let t = std::thread::Builder::new()

@@ -43,6 +43,23 @@ const FINAL_FLUSH: Duration = Duration::from_secs(2);
 const STORAGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One loop thread's state: the per-thread mio event loop.
+///
+/// [`run`](Loop::run) turns it, each turn in this order:
+///
+/// 1. **Shutdown.** Once the server is stopping: close the listeners and start the grace
+///    period; during it, `421` and close idle connections (all of them once it is over),
+///    and leave when no connection is left.
+/// 2. **Poll** until the earliest deadline: a connection's, the grace period's re-check, the
+///    accept retry; zero when connections ran out of rounds last turn.
+/// 3. **Free space.** At most once a second, the spool's free space (for `452 4.3.1`).
+/// 4. **Events.** A listener accepts until `WouldBlock` (each new connection is driven once:
+///    its banner); a connection's readiness is noted and it is driven
+///    ([`drive`](Loop::drive): the factory's call order, then interest and deadline).
+/// 5. **Channel.** Completions from other threads ([`Msg`]), each for a connection still
+///    there ([`ConnKey`]), which is then driven.
+/// 6. **Deadlines** that came up: the factory's `handle_timeout`, and a drive.
+/// 7. **Again.** Connections that ran out of rounds are driven once more.
+/// 8. **Accept retry**, when accepting stopped at the cap or paused after EMFILE.
 pub(crate) struct Loop {
     index: usize,
     poll: Poll,
