@@ -104,18 +104,31 @@ mod tests {
 
     use super::*;
 
-    fn layer() -> TlsLayer {
+    /// A server layer for a fresh self-signed `mx.test`, and a client that trusts it.
+    fn layer_and_client() -> (TlsLayer, rustls::ClientConnection) {
         let cert = rcgen::generate_simple_self_signed(vec!["mx.test".to_owned()]).unwrap();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-        TlsLayer::new(&Arc::new(config)).unwrap()
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("mx.test").unwrap();
+        let client = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        (TlsLayer::new(&Arc::new(config)).unwrap(), client)
+    }
+
+    fn layer() -> TlsLayer {
+        layer_and_client().0
     }
 
     #[test]
@@ -152,5 +165,46 @@ mod tests {
         // No byte from the client yet: rustls still handshakes.
         assert!(t.handshake_done().is_none());
         assert!(t.is_handshaking());
+    }
+
+    #[test]
+    fn a_completed_handshake_is_established_once() {
+        let (layer, mut client) = layer_and_client();
+        let mut t = TlsState::default();
+        t.start_tls_after_reply();
+        t.reply_flushed(Some(layer));
+        let mut scratch = vec![0u8; 16 * 1024];
+        let mut plaintext = Vec::new();
+        let mut told = 0;
+        for _ in 0..10 {
+            let mut to_server = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut to_server).unwrap();
+            }
+            if !to_server.is_empty() {
+                let layer = t.layer_mut().unwrap();
+                let read = layer.read(&mut to_server.as_slice(), &mut scratch, &mut plaintext);
+                assert!(matches!(read, crate::server::tls::TlsRead::Data));
+            }
+            if let Some(l) = t.handshake_done() {
+                assert_eq!(l.sni(), Some("mx.test"));
+                told += 1;
+            }
+            let mut to_client = Vec::new();
+            t.layer_mut().unwrap().write_out(&mut to_client).unwrap();
+            if !to_client.is_empty() {
+                client.read_tls(&mut to_client.as_slice()).unwrap();
+                client.process_new_packets().unwrap();
+            }
+            if !client.is_handshaking() && !client.wants_write() && told > 0 {
+                break;
+            }
+        }
+        assert_eq!(told, 1, "told exactly once");
+        assert!(matches!(t, TlsState::Established(_)));
+        assert!(!t.is_handshaking());
+        assert_eq!(t.sni(), Some("mx.test"));
+        assert!(t.handshake_done().is_none());
+        assert!(plaintext.is_empty());
     }
 }
