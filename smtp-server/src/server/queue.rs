@@ -94,8 +94,10 @@ impl Loop {
         if let Err(e) = &writer {
             log::error!("{}: spool: {e}", conn.client());
         }
-        // The earlier message's writer went with `drop_writer`.
-        let _ = conn.begin_message(writer);
+        if let Some(old) = conn.begin_message(writer) {
+            // (None: the earlier message's writer went with `drop_writer` above.)
+            self.shared.spool.discard_behind(old);
+        }
     }
 
     /// `MessageComplete`: commit (or hand to the hook pool), park until the answer.
