@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use impulse_test_support::server::TestServer;
 
-/// Impulse's server with two workers.
+/// Impulse's server with two loop threads.
 fn start() -> TestServer {
     TestServer::with(Registry::new(), 2)
 }

@@ -99,9 +99,11 @@ pub struct ServerConfig {
     pub hostname: String,
     /// The addresses to listen on (IPv4 and IPv6). Default: `127.0.0.1:2525`.
     pub listen: Vec<SocketAddr>,
-    /// Event-loop threads; 0 means one per core.
+    /// Event-loop threads (the key keeps its name: these are the loop threads, not the
+    /// worker pool); 0 means one per core.
     pub workers: usize,
-    /// Threads in the pool that runs blocking hook work and spool commits.
+    /// Threads of the worker pool (the hook pool), which runs blocking hook work and the
+    /// spool commits after it.
     pub pool_threads: usize,
     /// Protocol limits.
     pub limits: LimitsConfig,
@@ -358,7 +360,7 @@ impl ServerConfig {
         }
     }
 
-    /// Event-loop threads to run: `workers`, or one per core when 0.
+    /// Loop threads to run: `workers`, or one per core when 0.
     pub fn effective_workers(&self) -> usize {
         match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

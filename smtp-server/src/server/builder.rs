@@ -10,9 +10,9 @@ use smtp_proto::command::Leniency;
 use smtp_proto::data::BareLineEndings;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::event_loop::Loop;
 use super::limits::ConnLimits;
 use super::pool::Pool;
-use super::worker::Worker;
 use super::{Control, Server, ServerError, ServerHandle};
 use crate::config::{BareLineEndingPolicy, ServerConfig};
 use crate::factory::{Decisions, EventKind, FactoryConfig};
@@ -95,7 +95,8 @@ pub(crate) struct Built {
     pub shared: Arc<Shared>,
     pub listeners: Vec<std::net::TcpListener>,
     pub local_addrs: Vec<SocketAddr>,
-    pub workers: usize,
+    /// Loop threads to start (`workers` in the configuration).
+    pub loops: usize,
     pub signals: bool,
 }
 
@@ -130,7 +131,7 @@ impl std::fmt::Debug for ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// The configuration (listeners, limits, timeouts, spool, workers).
+    /// The configuration (listeners, limits, timeouts, spool, loop threads).
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
@@ -281,7 +282,7 @@ impl ServerBuilder {
                 shared,
                 listeners,
                 local_addrs,
-                workers: config.effective_workers(),
+                loops: config.effective_workers(),
                 signals: self.signals,
             },
         })
@@ -351,12 +352,12 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         shared,
         listeners,
         local_addrs,
-        workers,
+        loops: loop_count,
         signals,
     } = built;
     let control = shared.control.clone();
-    let mut loops = Vec::with_capacity(workers);
-    for i in 0..workers {
+    let mut loops = Vec::with_capacity(loop_count);
+    for i in 0..loop_count {
         let mut mine = Vec::with_capacity(listeners.len());
         for l in &listeners {
             mine.push(
@@ -364,21 +365,21 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
                     .map_err(|e| ServerError::io("dup listener", e))?,
             );
         }
-        let worker = Worker::new(i, shared.clone(), mine)?;
+        let event_loop = Loop::new(i, shared.clone(), mine)?;
         control
             .wakers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(worker.waker());
-        loops.push(worker);
+            .push(event_loop.waker());
+        loops.push(event_loop);
     }
     drop(listeners);
-    let mut threads = Vec::with_capacity(workers);
-    for worker in loops {
-        let name = format!("impulse-loop-{}", worker.index());
+    let mut threads = Vec::with_capacity(loop_count);
+    for event_loop in loops {
+        let name = format!("impulse-loop-{}", event_loop.index());
         let t = std::thread::Builder::new()
             .name(name)
-            .spawn(move || worker.run())
+            .spawn(move || event_loop.run())
             .map_err(|e| ServerError::io("spawn", e))?;
         threads.push(t);
     }

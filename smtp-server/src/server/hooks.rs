@@ -3,17 +3,16 @@
 //! until the completion arrives through [`LoopPending`] (crossbeam channel + `Waker`).
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use hooks_api::{
     Auth, Command, Completion, Connect, Ctx, DataStart, Helo, HookPoint, Mail, Pending,
     PendingSource, Rcpt, Registry, SessionInfo, Verdict,
 };
 
-use super::conn::{Conn, Waiting};
-use super::worker::{Msg, Worker};
+use super::common::{ConnKey, LoopSender, Msg, Waiting};
+use super::conn::Conn;
+use super::event_loop::Loop;
 use crate::factory::{Decision, Event, EventKind, SessionUpdate};
 
 /// What an extension verb handler changed in the session, and whether it asked for a reset.
@@ -38,10 +37,8 @@ pub(crate) fn decision(verdict: Verdict) -> Decision {
 /// The loop's [`PendingSource`]: a completion sends `(connection, ticket, verdict)` to the
 /// loop's channel and wakes its `Poll`.
 pub(crate) struct LoopPending<'a> {
-    pub tx: &'a Sender<Msg>,
-    pub waker: &'a Arc<mio::Waker>,
-    pub key: usize,
-    pub serial: u64,
+    pub sender: &'a LoopSender,
+    pub key: ConnKey,
     pub next: Cell<u64>,
 }
 
@@ -49,23 +46,16 @@ impl PendingSource for LoopPending<'_> {
     fn completion(&self) -> (u64, Completion) {
         let ticket = self.next.get();
         self.next.set(ticket.wrapping_add(1));
-        let tx = self.tx.clone();
-        let waker = self.waker.clone();
-        let (key, serial) = (self.key, self.serial);
+        let sender = self.sender.clone();
+        let key = self.key;
         (
             ticket,
             Box::new(move |verdict| {
-                if tx
-                    .send(Msg::Verdict {
-                        key,
-                        serial,
-                        ticket,
-                        verdict,
-                    })
-                    .is_ok()
-                {
-                    let _ = waker.wake();
-                }
+                sender.send(Msg::Verdict {
+                    key,
+                    ticket,
+                    verdict,
+                });
             }),
         )
     }
@@ -230,7 +220,7 @@ pub(crate) fn deciding_point(kind: EventKind) -> Option<HookPoint> {
         .find(|&point| decided_kind(point) == Some(kind))
 }
 
-impl Worker {
+impl Loop {
     /// Whether any hook handles events of this kind (else the factory's default applies).
     /// Extension verbs always have their handler.
     fn hooked(&self, kind: EventKind) -> bool {
@@ -252,10 +242,8 @@ impl Worker {
         let verdict = if self.hooked(kind) {
             let registry = self.shared.registry.clone();
             let source = LoopPending {
-                tx: &self.tx,
-                waker: &self.waker,
-                key,
-                serial: self.conns[key].serial,
+                sender: &self.sender,
+                key: self.conns[key].key(),
                 next: Cell::new(self.ticket),
             };
             let conn = &mut self.conns[key];

@@ -18,14 +18,15 @@
 //! # Threads
 //!
 //! * **Loop threads** (`impulse-loop-N`, [`ServerConfig::workers`], default one per core):
-//!   each owns one mio [`Poll`](mio::Poll), a [`Waker`](mio::Waker), a `slab` of
-//!   connections, a deadline heap and a crossbeam channel of completions. A connection lives
-//!   on the loop thread that accepted it until it closes.
+//!   each runs one event loop (`event_loop::Loop`) that owns one mio [`Poll`](mio::Poll), a
+//!   [`Waker`](mio::Waker), a `slab` of connections, a deadline heap and a crossbeam channel
+//!   of completions. A connection lives on the loop thread that accepted it until it
+//!   closes. (The configuration key keeps its name `workers`; the threads are loops.)
 //! * **Spool threads** (the spool's own sync and committer threads): fsync, rename and the
 //!   group directory fsync. [`Spool::commit`] never blocks; its callback sends the result to
 //!   the connection's loop over the channel and wakes it with the `Waker`.
-//! * **Hook pool** (`impulse-pool-N`, [`ServerConfig::pool_threads`]): runs the message and
-//!   queue hook chains, which read the message back from the spool file and may do I/O.
+//! * **Worker pool**, the hook pool (`impulse-pool-N`, [`ServerConfig::pool_threads`]): runs
+//!   the message and queue hook chains, which read the message back from the spool file and may do I/O.
 //!   Only used when plugins registered such hooks.
 //! * **Signal thread** (optional, [`ServerBuilder::handle_signals`]): SIGTERM/SIGINT start a
 //!   graceful shutdown (through `signal-hook`'s self-pipe).
@@ -43,9 +44,23 @@
 //! # Tokens
 //!
 //! `Token(usize::MAX)` is the loop's `Waker`; `Token(usize::MAX - 1 - i)` is listener `i`;
-//! every other token is a [`ConnId`], the connection's slab key. A completion names its
-//! connection by key *and* serial number, so a completion for a connection that has gone
-//! (and whose key was reused) is dropped.
+//! every other token is a [`ConnId`], the connection's slab key. A completion, a deadline
+//! or a retry names its connection by a `ConnKey`: the slab key *and* the serial number the
+//! loop gave the connection, so one meant for a connection that has gone (and whose key was
+//! reused) is dropped.
+//!
+//! # Files
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | `common.rs` | the types the others share (`ConnKey`, `Waiting`, `Msg`, `LoopSender`); imports no sibling |
+//! | `event_loop/` | `Loop`, one per loop thread: its turn (`mod.rs`), accepting (`accept.rs`), driving a connection (`drive.rs`), deadlines (`deadlines.rs`), the grace period (`shutdown.rs`) |
+//! | `conn/` | `Conn`, one connection: socket reads and writes, interest; its spool writer (`spooling.rs`), STARTTLS (`tls_state.rs`) and lifetime (`lifetime.rs`) state machines |
+//! | `hooks.rs` | hook dispatch on the loop thread, pending hooks |
+//! | `queue.rs` | the message path: spool writer, commit, message and queue hooks on the worker pool |
+//! | `pool.rs` | the worker pool |
+//! | `tls.rs` | the rustls layer of one connection, and loading certificates |
+//! | `builder.rs`, `limits.rs` | building and starting the server; the connection caps |
 //!
 //! # Where each blocking operation runs
 //!
@@ -107,14 +122,14 @@
 #![allow(clippy::disallowed_methods)]
 
 mod builder;
+mod common;
 mod conn;
+mod event_loop;
 mod hooks;
 mod limits;
 mod pool;
 mod queue;
-mod shutdown;
 pub mod tls;
-mod worker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,6 +137,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use builder::ServerBuilder;
+pub use common::ConnId;
 pub use queue::spool_envelope;
 
 use crate::config::ConfigError;
@@ -130,10 +146,6 @@ use crate::spool::{Spool, SpoolError};
 
 #[cfg(doc)]
 use crate::config::ServerConfig;
-
-/// A connection's slab key: the newtype behind every connection token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(pub usize);
 
 /// Why the server could not start (or a loop thread failed).
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,9 @@
-//! A small pool of threads for blocking hook work (message and queue hooks), fed by a
-//! crossbeam channel. The threads exit when the last sender is dropped.
+//! The worker pool (the hook pool, `impulse-pool-N`): a small pool of threads for blocking
+//! hook work (message and queue hooks and the spool commit after them), fed by a crossbeam
+//! channel. The threads exit when the last sender is dropped.
+//!
+//! It knows nothing of hooks or connections: a job is a closure, and its answer goes back
+//! to the loop through the job's own channel.
 
 use crossbeam_channel::{Receiver, Sender};
 

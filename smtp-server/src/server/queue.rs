@@ -4,18 +4,17 @@
 //! them and commits to the spool if no queue hook took the message.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Sender;
 use hooks_api::{
     ChannelPending, Ctx, Headers, Message, Notes, Queue, Registry, SessionInfo, Verdict,
 };
 use smtp_proto::address::{ForwardPath, Path};
 
-use super::conn::{Conn, Waiting};
+use super::common::{ConnKey, LoopSender, Msg, TxnLog, Waiting};
+use super::conn::Conn;
+use super::event_loop::Loop;
 use super::hooks::decision;
-use super::worker::{Msg, Worker};
 use crate::factory::{Decision, Envelope, MessageStats};
 use crate::spool::{self, QueueId, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
 
@@ -23,14 +22,6 @@ use crate::spool::{self, QueueId, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ER
 const HEADER_PREFIX: u64 = 64 * 1024;
 /// How long a pending message or queue hook may take before it counts as failed.
 const POOL_PENDING_LIMIT: Duration = Duration::from_secs(600);
-
-/// What the transaction log line needs, kept from the end of data to the commit.
-#[derive(Debug, Clone)]
-pub(crate) struct TxnLog {
-    pub from: String,
-    pub size: u64,
-    pub nrcpt: usize,
-}
 
 fn temp_fail(e: &SpoolError) -> Decision {
     Decision::TempFail(e.reply().into())
@@ -76,14 +67,13 @@ pub(crate) fn spool_notes(notes: &Notes) -> Vec<String> {
     out
 }
 
-impl Worker {
+impl Loop {
     /// `MessageStart`: opens the spool file and writes our `Received:` header. On the loop
     /// thread (a file creation: page cache, no fsync). A failure is remembered and answered
     /// at the end of data; the body is then read and dropped.
-    pub(crate) fn message_start(&mut self, key: usize, envelope: &Envelope, received: &str) {
-        self.drop_writer(key);
-        let conn = &mut self.conns[key];
-        conn.spool_error = None;
+    pub(crate) fn message_start(&mut self, slot: usize, envelope: &Envelope, received: &str) {
+        self.drop_writer(slot);
+        let conn = &mut self.conns[slot];
         if self.shared.discard && self.shared.pool.is_none() {
             // `[spool] discard` and no hook reads the message: nothing to write.
             return;
@@ -95,7 +85,7 @@ impl Worker {
         env.notes = spool_notes(&conn.txn_notes);
         // `protocol cipher`, and ` sni=NAME` when the client named the server it wanted.
         env.tls = conn.factory.tls().map(|t| {
-            let sni = conn.tls.as_ref().and_then(|l| l.sni());
+            let sni = conn.tls_sni();
             match sni {
                 Some(name) => format!("{} {} sni={name}", t.protocol, t.cipher),
                 None => format!("{} {}", t.protocol, t.cipher),
@@ -103,53 +93,54 @@ impl Worker {
         });
         // No I/O here: a stocked tmp file, or one a spool thread creates when it first
         // writes the message out.
-        match self.shared.spool.begin_deferred(&env, received.as_bytes()) {
-            Ok(w) => conn.writer = Some(w),
-            Err(e) => {
-                log::error!("{}: spool: {e}", conn.client());
-                conn.spool_error = Some(e);
-            }
+        let writer = self.shared.spool.begin_deferred(&env, received.as_bytes());
+        if let Err(e) = &writer {
+            log::error!("{}: spool: {e}", conn.client());
+        }
+        if let Some(old) = conn.begin_message(writer) {
+            // (None: the earlier message's writer went with `drop_writer` above.)
+            self.shared.spool.discard_behind(old);
         }
     }
 
     /// `MessageComplete`: commit (or hand to the hook pool), park until the answer.
     pub(crate) fn message_complete(
         &mut self,
-        key: usize,
+        slot: usize,
         envelope: Envelope,
         stats: MessageStats,
         now: std::time::Instant,
     ) {
         let shared = self.shared.clone();
-        let conn = &mut self.conns[key];
-        conn.txn = Some(TxnLog {
+        let conn = &mut self.conns[slot];
+        conn.set_txn(Some(TxnLog {
             from: envelope.sender.to_string(),
             size: stats.data.size,
             nrcpt: envelope.recipients.len(),
-        });
+        }));
         if shared.discard && shared.pool.is_none() {
             // `[spool] discard`: the default queue hook drops the message.
             let id = QueueId::generate().to_string();
             log::debug!("{id}: discarded (client {})", conn.client());
             let _ = conn.factory.handle_decision(Decision::Queued(id), now);
-            conn.txn = None;
+            conn.set_txn(None);
             conn.txn_notes.clear();
             return;
         }
-        let writer = match (conn.spool_error.take(), conn.writer.take()) {
-            (None, Some(w)) => w,
-            (err, _) => {
+        let writer = match conn.finish_message() {
+            Ok(w) => w,
+            Err(err) => {
                 let d = err.map_or(Decision::TempFail(REPLY_LOCAL_ERROR.into()), |e| {
                     temp_fail(&e)
                 });
                 let _ = conn.factory.handle_decision(d, now);
-                conn.txn = None;
+                conn.set_txn(None);
                 conn.txn_notes.clear();
                 return;
             }
         };
         conn.waiting = Waiting::Queue;
-        let (tx, waker, serial) = (self.tx.clone(), self.waker.clone(), conn.serial);
+        let (sender, key) = (self.sender.clone(), conn.key());
         match &shared.pool {
             Some(pool) => {
                 let session = conn.session.clone();
@@ -159,11 +150,9 @@ impl Worker {
                 let registry = shared.registry.clone();
                 let spool = shared.spool.clone();
                 let discard = shared.discard;
-                let guard = Reply {
-                    tx,
-                    waker,
+                let guard = QueuedAnswer {
+                    sender,
                     key,
-                    serial,
                     sent: false,
                 };
                 let job = Box::new(move || {
@@ -179,11 +168,9 @@ impl Worker {
                 }
             }
             None => {
-                let reply = Reply {
-                    tx,
-                    waker,
+                let reply = QueuedAnswer {
+                    sender,
                     key,
-                    serial,
                     sent: false,
                 };
                 shared.spool.commit(
@@ -207,12 +194,12 @@ impl Worker {
     /// The end-of-data answer arrived (spool callback or hook pool).
     pub(crate) fn on_queued(
         &mut self,
-        key: usize,
+        slot: usize,
         d: Decision,
         notes: Option<(Notes, Notes)>,
         now: std::time::Instant,
     ) {
-        let conn: &mut Conn = &mut self.conns[key];
+        let conn: &mut Conn = &mut self.conns[slot];
         if !matches!(conn.waiting, Waiting::Queue) {
             return;
         }
@@ -221,7 +208,7 @@ impl Worker {
             conn.conn_notes = c;
         }
         conn.txn_notes.clear();
-        if let (Decision::Queued(id), Some(t)) = (&d, conn.txn.take()) {
+        if let (Decision::Queued(id), Some(t)) = (&d, conn.take_txn()) {
             log::info!(
                 "{id}: from={}, size={}, nrcpt={} (queued, client {})",
                 t.from,
@@ -238,30 +225,24 @@ impl Worker {
 
 /// Sends the end-of-data answer to the connection's loop exactly once; dropped unsent (a
 /// panic, a refused job), it answers `451 4.3.0`.
-struct Reply {
-    tx: Sender<Msg>,
-    waker: Arc<mio::Waker>,
-    key: usize,
-    serial: u64,
+struct QueuedAnswer {
+    sender: LoopSender,
+    key: ConnKey,
     sent: bool,
 }
 
-impl Reply {
+impl QueuedAnswer {
     fn send(&mut self, decision: Decision, notes: Option<(Notes, Notes)>) {
         self.sent = true;
-        let msg = Msg::Queued {
+        self.sender.send(Msg::Queued {
             key: self.key,
-            serial: self.serial,
             decision,
             notes,
-        };
-        if self.tx.send(msg).is_ok() {
-            let _ = self.waker.wake();
-        }
+        });
     }
 }
 
-impl Drop for Reply {
+impl Drop for QueuedAnswer {
     fn drop(&mut self) {
         if !self.sent {
             self.send(Decision::TempFail(REPLY_LOCAL_ERROR.into()), None);

@@ -67,8 +67,8 @@ pub(crate) enum TlsRead {
 /// One connection's TLS layer.
 pub(crate) struct TlsLayer {
     conn: ServerConnection,
-    /// The factory has been told the handshake completed.
-    pub established: bool,
+    /// close_notify was queued.
+    close_notify: bool,
 }
 
 impl TlsLayer {
@@ -77,7 +77,7 @@ impl TlsLayer {
         conn.set_buffer_limit(Some(SEND_BUFFER));
         Ok(TlsLayer {
             conn,
-            established: false,
+            close_notify: false,
         })
     }
 
@@ -149,9 +149,12 @@ impl TlsLayer {
         self.conn.is_handshaking()
     }
 
-    /// Queues a close_notify alert.
+    /// Queues a close_notify alert, once: later calls do nothing.
     pub(crate) fn close(&mut self) {
-        self.conn.send_close_notify();
+        if !self.close_notify {
+            self.close_notify = true;
+            self.conn.send_close_notify();
+        }
     }
 
     /// The negotiated protocol and cipher suite, for the factory and the spool envelope.
