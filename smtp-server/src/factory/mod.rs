@@ -63,6 +63,7 @@ mod event;
 mod extensions;
 mod input;
 mod output;
+mod pending;
 mod received;
 mod replies;
 mod session;
@@ -76,8 +77,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use smtp_proto::address::{ForwardPath, Path};
-use smtp_proto::params::Params;
 use smtp_proto::reply::Reply;
 use smtp_proto::status::{EnhancedStatus, ErrorReply};
 
@@ -98,6 +97,7 @@ pub use session::SessionUpdate;
 pub use state::State;
 
 use output::Transmit;
+use pending::Pending;
 
 /// Most events queued before the factory stops consuming input.
 const MAX_EVENTS: usize = 64;
@@ -203,47 +203,6 @@ enum Phase {
     Tls,
     /// Done; input is discarded.
     Closed,
-}
-
-/// What a pending decision will complete, with the data it needs.
-#[derive(Debug)]
-enum Pending {
-    Connect,
-    Helo {
-        name: String,
-        extended: bool,
-    },
-    Auth {
-        authcid: String,
-    },
-    Mail {
-        from: Path<'static>,
-        params: Params<'static>,
-    },
-    Rcpt {
-        to: ForwardPath<'static>,
-        params: Params<'static>,
-    },
-    DataStart,
-    MessageComplete,
-    Extension,
-    Unknown,
-}
-
-impl Pending {
-    fn kind(&self) -> EventKind {
-        match self {
-            Pending::Connect => EventKind::Connect,
-            Pending::Helo { .. } => EventKind::Helo,
-            Pending::Auth { .. } => EventKind::Auth,
-            Pending::Mail { .. } => EventKind::Mail,
-            Pending::Rcpt { .. } => EventKind::Rcpt,
-            Pending::DataStart => EventKind::DataStart,
-            Pending::MessageComplete => EventKind::MessageComplete,
-            Pending::Extension => EventKind::Extension,
-            Pending::Unknown => EventKind::Unknown,
-        }
-    }
 }
 
 /// Per-connection facts that outlive transactions.
