@@ -121,16 +121,7 @@ fn auth_without_tls_is_a_local_refusal_unless_allowed() {
         peer.send(b"250-fake.test\r\n250 AUTH PLAIN LOGIN\r\n");
         let auth = peer.line().unwrap_or_default();
         peer.send(b"235 2.7.0 Authentication successful\r\n");
-        peer.expect("MAIL FROM:");
-        peer.send(b"250 2.1.0 Ok\r\n");
-        peer.expect("RCPT TO:");
-        peer.send(b"250 2.1.5 Ok\r\n");
-        peer.expect("DATA");
-        peer.send(b"354 go ahead\r\n");
-        while peer.line().is_some_and(|l| l != ".") {}
-        peer.send(b"250 2.0.0 Ok: queued\r\n");
-        peer.expect("QUIT");
-        peer.send(b"221 2.0.0 Bye\r\n");
+        peer.accept_transaction();
         auth
     });
     let server = fake.addr.to_string();
@@ -158,16 +149,7 @@ fn client_states_from_the_configured_plugins_run_in_send() {
         peer.send(b"220 fake.test ESMTP\r\n");
         peer.expect("EHLO");
         peer.send(b"250-fake.test\r\n250 XCLIENT NAME ADDR PORT HELO\r\n");
-        peer.expect("MAIL FROM:");
-        peer.send(b"250 2.1.0 Ok\r\n");
-        peer.expect("RCPT TO:");
-        peer.send(b"250 2.1.5 Ok\r\n");
-        peer.expect("DATA");
-        peer.send(b"354 go ahead\r\n");
-        while peer.line().is_some_and(|l| l != ".") {}
-        peer.send(b"250 2.0.0 Ok: queued\r\n");
-        peer.expect("QUIT");
-        peer.send(b"221 2.0.0 Bye\r\n");
+        peer.accept_transaction();
         xclient
     });
     let dir = tempfile::tempdir().unwrap();

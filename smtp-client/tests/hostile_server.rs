@@ -63,16 +63,7 @@ fn bare_code_replies_are_enough_to_deliver() {
         p.send(b"220\r\n");
         p.expect("EHLO");
         p.send(b"250-fake.test\r\n250\r\n");
-        p.expect("MAIL");
-        p.send(b"250\r\n");
-        p.expect("RCPT");
-        p.send(b"250\r\n");
-        p.expect("DATA");
-        p.send(b"354\r\n");
-        while p.line().is_some_and(|l| l != ".") {}
-        p.send(b"250\r\n");
-        p.expect("QUIT");
-        p.send(b"221\r\n");
+        p.serve_transaction([b"250\r\n", b"250\r\n", b"354\r\n", b"250\r\n", b"221\r\n"]);
     });
     let mut conn = Client::connect(fake.addr, options()).unwrap();
     let outcomes = conn.send(&message(&["b@fake.test"])).unwrap();

@@ -57,6 +57,34 @@ impl Peer {
         self.w.write_all(bytes).is_ok()
     }
 
+    /// Serves one transaction to its end with these replies: MAIL, one RCPT, DATA and its
+    /// body up to the lone `.`, then QUIT (`replies` = [mail, rcpt, data, end of data, quit],
+    /// each a whole reply with its CRLF).
+    pub fn serve_transaction(&mut self, replies: [&[u8]; 5]) {
+        let [mail, rcpt, data, done, quit] = replies;
+        self.expect("MAIL");
+        self.send(mail);
+        self.expect("RCPT");
+        self.send(rcpt);
+        self.expect("DATA");
+        self.send(data);
+        while self.line().is_some_and(|l| l != ".") {}
+        self.send(done);
+        self.expect("QUIT");
+        self.send(quit);
+    }
+
+    /// [`serve_transaction`](Peer::serve_transaction) with the usual positive replies.
+    pub fn accept_transaction(&mut self) {
+        self.serve_transaction([
+            b"250 2.1.0 Ok\r\n",
+            b"250 2.1.5 Ok\r\n",
+            b"354 go ahead\r\n",
+            b"250 2.0.0 Ok: queued\r\n",
+            b"221 2.0.0 Bye\r\n",
+        ]);
+    }
+
     /// Reads until the client closes; returns everything it sent.
     pub fn rest(&mut self) -> String {
         let mut out = Vec::new();
