@@ -5,16 +5,24 @@
 //! | [`domain`] | domain names normalised to their A-label form, and the pattern syntax shared by `[relay] domains` and routes |
 //! | [`control`] | relay control: the one check the server makes for every RCPT |
 //! | [`table`] | static routes, their hosts and TLS policy, and the config checks between routes and relay domains |
+//! | [`resolver`] | the DNS answers routing needs, behind a trait; a static table and a TTL cache |
+//! | [`mx`] | RFC 5321 §5 and RFC 7505 as pure functions over DNS answers: the ordered next hops |
 //!
 //! What it does not do: query DNS, open connections or read files (a recipients table arrives
-//! as text, DNS answers are passed in).
+//! as text, DNS answers through [`resolver::Resolver`]).
 
 pub mod control;
 pub mod domain;
+pub mod mx;
+pub mod resolver;
 pub mod table;
 
 pub use control::{check_recipient, Client, Decision, RcptPath, RecipientTable, RelayPolicy};
 pub use domain::{DomainPattern, DomainSet};
+pub use mx::{resolve_domain, LocalHost, NextHop, RouteOutcome};
+pub use resolver::{
+    Cached, DnsCache, Lookup, MxRecord, Record, RecordType, Resolver, StaticResolver,
+};
 
 pub use table::{HostSpec, Route, RouteTable, TlsPolicy};
 
