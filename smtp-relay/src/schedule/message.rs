@@ -68,13 +68,13 @@ impl Busy {
 
 /// What a message awaits.
 #[derive(Debug)]
-pub(super) enum Work {
+pub(super) enum Awaiting {
     /// Its due time (it is in the due index), or a release when held, or nothing (shut down).
-    AwaitDue,
+    Due,
     /// Routes, deliveries or record writes.
-    AwaitWork(Box<Busy>),
+    Work(Box<Busy>),
     /// `handle_bounce_queued` for a notification of this kind.
-    AwaitBounceQueued(BounceKind),
+    BounceQueued(BounceKind),
 }
 
 /// One queued message.
@@ -82,7 +82,7 @@ pub(super) enum Work {
 pub(super) struct Message {
     pub null_sender: bool,
     pub state: MessageState,
-    pub work: Work,
+    pub work: Awaiting,
     /// In-memory changes not yet in a persisted record.
     pub dirty: bool,
     /// Recipients owed a failure notification.
@@ -104,7 +104,7 @@ impl Message {
         Message {
             null_sender,
             state,
-            work: Work::AwaitDue,
+            work: Awaiting::Due,
             dirty: false,
             owed: Vec::new(),
             delay_owed: false,

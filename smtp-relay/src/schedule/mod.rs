@@ -42,7 +42,7 @@ use smtp_spool::QueueId;
 use crate::retry::SplitMix64;
 use crate::state::{Status, Timestamp};
 
-use message::{Message, Reason, Work};
+use message::{Awaiting, Message, Reason};
 pub use types::{
     Action, AttemptId, AttemptReport, BounceKind, BounceRecipient, Destination, MessageMeta,
     NextHop, RecipientOutcome, RouteAnswer, ScheduleConfig, ScheduleError, Selection, Verdict,
@@ -187,7 +187,7 @@ impl Scheduler {
             let Some(m) = self.messages.get_mut(&id) else {
                 continue;
             };
-            let Work::AwaitWork(busy) = &mut m.work else {
+            let Awaiting::Work(busy) = &mut m.work else {
                 continue;
             };
             let Some(at) = busy.routing.iter().position(|(d, _)| d == domain) else {
@@ -284,7 +284,7 @@ impl Scheduler {
             }
         }
         m.dirty = true;
-        if let Work::AwaitWork(busy) = &mut m.work {
+        if let Awaiting::Work(busy) = &mut m.work {
             busy.attempts = busy.attempts.saturating_sub(1);
         }
         self.persist(id);
@@ -295,7 +295,7 @@ impl Scheduler {
         let Some(m) = self.messages.get_mut(&id) else {
             return;
         };
-        if let Work::AwaitWork(busy) = &mut m.work {
+        if let Awaiting::Work(busy) = &mut m.work {
             busy.persists = busy.persists.saturating_sub(1);
             if busy.is_idle() {
                 self.settle(id);
@@ -308,9 +308,9 @@ impl Scheduler {
         let Some(m) = self.messages.get_mut(&id) else {
             return;
         };
-        if let Work::AwaitBounceQueued(kind) = m.work {
+        if let Awaiting::BounceQueued(kind) = m.work {
             m.notification_queued(kind);
-            m.work = Work::AwaitDue;
+            m.work = Awaiting::Due;
             self.settle(id);
         }
     }
@@ -332,7 +332,7 @@ impl Scheduler {
                     self.hops.remove(hop);
                 }
             }
-            if !matches!(m.work, Work::AwaitDue) || m.state.held {
+            if !matches!(m.work, Awaiting::Due) || m.state.held {
                 continue;
             }
             m.wait_until = None;
@@ -379,7 +379,7 @@ impl Scheduler {
         for &id in &ids {
             if let Some(m) = self.messages.get_mut(&id) {
                 m.bounce_requested = true;
-                if matches!(m.work, Work::AwaitDue) {
+                if matches!(m.work, Awaiting::Due) {
                     self.unindex(id);
                     self.settle(id);
                 }
@@ -425,7 +425,7 @@ impl Scheduler {
             && self
                 .messages
                 .values()
-                .all(|m| matches!(m.work, Work::AwaitDue))
+                .all(|m| matches!(m.work, Awaiting::Due))
     }
 
     /// The state of a queued message (for `impulse queue list` and `show`).

@@ -4,7 +4,7 @@
 
 use smtp_spool::QueueId;
 
-use super::message::{Busy, Reason, Work};
+use super::message::{Awaiting, Busy, Reason};
 use super::types::{earliest, Action, AttemptId, AttemptReport, Destination, NextHop, Selection};
 use super::Scheduler;
 use crate::state::Timestamp;
@@ -22,8 +22,8 @@ impl Scheduler {
                 return;
             };
             match &m.work {
-                Work::AwaitDue => {}
-                Work::AwaitWork(busy) if busy.is_idle() => m.work = Work::AwaitDue,
+                Awaiting::Due => {}
+                Awaiting::Work(busy) if busy.is_idle() => m.work = Awaiting::Due,
                 _ => return,
             }
             if std::mem::take(&mut m.bounce_requested) {
@@ -39,7 +39,7 @@ impl Scheduler {
                     continue;
                 }
                 let recipients = m.bounce_recipients(kind);
-                m.work = Work::AwaitBounceQueued(kind);
+                m.work = Awaiting::BounceQueued(kind);
                 self.unindex(id);
                 self.actions.push_back(Action::Bounce {
                     id,
@@ -92,9 +92,9 @@ impl Scheduler {
         m.dirty = false;
         let record = m.state.encode();
         match &mut m.work {
-            Work::AwaitWork(busy) => busy.persists += 1,
+            Awaiting::Work(busy) => busy.persists += 1,
             _ => {
-                m.work = Work::AwaitWork(Box::new(Busy {
+                m.work = Awaiting::Work(Box::new(Busy {
                     persists: 1,
                     ..Busy::default()
                 }))
@@ -136,7 +136,7 @@ impl Scheduler {
             }
             waiters.push(id);
         }
-        m.work = Work::AwaitWork(Box::new(Busy {
+        m.work = Awaiting::Work(Box::new(Busy {
             routing,
             ..Busy::default()
         }));
@@ -147,7 +147,7 @@ impl Scheduler {
         let Some(m) = self.messages.get_mut(&id) else {
             return;
         };
-        let Work::AwaitWork(busy) = &mut m.work else {
+        let Awaiting::Work(busy) = &mut m.work else {
             return;
         };
         if !busy.routing.is_empty() {
@@ -234,7 +234,7 @@ impl Scheduler {
         let Some(m) = self.messages.get_mut(&id) else {
             return;
         };
-        if let Work::AwaitWork(busy) = &mut m.work {
+        if let Awaiting::Work(busy) = &mut m.work {
             busy.attempts = busy.attempts.saturating_sub(1);
             if busy.is_idle() {
                 self.settle(id);
@@ -291,7 +291,7 @@ impl Scheduler {
             m.state.held = held;
             m.dirty = true;
             changed += 1;
-            if matches!(m.work, Work::AwaitDue) {
+            if matches!(m.work, Awaiting::Due) {
                 self.settle(id);
             }
         }
@@ -312,11 +312,5 @@ impl Scheduler {
         if let Some(old) = self.messages.get_mut(&id).and_then(|m| m.due.take()) {
             self.due.remove(&(old, id));
         }
-    }
-
-    /// The attempt id the next Deliver will carry (tests).
-    #[cfg(test)]
-    pub(super) fn peek_attempt(&self) -> AttemptId {
-        AttemptId(self.next_attempt_id)
     }
 }
