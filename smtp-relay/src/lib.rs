@@ -1,17 +1,32 @@
 //! # smtp-relay — the queue manager between the server and the client
 //!
-//! Decides who may relay, where mail for a domain goes and what a delivery status notification
-//! says, as sans-IO code: no sockets, no threads, no clock reads (time and the wall clock are
-//! arguments).
+//! The relay's **sans-IO** parts, with time and the wall clock passed in:
 //!
 //! | module | what it owns |
 //! |---|---|
+//! | [`route`] | relay control (who may send where) and routing (static routes, MX per RFC 5321 §5 and RFC 7505, a TTL cache) |
+//! | [`schedule`] | the scheduler: messages, route answers and delivery outcomes in; resolve, deliver, persist, bounce and complete out |
+//! | [`state`] | the per-recipient state record kept beside each spooled message |
+//! | [`retry`] | the retry policy as data (intervals, max ages, delay warning, seeded jitter, down time) |
 //! | [`dsn`] | RFC 3464 / RFC 6522 delivery status notifications and the RFC 3461 rules |
-//! | [`route`] | relay control (who may send where) and routing (static routes, MX per RFC 5321 §5 and RFC 7505) |
 //!
-//! What it does not do: open connections, query DNS, read the spool or run a thread.
+//! What it does not do: no sockets, no threads, no clock reads, no file I/O, no DNS queries.
+//! A driver (a thread of its own, in a later increment) reads the clock, writes the records
+//! through `smtp_spool::Spool::write_state`, runs DNS and hands delivery batches to the
+//! client engine.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dsn;
+pub mod retry;
 pub mod route;
+pub mod schedule;
+pub mod state;
+
+pub use retry::{parse_duration, InvalidDuration, RetryPolicy, SplitMix64};
+pub use schedule::{
+    Action, AttemptId, AttemptReport, BounceKind, BounceRecipient, Destination, MessageMeta,
+    NextHop, RecipientOutcome, RouteAnswer, ScheduleConfig, ScheduleError, Scheduler, Selection,
+    Verdict,
+};
+pub use state::{MessageState, RecipientState, StateError, Status, Timestamp};
