@@ -12,6 +12,7 @@
 //! | [`address`] | mailbox and path syntax, SMTPUTF8-aware, RFC length limits |
 //! | [`params`] | ESMTP MAIL/RCPT parameters and xtext |
 //! | [`data`] | streaming dot-stuffing encoder (client) and smuggling-safe end-of-data decoder (server) |
+//! | [`date`] | RFC 5322 and RFC 3339 dates from a time passed in (`Received:`, `Date:`, notifications) |
 //! | [`sasl`] | SASL PLAIN and LOGIN for both sides, XOAUTH2 for clients |
 //! | [`classify`] | the bounce-class registry (`smtp_error_classify`, `smtp_error_register_class`, ...) |
 //! | [`status`] | RFC 3463 enhanced status codes and the reply each error deserves |
@@ -28,6 +29,7 @@ pub mod capability;
 pub mod classify;
 pub mod command;
 pub mod data;
+pub mod date;
 pub mod error;
 pub mod limits;
 pub mod params;

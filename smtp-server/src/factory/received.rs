@@ -3,45 +3,12 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+use std::time::SystemTime;
 
 /// Formats `time` as an RFC 5322 `date-time` in UTC: `Thu, 01 Jan 1970 00:00:00 +0000`.
 /// Times before the Unix epoch are written as the epoch.
 pub fn rfc5322_date(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[((days + 4) % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`, for non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    smtp_proto::date::rfc5322(time)
 }
 
 /// Copies `s` into `out`, turning control characters into spaces: nothing a client sent can
@@ -127,20 +94,6 @@ pub(crate) fn protocol(esmtp: bool, utf8: bool, tls: bool, auth: bool) -> &'stat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(rfc5322_date(t), "Tue, 14 Nov 2023 22:13:20 +0000");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
-        let y2038 = UNIX_EPOCH + Duration::from_secs(2_147_483_647);
-        assert_eq!(rfc5322_date(y2038), "Tue, 19 Jan 2038 03:14:07 +0000");
-        let before = UNIX_EPOCH - Duration::from_secs(5);
-        assert_eq!(rfc5322_date(before), "Thu, 01 Jan 1970 00:00:00 +0000");
-    }
 
     #[test]
     fn header_has_no_injected_lines() {
