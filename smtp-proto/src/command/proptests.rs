@@ -138,3 +138,15 @@ proptest! {
         }
     }
 }
+
+/// Found by `never_panics`: an unknown verb in lower case, ended by a bare LF (permissive),
+/// must write back as it was parsed.
+#[test]
+fn an_unknown_lower_case_verb_round_trips() {
+    let opts = ParseOptions {
+        leniency: Leniency::PERMISSIVE,
+        ..ParseOptions::default()
+    };
+    let c = Command::parse(b"a\n", &opts).unwrap();
+    assert_eq!(Command::parse(&c.to_bytes(), &opts), Ok(c));
+}

@@ -56,7 +56,8 @@ impl Command<'_> {
                 write!(out, "AUTH {mechanism} {r}")
             }
             Command::Other { verb, args } => {
-                out.extend(verb.bytes().map(|b| b.to_ascii_uppercase()));
+                // As sent: `Other` keeps the verb's case, so what parsed writes back the same.
+                out.extend_from_slice(verb.as_bytes());
                 match args {
                     Some(args) => write!(out, " {args}"),
                     None => Ok(()),
