@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod duration;
 mod validate;
+pub use duration::ConfigDuration;
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
 
