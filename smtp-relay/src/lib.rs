@@ -8,15 +8,17 @@
 //! | [`schedule`] | the scheduler: messages, route answers and delivery outcomes in; resolve, deliver, persist, bounce and complete out |
 //! | [`state`] | the per-recipient state record kept beside each spooled message |
 //! | [`retry`] | the retry policy as data (intervals, max ages, delay warning, seeded jitter, down time) |
+//! | [`driver`] | the threads that carry it out: spool watch and reload, DNS, delivery through the client engine, notifications |
 //! | [`dsn`] | RFC 3464 / RFC 6522 delivery status notifications and the RFC 3461 rules |
 //!
-//! What it does not do: no sockets, no threads, no clock reads, no file I/O, no DNS queries.
-//! A driver (a thread of its own, in a later increment) reads the clock, writes the records
-//! through `smtp_spool::Spool::write_state`, runs DNS and hands delivery batches to the
-//! client engine.
+//! Those modules do no I/O: no sockets, no threads, no clock reads, no file I/O, no DNS
+//! queries. The [`driver`] does it all for them: a relay thread reads the clock, writes the
+//! records through `smtp_spool::Spool::write_state`, hands delivery batches to the
+//! `smtp_client` engine and queues notifications; a DNS thread answers route lookups.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod driver;
 pub mod dsn;
 pub mod retry;
 pub mod route;

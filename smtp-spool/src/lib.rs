@@ -198,6 +198,8 @@ struct Inner {
     writes: Arc<JobQueue>,
     counters: Arc<Counters>,
     report: RecoveryReport,
+    /// Where every committed id is sent ([`Spool::watch_commits`]).
+    watchers: parking_lot::RwLock<Vec<crossbeam_channel::Sender<QueueId>>>,
 }
 
 impl Drop for Inner {
@@ -320,6 +322,7 @@ impl Spool {
                 writes,
                 counters,
                 report,
+                watchers: parking_lot::RwLock::new(Vec::new()),
             }),
         })
     }
@@ -393,12 +396,41 @@ impl Spool {
     /// spool thread with `Ok(id)` once the message is durable, or `Err` (the file removed).
     /// Only an `Ok` allows a `250`.
     pub fn commit(&self, writer: SpoolWriter, done: CommitCallback) {
+        let done = self.watched(done);
         if let Err(Job::Commit { writer, done }) =
             self.inner.jobs.push(Job::Commit { writer, done })
         {
             drop(writer);
             done(Err(SpoolError::Closed));
         }
+    }
+
+    /// A channel that receives the id of every message committed from now on (by
+    /// [`Spool::commit`] or [`Spool::commit_blocking`], through any clone of this spool),
+    /// once it is durable and before its commit callback runs. The relay's driver watches
+    /// the spool this way. Unbounded: the receiver must keep reading (or be dropped, which
+    /// ends the watch).
+    pub fn watch_commits(&self) -> crossbeam_channel::Receiver<QueueId> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.inner.watchers.write().push(tx);
+        rx
+    }
+
+    /// `done`, preceded by telling the watchers of a successful commit (none: `done` itself).
+    fn watched(&self, done: CommitCallback) -> CommitCallback {
+        let watchers = self.inner.watchers.read();
+        if watchers.is_empty() {
+            return done;
+        }
+        let watchers = watchers.clone();
+        Box::new(move |result| {
+            if let Ok(id) = &result {
+                for w in &watchers {
+                    let _ = w.send(*id);
+                }
+            }
+            done(result)
+        })
     }
 
     /// Commits a message and waits until it is durable (or failed). Blocks.

@@ -458,3 +458,27 @@ proptest! {
         prop_assert_eq!(read_all(&spool, id), body);
     }
 }
+
+#[test]
+fn commit_watchers_see_each_durable_id_once_from_every_clone() {
+    let fs = MemFs::new();
+    let spool = open_mem(&fs);
+    let before = store(&spool, 1, 10).unwrap();
+    let watch = spool.watch_commits();
+    let clone = spool.clone();
+    let a = store(&spool, 2, 100).unwrap();
+    let b = store(&clone, 3, 100).unwrap();
+    let seen: Vec<QueueId> = watch.try_iter().collect();
+    assert_eq!(
+        seen,
+        vec![a, b],
+        "{before} was committed before the watch began"
+    );
+    // An aborted message is never announced.
+    let w = spool.begin(&envelope(4)).unwrap();
+    w.abort();
+    assert!(watch.try_recv().is_err());
+    // A dropped watcher does not stop commits.
+    drop(watch);
+    store(&spool, 5, 10).unwrap();
+}

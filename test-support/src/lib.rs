@@ -7,6 +7,7 @@
 //! | [`server`] | Impulse's own server on a loopback port with a temporary spool, for socket tests |
 //! | [`fake`] | scripted fake SMTP servers: one closure over one connection, or canned behaviours per connection |
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
+//! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
 //! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
 //!
@@ -25,6 +26,7 @@ pub mod line;
 pub mod pair;
 pub mod peers;
 pub mod server;
+pub mod sink;
 pub mod tls;
 
 pub use line::LineClient;

@@ -1,0 +1,737 @@
+//! The relay's driver: the threads that carry out what the [`Scheduler`] decides.
+//!
+//! [`Relay::start`] takes an open [`Spool`] and [`RelaySettings`] and starts two threads:
+//!
+//! - **`impulse-relay`** owns the scheduler. It watches the spool for new commits
+//!   ([`Spool::watch_commits`]), reloads every queued message with its state record at start,
+//!   reads the wall clock once per turn, and carries out the scheduler's actions in order:
+//!   state records written with [`Spool::write_state`] (before anything is acted on),
+//!   messages read from the spool and handed to the [`smtp_client::Engine`], notifications
+//!   built ([`crate::dsn`]) and committed to the spool as new mail from `<>`, finished
+//!   messages removed.
+//! - **`impulse-relay-dns`** answers route lookups: static routes and MX per RFC 5321 §5 /
+//!   RFC 7505 ([`crate::route::resolve_domain`]) over a TTL cache and the stub resolver of
+//!   [`dns`].
+//!
+//! The client engine runs its own mio thread; deliveries come back on its channel. No server
+//! loop thread ever waits on any of this: the server only commits to the spool.
+//!
+//! Log lines, one per recipient and attempt, in the shape mail operators know:
+//! `ID: to=<rcpt>, relay=host[ip]:port, delay=2.1, dsn=4.2.0, status=deferred (reply)`.
+// The driver is where the relay meets the world: it reads the wall clock (record times
+// survive restarts) and starts its threads.
+#![allow(clippy::disallowed_methods)]
+
+pub mod dns;
+mod notify;
+mod outcome;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Select, Sender};
+use smtp_client::{Engine, Message, SessionConfig, StateMachine, Ticket, TlsMode};
+use smtp_spool::{QueueId, Spool, SpoolError};
+
+use crate::route::{resolve_domain, DnsCache, LocalHost, RouteOutcome, RouteTable, TlsPolicy};
+use crate::schedule::{
+    Action, AttemptId, Destination, MessageMeta, NextHop, RouteAnswer, ScheduleConfig,
+    ScheduleError, Scheduler, Selection,
+};
+use crate::state::{MessageState, Timestamp};
+
+/// How long a failed record write or notification waits before it is tried again.
+const RETRY_IO: Duration = Duration::from_secs(1);
+
+/// The longest the relay thread sleeps without looking at the clock.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Everything the relay needs besides the spool.
+#[derive(Clone)]
+pub struct RelaySettings {
+    /// Retry policy, connections per destination, jitter seed.
+    pub schedule: ScheduleConfig,
+    /// Static routes and the port for MX hosts.
+    pub routes: RouteTable,
+    /// This host, for MX loop detection.
+    pub local: LocalHost,
+    /// The name in EHLO, `Reporting-MTA` and notifications' `From: MAILER-DAEMON@`.
+    pub hostname: String,
+    /// Recursive nameservers to ask (empty: `/etc/resolv.conf`'s).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Time allowed per DNS query and server.
+    pub dns_timeout: Duration,
+    /// Messages sent over one connection before it is closed.
+    pub messages_per_connection: u32,
+    /// Connections open at once, to all destinations together.
+    pub connections: usize,
+    /// The client state machine, with the states plugins registered (`None`: the built-in
+    /// states only).
+    pub machine: Option<Arc<StateMachine>>,
+    /// How long a shutdown waits for deliveries in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for RelaySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelaySettings")
+            .field("schedule", &self.schedule)
+            .field("routes", &self.routes)
+            .field("hostname", &self.hostname)
+            .field("nameservers", &self.nameservers)
+            .field("messages_per_connection", &self.messages_per_connection)
+            .field("connections", &self.connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelaySettings {
+    /// Settings with these routes and defaults for the rest (retry policy of
+    /// [`ScheduleConfig::default`], the system's nameservers, 5 s DNS timeout, 1,000 messages
+    /// per connection, 1,000 connections in all).
+    pub fn new(routes: RouteTable, hostname: impl Into<String>) -> RelaySettings {
+        RelaySettings {
+            schedule: ScheduleConfig::default(),
+            routes,
+            local: LocalHost::default(),
+            hostname: hostname.into(),
+            nameservers: Vec::new(),
+            dns_timeout: Duration::from_secs(5),
+            messages_per_connection: 1000,
+            connections: 1000,
+            machine: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An operator's command to a running relay (the queue commands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Attempt now.
+    Flush(Selection),
+    /// Neither attempt nor expire until released.
+    Hold(Selection),
+    /// Undo a hold.
+    Release(Selection),
+    /// Remove without notification.
+    Delete(Selection),
+    /// Bounce now, with a notification.
+    Bounce(Selection),
+}
+
+enum Input {
+    Command(Command, Sender<usize>),
+    Shutdown,
+}
+
+/// A running relay (see the module doc). Dropping it shuts it down.
+#[derive(Debug)]
+pub struct Relay {
+    tx: Sender<Input>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Starts the relay over `spool`: reloads what is queued, then delivers as mail arrives.
+    pub fn start(spool: Spool, settings: RelaySettings) -> io::Result<Relay> {
+        let mut session = SessionConfig::new(settings.hostname.clone());
+        session.policy.tls = TlsMode::Opportunistic;
+        let mut engine = Engine::builder(std::net::SocketAddr::from(([127, 0, 0, 1], 25)))
+            .connections(settings.connections.max(1))
+            .max_deliveries_per_connection(settings.messages_per_connection.max(1))
+            .idle_timeout(Duration::from_secs(10))
+            .queue_capacity(1 << 16)
+            .session(session);
+        if let Some(m) = &settings.machine {
+            engine = engine.machine(m.clone());
+        }
+        let engine = engine
+            .build()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (dns_tx, dns_rx) = crossbeam_channel::unbounded::<String>();
+        let (route_tx, route_rx) = crossbeam_channel::unbounded();
+        let dns = DnsThread {
+            routes: settings.routes.clone(),
+            local: settings.local.clone(),
+            resolver: dns::StubResolver::new(
+                if settings.nameservers.is_empty() {
+                    dns::system_nameservers()
+                } else {
+                    settings.nameservers.clone()
+                },
+                settings.dns_timeout,
+            ),
+            cache: DnsCache::default(),
+            seed: settings.schedule.seed ^ 0x9e37_79b9_7f4a_7c15,
+        };
+        std::thread::Builder::new()
+            .name("impulse-relay-dns".into())
+            .spawn(move || dns.run(dns_rx, route_tx))?;
+        let commits = spool.watch_commits();
+        let state = Driver {
+            scheduler: Scheduler::new(settings.schedule.clone()),
+            spool,
+            settings,
+            deliveries: engine.deliveries(),
+            engine: Some(engine),
+            commits,
+            dns: dns_tx,
+            routes: route_rx,
+            inputs: rx,
+            tickets: HashMap::new(),
+            envelopes: HashMap::new(),
+            tls: HashMap::new(),
+            last_hop: HashMap::new(),
+            retry: VecDeque::new(),
+            stopping: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("impulse-relay".into())
+            .spawn(move || state.run())?;
+        Ok(Relay {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Carries out an operator command; returns how many messages it applied to.
+    pub fn command(&self, command: Command) -> Option<usize> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx.send(Input::Command(command, tx)).ok()?;
+        rx.recv_timeout(Duration::from_secs(30)).ok()
+    }
+
+    /// Stops: nothing new is attempted, deliveries in flight get the shutdown grace to
+    /// finish, then the threads end. Blocks until they have.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.tx.send(Input::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The wall clock as the scheduler counts it.
+fn wall_clock() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// What the envelope says that the relay needs after enqueueing.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub(crate) sender: String,
+    pub(crate) mail_params: String,
+    pub(crate) received: u64,
+}
+
+/// A delivery handed to the engine.
+#[derive(Debug)]
+struct InFlight {
+    attempt: AttemptId,
+    id: QueueId,
+    hops: Destination,
+    recipients: Vec<u32>,
+    started: Instant,
+}
+
+/// An action that failed on I/O and waits to be tried again.
+#[derive(Debug)]
+struct Retry {
+    at: Instant,
+    action: Action,
+}
+
+struct Driver {
+    scheduler: Scheduler,
+    spool: Spool,
+    settings: RelaySettings,
+    engine: Option<Engine>,
+    deliveries: Receiver<smtp_client::Delivery>,
+    commits: Receiver<QueueId>,
+    dns: Sender<String>,
+    routes: Receiver<(String, RouteAnswer, TlsPolicy)>,
+    inputs: Receiver<Input>,
+    tickets: HashMap<Ticket, InFlight>,
+    envelopes: HashMap<QueueId, Meta>,
+    tls: HashMap<Destination, TlsPolicy>,
+    /// The next hop that last answered for each recipient (`Remote-MTA` in notifications).
+    last_hop: HashMap<QueueId, HashMap<u32, String>>,
+    retry: VecDeque<Retry>,
+    stopping: Option<Instant>,
+}
+
+impl Driver {
+    fn run(mut self) {
+        self.reload();
+        loop {
+            let now = wall_clock();
+            self.scheduler.handle_timeout(now);
+            self.take_inputs(now);
+            self.act();
+            if let Some(since) = self.stopping {
+                if self.scheduler.is_quiescent() || since.elapsed() >= self.settings.shutdown_grace
+                {
+                    break;
+                }
+            }
+            self.wait();
+        }
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown();
+        }
+        log::info!("relay stopped");
+    }
+
+    /// Enqueues every message already in the spool, with its record.
+    fn reload(&mut self) {
+        let list = match self.spool.list() {
+            Ok(list) => list,
+            Err(e) => {
+                log::error!("relay: cannot list the spool: {e}");
+                return;
+            }
+        };
+        let n = list.len();
+        for entry in list {
+            self.enqueue(entry.id, wall_clock());
+        }
+        if n > 0 {
+            log::info!("relay: {n} queued messages reloaded");
+        }
+    }
+
+    /// Reads a message's envelope and state record and gives it to the scheduler.
+    fn enqueue(&mut self, id: QueueId, now: Timestamp) {
+        if self.scheduler.message(id).is_some() {
+            return;
+        }
+        let envelope = match self.spool.read_envelope(id) {
+            Ok(e) => e,
+            Err(SpoolError::NotFound(_)) => return,
+            Err(e) => {
+                log::error!("{id}: cannot read the envelope: {e}");
+                return;
+            }
+        };
+        let state = match self.spool.read_state(id) {
+            Ok(Some(record)) => match MessageState::decode(&record) {
+                Ok(state) => state,
+                Err(e) => {
+                    // Never reset to pending: that could deliver again what was done.
+                    log::error!("{id}: state record unusable ({e}): quarantined");
+                    if let Err(e) = self.spool.quarantine(id) {
+                        log::error!("{id}: quarantine failed: {e}");
+                    }
+                    return;
+                }
+            },
+            Ok(None) => MessageState::new(
+                Timestamp(envelope.received),
+                envelope
+                    .recipients
+                    .iter()
+                    .map(|r| (r.address.as_str(), r.params.as_str())),
+            ),
+            Err(e) => {
+                log::error!("{id}: cannot read the state record: {e}");
+                return;
+            }
+        };
+        let size = self
+            .spool
+            .open_message(id)
+            .map(|m| m.len())
+            .unwrap_or_default();
+        let meta = MessageMeta {
+            sender: envelope.sender.clone(),
+            size,
+            state,
+        };
+        match self.scheduler.handle_enqueue(id, meta, now) {
+            Ok(()) => {
+                self.envelopes.insert(
+                    id,
+                    Meta {
+                        sender: envelope.sender,
+                        mail_params: envelope.mail_params,
+                        received: envelope.received,
+                    },
+                );
+            }
+            Err(ScheduleError::Duplicate(_) | ScheduleError::ShutDown) => {}
+            Err(e) => log::error!("{id}: not queued for delivery: {e}"),
+        }
+    }
+
+    fn take_inputs(&mut self, now: Timestamp) {
+        while let Ok(id) = self.commits.try_recv() {
+            if self.stopping.is_none() {
+                self.enqueue(id, now);
+            }
+        }
+        while let Ok((domain, answer, tls)) = self.routes.try_recv() {
+            if let RouteAnswer::Hops(hops) = &answer {
+                self.tls.insert(hops.clone(), tls);
+            }
+            self.scheduler.handle_route(&domain, answer);
+        }
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.delivered(delivery);
+        }
+        while let Ok(input) = self.inputs.try_recv() {
+            match input {
+                Input::Shutdown => {
+                    if self.stopping.is_none() {
+                        self.stopping = Some(Instant::now());
+                        self.scheduler.handle_shutdown();
+                    }
+                }
+                Input::Command(c, reply) => {
+                    let n = match &c {
+                        Command::Flush(s) => self.scheduler.handle_flush(s),
+                        Command::Hold(s) => self.scheduler.handle_hold(s),
+                        Command::Release(s) => self.scheduler.handle_release(s),
+                        Command::Delete(s) => self.scheduler.handle_delete(s),
+                        Command::Bounce(s) => self.scheduler.handle_bounce(s),
+                    };
+                    let _ = reply.send(n);
+                }
+            }
+        }
+        let due = Instant::now();
+        while self.retry.front().is_some_and(|r| r.at <= due) {
+            if let Some(r) = self.retry.pop_front() {
+                self.carry_out(r.action);
+            }
+        }
+    }
+
+    /// Carries out every action the scheduler has, in order.
+    fn act(&mut self) {
+        while let Some(action) = self.scheduler.poll_action() {
+            self.carry_out(action);
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Resolve { domain } => {
+                let _ = self.dns.send(domain);
+            }
+            Action::Persist { id, record } => match self.spool.write_state(id, &record) {
+                Ok(()) => self.scheduler.handle_persisted(id),
+                Err(e) => {
+                    log::error!("{id}: state record not written ({e}); retrying");
+                    self.later(Action::Persist { id, record });
+                }
+            },
+            Action::Deliver {
+                attempt,
+                hops,
+                id,
+                recipients,
+            } => self.deliver(attempt, hops, id, recipients),
+            Action::Bounce {
+                id,
+                kind,
+                recipients,
+            } => {
+                let meta = self.envelopes.get(&id).cloned();
+                let hops = &self.last_hop;
+                let remote = |index: u32| hops.get(&id).and_then(|m| m.get(&index)).cloned();
+                let occasion = notify::Occasion {
+                    hostname: &self.settings.hostname,
+                    id,
+                    kind,
+                    max_age: self
+                        .settings
+                        .schedule
+                        .retry
+                        .max_age_for(meta.as_ref().is_some_and(|m| m.sender.is_empty())),
+                    remote: &remote,
+                };
+                match notify::queue(&self.spool, &occasion, meta.as_ref(), &recipients) {
+                    Ok(Some(new)) => {
+                        log::info!("{id}: sender notification ({kind:?}): {new}");
+                        self.scheduler.handle_bounce_queued(id);
+                    }
+                    Ok(None) => self.scheduler.handle_bounce_queued(id),
+                    Err(e) => {
+                        log::error!("{id}: notification not queued ({e}); retrying");
+                        self.later(Action::Bounce {
+                            id,
+                            kind,
+                            recipients,
+                        });
+                    }
+                }
+            }
+            Action::Complete { id } => {
+                match self.spool.remove(id) {
+                    Ok(()) | Err(SpoolError::NotFound(_)) => log::info!("{id}: removed"),
+                    Err(e) => log::error!("{id}: not removed: {e}"),
+                }
+                self.last_hop.remove(&id);
+                self.envelopes.remove(&id);
+            }
+        }
+    }
+
+    fn later(&mut self, action: Action) {
+        self.retry.push_back(Retry {
+            at: Instant::now() + RETRY_IO,
+            action,
+        });
+    }
+
+    fn deliver(
+        &mut self,
+        attempt: AttemptId,
+        hops: Destination,
+        id: QueueId,
+        recipients: Vec<u32>,
+    ) {
+        let fail = |this: &mut Driver, why: String| {
+            let outcomes = recipients
+                .iter()
+                .map(|_| crate::schedule::RecipientOutcome::LocalFailure(why.clone()))
+                .collect();
+            this.scheduler.handle_outcome(
+                attempt,
+                crate::schedule::AttemptReport {
+                    outcomes,
+                    ..Default::default()
+                },
+            );
+        };
+        let (Some(meta), Some(state)) = (self.envelopes.get(&id), self.scheduler.message(id))
+        else {
+            return fail(self, "451 4.3.0 message not in the queue".into());
+        };
+        let addresses: Vec<String> = recipients
+            .iter()
+            .filter_map(|&i| state.recipients.get(i as usize).map(|r| r.address.clone()))
+            .collect();
+        let sender = meta.sender.clone();
+        let body = match read_body(&self.spool, id) {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!("{id}: cannot read the message: {e}");
+                return fail(
+                    self,
+                    format!("451 4.3.0 cannot read the queued message: {e}"),
+                );
+            }
+        };
+        let tls = self
+            .tls
+            .get(&hops)
+            .copied()
+            .unwrap_or(TlsPolicy::Opportunistic);
+        let destination = smtp_client::Destination::new(
+            hops.iter()
+                .map(|h| smtp_client::NextHop::named(h.addr, h.host.to_string())),
+        )
+        .tls(match tls {
+            TlsPolicy::None => TlsMode::Disabled,
+            TlsPolicy::Opportunistic => TlsMode::Opportunistic,
+            TlsPolicy::Required | TlsPolicy::Verify => TlsMode::Required,
+        })
+        .max_connections(self.settings.schedule.connections_per_destination)
+        .max_deliveries_per_connection(self.settings.messages_per_connection);
+        let message = Message::new(sender, addresses, body);
+        let Some(engine) = &self.engine else {
+            return fail(self, "451 4.3.2 the relay is stopping".into());
+        };
+        match engine.submit_to(destination, message) {
+            Ok(ticket) => {
+                self.tickets.insert(
+                    ticket,
+                    InFlight {
+                        attempt,
+                        id,
+                        hops,
+                        recipients,
+                        started: Instant::now(),
+                    },
+                );
+            }
+            Err(e) => fail(self, format!("451 4.3.0 delivery engine: {e}")),
+        }
+    }
+
+    fn delivered(&mut self, delivery: smtp_client::Delivery) {
+        let Some(flight) = self.tickets.remove(&delivery.ticket) else {
+            return;
+        };
+        let arrival = self
+            .envelopes
+            .get(&flight.id)
+            .map(|m| m.received)
+            .unwrap_or_default();
+        let report = outcome::report(&delivery, &flight.hops);
+        let relay = delivery
+            .next_hop
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "none".into());
+        let delay = SystemTime::now()
+            .duration_since(UNIX_EPOCH + Duration::from_secs(arrival))
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        for (o, r) in report.outcomes.iter().zip(&delivery.outcomes) {
+            let (status, dsn) = outcome::log_words(o, &r.reply);
+            log::info!(
+                "{}: to=<{}>, relay={relay}, delay={delay:.1}, delays={:.2}, dsn={dsn}, status={status} ({})",
+                flight.id,
+                r.recipient,
+                flight.started.elapsed().as_secs_f64(),
+                o.text(),
+            );
+        }
+        if let Some(hop) = &delivery.next_hop {
+            let name = hop
+                .name
+                .clone()
+                .unwrap_or_else(|| hop.addr.ip().to_string());
+            let known = self.last_hop.entry(flight.id).or_default();
+            for &i in &flight.recipients {
+                known.insert(i, name.clone());
+            }
+        }
+        self.scheduler.handle_outcome(flight.attempt, report);
+    }
+
+    /// Sleeps until an input arrives or the scheduler's next due time.
+    fn wait(&mut self) {
+        let now = wall_clock();
+        let mut sleep = match self.scheduler.poll_timeout() {
+            Some(at) if at <= now => Duration::ZERO,
+            Some(at) => at.since(now).min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        };
+        if let Some(r) = self.retry.front() {
+            sleep = sleep.min(r.at.saturating_duration_since(Instant::now()));
+        }
+        if self.stopping.is_some() {
+            sleep = sleep.min(Duration::from_millis(100));
+        }
+        if sleep.is_zero() {
+            // Due now, but wall-clock seconds: never spin within the second.
+            sleep = Duration::from_millis(50);
+        }
+        let mut select = Select::new();
+        select.recv(&self.commits);
+        select.recv(&self.routes);
+        select.recv(&self.deliveries);
+        select.recv(&self.inputs);
+        let _ = select.ready_timeout(sleep);
+    }
+}
+
+/// The whole stored message (headers and body), checksum verified.
+fn read_body(spool: &Spool, id: QueueId) -> io::Result<Vec<u8>> {
+    let mut reader = spool.open_message(id).map_err(io::Error::other)?;
+    let mut body = Vec::with_capacity(usize::try_from(reader.len()).unwrap_or(0));
+    reader.read_to_end(&mut body)?;
+    Ok(body)
+}
+
+/// The DNS thread: route lookups, one at a time, cached.
+struct DnsThread {
+    routes: RouteTable,
+    local: LocalHost,
+    resolver: dns::StubResolver,
+    cache: DnsCache,
+    seed: u64,
+}
+
+impl DnsThread {
+    fn run(
+        mut self,
+        requests: Receiver<String>,
+        answers: Sender<(String, RouteAnswer, TlsPolicy)>,
+    ) {
+        let mut rng = crate::retry::SplitMix64::new(self.seed);
+        for domain in requests {
+            let now = Instant::now();
+            self.cache.expire(now);
+            let mut cached = crate::route::Cached {
+                cache: &mut self.cache,
+                inner: &mut self.resolver,
+                now,
+            };
+            let outcome = resolve_domain(
+                &domain,
+                &self.routes,
+                &self.local,
+                &mut cached,
+                rng.next_u64(),
+            );
+            let (answer, tls) = route_answer(outcome);
+            log::debug!("relay: route for {domain}: {answer:?}");
+            if answers.send((domain, answer, tls)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The scheduler's view of a routing outcome, and the TLS policy of its hops.
+fn route_answer(outcome: RouteOutcome) -> (RouteAnswer, TlsPolicy) {
+    match outcome {
+        RouteOutcome::Hops(hops) => {
+            let tls = hops
+                .first()
+                .map(|h| h.tls)
+                .unwrap_or(TlsPolicy::Opportunistic);
+            let hops: Destination = hops
+                .into_iter()
+                .map(|h| NextHop {
+                    host: Arc::from(h.name.as_str()),
+                    addr: h.addr,
+                })
+                .collect();
+            if hops.is_empty() {
+                (
+                    RouteAnswer::Temporary("451 4.4.4 no address for any next hop".into()),
+                    tls,
+                )
+            } else {
+                (RouteAnswer::Hops(hops), tls)
+            }
+        }
+        RouteOutcome::Permanent(reply) => {
+            let answer = match reply.status().map(|s| s.to_string()).as_deref() {
+                Some("5.1.10") => RouteAnswer::NullMx,
+                Some("5.4.6") => RouteAnswer::MxLoop,
+                _ => RouteAnswer::NoSuchDomain,
+            };
+            (answer, TlsPolicy::Opportunistic)
+        }
+        RouteOutcome::Temporary(reply) => (
+            RouteAnswer::Temporary(outcome::reply_line(&reply)),
+            TlsPolicy::Opportunistic,
+        ),
+    }
+}

@@ -1,0 +1,83 @@
+//! From the client engine's [`Delivery`] to the scheduler's [`AttemptReport`], and the words
+//! of the delivery log line.
+
+use smtp_client::{Delivery, OutcomeKind};
+use smtp_proto::Reply;
+
+use crate::schedule::{AttemptReport, Destination, NextHop, RecipientOutcome, Verdict};
+
+/// A reply on one line: `550 5.1.1 text`, multi-line texts joined with spaces.
+pub(crate) fn reply_line(reply: &Reply) -> String {
+    let mut out = reply.code().to_string();
+    if let Some(s) = reply.status() {
+        out.push(' ');
+        out.push_str(&s.to_string());
+    }
+    for line in reply.lines() {
+        if !line.is_empty() {
+            out.push(' ');
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// The scheduler's report of a finished delivery to `hops`.
+pub(crate) fn report(delivery: &Delivery, hops: &Destination) -> AttemptReport {
+    let connected = delivery.next_hop.as_ref().map(|h| {
+        hops.iter()
+            .find(|n| n.addr == h.addr)
+            .cloned()
+            .unwrap_or_else(|| NextHop {
+                host: h.name.as_deref().unwrap_or_default().into(),
+                addr: h.addr,
+            })
+    });
+    let outcomes = delivery
+        .outcomes
+        .iter()
+        .map(|o| {
+            let text = reply_line(&o.reply);
+            match (o.kind, o.local, connected.is_some()) {
+                (OutcomeKind::Delivered, _, _) => RecipientOutcome::Delivered(text),
+                // Refused or unreachable before any server took the connection.
+                (OutcomeKind::Deferred, _, false) => RecipientOutcome::ConnectionFailed(text),
+                (OutcomeKind::Deferred, true, true) => RecipientOutcome::LocalFailure(text),
+                (OutcomeKind::Deferred, false, true) => RecipientOutcome::Deferred(text),
+                (OutcomeKind::Bounced, _, _) => RecipientOutcome::Bounced {
+                    reply: text,
+                    at_rcpt: false,
+                },
+            }
+        })
+        .collect();
+    // No connection was ever set up: every hop of the destination refused.
+    let refused = if connected.is_none() {
+        hops.to_vec()
+    } else {
+        Vec::new()
+    };
+    AttemptReport {
+        outcomes,
+        refused,
+        connected,
+    }
+}
+
+/// The `status=` and `dsn=` words of the log line.
+pub(crate) fn log_words(outcome: &RecipientOutcome, reply: &Reply) -> (&'static str, String) {
+    let status = match outcome.verdict() {
+        Verdict::Sent => "sent",
+        Verdict::Deferred { .. } => "deferred",
+        Verdict::Bounced => "bounced",
+    };
+    let dsn = match reply.status() {
+        Some(s) => s.to_string(),
+        None => match reply.code() / 100 {
+            2 => "2.0.0".into(),
+            4 => "4.0.0".into(),
+            _ => "5.0.0".into(),
+        },
+    };
+    (status, dsn)
+}

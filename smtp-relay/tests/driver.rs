@@ -1,0 +1,235 @@
+//! The relay driver over real sockets: messages committed to a spool are delivered to a
+//! loopback next hop, bounced with a notification, or deferred and retried with their state
+//! recorded, and a restarted relay picks up where the last one stopped.
+#![allow(clippy::disallowed_methods)] // a test plays the clock and the peers
+
+use std::time::Duration;
+
+use impulse_test_support::sink::Sink;
+use smtp_relay::driver::{Relay, RelaySettings};
+use smtp_relay::route::{Route, RouteTable};
+use smtp_relay::{MessageState, Status};
+use smtp_spool::{Envelope, QueueId, Recipient, Spool};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn commit(spool: &Spool, from: &str, to: &[&str], body: &str) -> QueueId {
+    let env = Envelope {
+        sender: from.into(),
+        mail_params: String::new(),
+        recipients: to.iter().map(|r| Recipient::new(*r)).collect(),
+        peer: "127.0.0.1".into(),
+        helo: "client.test".into(),
+        received: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        tls: None,
+        auth: None,
+        notes: vec![],
+    };
+    let mut w = spool.begin(&env).unwrap();
+    w.write_all(body.as_bytes()).unwrap();
+    spool.commit_blocking(w).unwrap()
+}
+
+fn settings(hop: std::net::SocketAddr) -> RelaySettings {
+    let host = hop.to_string();
+    let route = Route::new(
+        &["target.test", "sender.test"],
+        &[host.as_str()],
+        Some("none"),
+    )
+    .unwrap();
+    let mut s = RelaySettings::new(RouteTable::new(vec![route], None), "relay.test");
+    s.schedule.retry.intervals = vec![Duration::from_secs(1)];
+    s.shutdown_grace = Duration::from_secs(2);
+    s
+}
+
+fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn a_committed_message_is_delivered_and_leaves_the_spool() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    let id = commit(
+        &spool,
+        "a@sender.test",
+        &["b@target.test", "c@target.test"],
+        "Subject: hi\r\n\r\nhello\r\n.leading dot\r\n",
+    );
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got.len(), 1, "delivered once");
+    assert_eq!(got[0].from, "a@sender.test");
+    assert_eq!(got[0].to, vec!["b@target.test", "c@target.test"]);
+    assert!(
+        got[0].data.contains("hello\r\n.leading dot\r\n"),
+        "{:?}",
+        got[0].data
+    );
+    assert!(
+        until(WAIT, || spool.list().unwrap().is_empty()),
+        "{id} left the spool"
+    );
+    assert_eq!(
+        spool.read_state(id).unwrap(),
+        None,
+        "its record went with it"
+    );
+    relay.shutdown();
+}
+
+#[test]
+fn a_message_queued_before_the_start_is_delivered_after_it() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = commit(
+        &spool,
+        "a@sender.test",
+        &["b@target.test"],
+        "Subject: old\r\n\r\nx\r\n",
+    );
+    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    assert_eq!(sink.wait_for(1, WAIT).len(), 1);
+    assert!(
+        until(WAIT, || spool.list().unwrap().is_empty()),
+        "{id} left the spool"
+    );
+    relay.shutdown();
+}
+
+#[test]
+fn a_refused_recipient_bounces_with_a_notification_to_the_sender() {
+    let sink = Sink::with_rule(|rcpt| {
+        rcpt.starts_with("nobody@")
+            .then_some("550 5.1.1 <nobody@target.test>: no such user\r\n")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    commit(
+        &spool,
+        "a@sender.test",
+        &["b@target.test", "nobody@target.test"],
+        "Subject: half\r\nMessage-ID: <m1@sender.test>\r\n\r\nbody\r\n",
+    );
+    // The message for b, then the notification for a.
+    let got = sink.wait_for(2, WAIT);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].to, vec!["b@target.test"]);
+    let dsn = &got[1];
+    assert_eq!(dsn.from, "", "notifications come from the null sender");
+    assert_eq!(dsn.to, vec!["a@sender.test"]);
+    for want in [
+        "Auto-Submitted: auto-replied",
+        "multipart/report; report-type=delivery-status",
+        "Reporting-MTA: dns; relay.test",
+        "Final-Recipient: rfc822; nobody@target.test",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 <nobody@target.test>: no such user",
+        "Message-ID: <m1@sender.test>",
+    ] {
+        assert!(
+            dsn.data.contains(want),
+            "{want:?} missing from\n{}",
+            dsn.data
+        );
+    }
+    assert!(
+        !dsn.data.contains("\r\nbody\r\n"),
+        "headers only without RET=FULL"
+    );
+    assert!(until(WAIT, || spool.list().unwrap().is_empty()), "all done");
+    relay.shutdown();
+}
+
+#[test]
+fn a_deferred_recipient_is_recorded_and_retried_until_it_is_delivered() {
+    // Refused connections first: a port with nothing behind it, then a sink takes it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let mut s = settings(addr);
+    s.schedule.retry.down_time = Duration::from_secs(1);
+    let relay = Relay::start(spool.clone(), s).unwrap();
+    let id = commit(
+        &spool,
+        "a@sender.test",
+        &["b@target.test"],
+        "Subject: later\r\n\r\nx\r\n",
+    );
+    let recorded = until(WAIT, || {
+        spool
+            .read_state(id)
+            .unwrap()
+            .and_then(|r| MessageState::decode(&r).ok())
+            .is_some_and(|s| {
+                s.recipients[0].attempts >= 1 && s.recipients[0].status == Status::Deferred
+            })
+    });
+    assert!(recorded, "the failed attempt is in the state record");
+    let sink = Sink::on(std::net::TcpListener::bind(addr).unwrap(), |_| None);
+    assert_eq!(sink.wait_for(1, WAIT).len(), 1, "delivered on a retry");
+    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    relay.shutdown();
+}
+
+#[test]
+fn a_restarted_relay_keeps_the_recorded_schedule_and_never_resends_what_was_done() {
+    let sink = Sink::with_rule(|rcpt| {
+        rcpt.starts_with("later@")
+            .then_some("451 4.2.0 try later\r\n")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let mut s = settings(sink.addr);
+    s.schedule.retry.intervals = vec![Duration::from_secs(3600)];
+    let relay = Relay::start(spool.clone(), s.clone()).unwrap();
+    let id = commit(
+        &spool,
+        "a@sender.test",
+        &["now@target.test", "later@target.test"],
+        "Subject: two\r\n\r\nx\r\n",
+    );
+    assert_eq!(sink.wait_for(1, WAIT).len(), 1);
+    let state = |spool: &Spool| {
+        spool
+            .read_state(id)
+            .unwrap()
+            .and_then(|r| MessageState::decode(&r).ok())
+    };
+    assert!(until(WAIT, || state(&spool)
+        .is_some_and(|s| s.recipients[0].status == Status::Delivered)));
+    relay.shutdown();
+    let before = state(&spool).unwrap();
+    assert_eq!(before.recipients[1].status, Status::Deferred);
+    assert_eq!(before.recipients[1].attempts, 1);
+    assert!(
+        before.recipients[1]
+            .last_reply
+            .contains("451 4.2.0 try later"),
+        "{before:?}"
+    );
+    // A new relay on the same spool: nothing is due for an hour, and `now` is done.
+    let relay = Relay::start(spool.clone(), s).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 1, "nothing sent again");
+    assert_eq!(state(&spool).unwrap(), before);
+    relay.shutdown();
+}
