@@ -74,6 +74,15 @@ pub enum SpoolError {
     #[error("state record too large: {0} bytes")]
     StateTooLarge(usize),
     // Lifecycle.
+    /// Another process (or another open [`Spool`](super::Spool) in this one) owns the spool:
+    /// one server, one relay, one writer per spool.
+    #[error("spool {} is in use by another process{}: one server owns a spool", .path.display(), .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The spool directory.
+        path: PathBuf,
+        /// The process id in its lock file, when readable.
+        pid: Option<u32>,
+    },
     /// The spool's commit threads are gone (the spool was dropped or a thread died).
     #[error("spool is closed")]
     Closed,

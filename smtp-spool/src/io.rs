@@ -42,6 +42,25 @@ pub trait SpoolIo: Send + Sync + fmt::Debug {
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Bytes available to unprivileged users on the file system holding `dir`.
     fn available_space(&self, dir: &Path) -> io::Result<u64>;
+    /// Takes the exclusive lock of a spool (`path` is its `lock` file), held while the
+    /// returned guard lives; `WouldBlock` when another process (or another open spool) holds
+    /// it. The default takes none (file systems in memory have one user).
+    fn lock(&self, path: &Path) -> io::Result<Option<SpoolLock>> {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+/// The held lock of a spool directory (see [`SpoolIo::lock`]): released when dropped, and
+/// by the kernel when the process ends, however it ends.
+#[derive(Debug)]
+pub struct SpoolLock {
+    _file: File,
+}
+
+/// The process id written in a spool's lock file, for the error a second process gets.
+pub fn lock_holder(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The real file system, through `std::fs` (and `statvfs` for free space).
@@ -110,5 +129,25 @@ impl SpoolIo for RealIo {
     fn available_space(&self, dir: &Path) -> io::Result<u64> {
         let st = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    fn lock(&self, path: &Path) -> io::Result<Option<SpoolLock>> {
+        use rustix::fs::{flock, FlockOperation};
+        use std::io::Write;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(Some(SpoolLock { _file: file }))
     }
 }

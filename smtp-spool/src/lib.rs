@@ -130,7 +130,7 @@ pub use format::{
     TRAILER_LEN, VERSION,
 };
 pub use id::{InvalidQueueId, QueueId, QUEUE_ID_LEN};
-pub use io::{ReadFile, RealIo, SpoolFile, SpoolIo};
+pub use io::{lock_holder, ReadFile, RealIo, SpoolFile, SpoolIo, SpoolLock};
 pub use memfs::MemFs;
 pub use reader::MessageReader;
 pub use recovery::RecoveryReport;
@@ -144,6 +144,10 @@ use committer::{Counters, Job, JobQueue};
 const WRITE_THREADS: usize = 2;
 use reader::open_layout;
 
+/// The file in a spool directory whose lock (`flock`, exclusive) says which process owns the
+/// spool; it holds that process's id.
+pub const LOCK_FILE: &str = "lock";
+
 /// Tuning of a [`Spool`].
 #[derive(Debug, Clone)]
 pub struct SpoolOptions {
@@ -154,9 +158,10 @@ pub struct SpoolOptions {
     /// sync in parallel (default 16: fsync waits on the disk, not the CPU, and the file system
     /// batches concurrent fsyncs in one journal commit).
     pub sync_threads: usize,
-    /// Create the directories and run startup recovery (default `true`). Tools that inspect
-    /// a spool a server is using (`impulse spool ...`) turn this off: recovery would delete
-    /// the server's in-flight tmp files.
+    /// Take the spool's exclusive lock ([`LOCK_FILE`]), create the directories and run
+    /// startup recovery (default `true`); a spool another process holds is
+    /// [`SpoolError::Locked`]. Tools that inspect a spool a server is using (`impulse spool
+    /// ...`) turn this off: recovery would delete the server's in-flight tmp files.
     pub recover: bool,
     /// Empty files kept created in `tmp/` by a spool thread, so that [`Spool::begin`] makes
     /// no system call (default 32; 0 turns the stock off and `begin` creates its file).
@@ -198,6 +203,8 @@ struct Inner {
     writes: Arc<JobQueue>,
     counters: Arc<Counters>,
     report: RecoveryReport,
+    /// The spool's exclusive lock (a spool opened with `recover`), held while it is open.
+    _lock: Option<SpoolLock>,
     /// Where every committed id is sent ([`Spool::watch_commits`]).
     watchers: parking_lot::RwLock<Vec<crossbeam_channel::Sender<QueueId>>>,
 }
@@ -273,7 +280,23 @@ impl Spool {
             buffer_size: options.buffer_size.max(4096),
             stock: None,
         };
+        let mut lock = None;
         let report = if options.recover {
+            shared
+                .io
+                .create_dir_all(&shared.root)
+                .map_err(|e| SpoolError::io("create_dir", &shared.root, e))?;
+            let lock_path = shared.root.join(LOCK_FILE);
+            lock = match shared.io.lock(&lock_path) {
+                Ok(lock) => lock,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(SpoolError::Locked {
+                        pid: io::lock_holder(&lock_path),
+                        path: shared.root.clone(),
+                    })
+                }
+                Err(e) => return Err(SpoolError::io("lock", lock_path, e)),
+            };
             for d in [
                 &shared.tmp_dir,
                 &shared.queue_dir,
@@ -322,6 +345,7 @@ impl Spool {
                 writes,
                 counters,
                 report,
+                _lock: lock,
                 watchers: parking_lot::RwLock::new(Vec::new()),
             }),
         })

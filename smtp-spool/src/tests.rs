@@ -482,3 +482,27 @@ fn commit_watchers_see_each_durable_id_once_from_every_clone() {
     drop(watch);
     store(&spool, 5, 10).unwrap();
 }
+
+#[test]
+fn one_process_owns_a_spool_and_inspection_needs_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Spool::open(dir.path()).unwrap();
+    match Spool::open(dir.path()) {
+        Err(SpoolError::Locked { pid, path }) => {
+            assert_eq!(pid, Some(std::process::id()));
+            assert_eq!(path, dir.path());
+        }
+        other => panic!("a second owner: {other:?}"),
+    }
+    let inspect = SpoolOptions {
+        recover: false,
+        ..SpoolOptions::default()
+    };
+    let look = Spool::open_with(dir.path(), inspect, Arc::new(RealIo)).unwrap();
+    assert!(look.list().unwrap().is_empty());
+    drop(first);
+    let again = Spool::open(dir.path()).expect("the lock goes with its owner");
+    let e = Spool::open(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("in use by another process"), "{e}");
+    drop(again);
+}
