@@ -233,3 +233,69 @@ fn a_restarted_relay_keeps_the_recorded_schedule_and_never_resends_what_was_done
     assert_eq!(state(&spool).unwrap(), before);
     relay.shutdown();
 }
+
+#[test]
+fn queue_commands_apply_without_a_relay_and_a_live_relay_follows_them() {
+    use smtp_relay::driver::{offline, Command};
+    use smtp_relay::Selection;
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let s = settings(sink.addr);
+    let held = commit(
+        &spool,
+        "a@sender.test",
+        &["held@target.test"],
+        "Subject: held\r\n\r\nx\r\n",
+    );
+    let gone = commit(
+        &spool,
+        "a@sender.test",
+        &["gone@target.test"],
+        "Subject: gone\r\n\r\nx\r\n",
+    );
+    let bounced = commit(
+        &spool,
+        "a@sender.test",
+        &["b@target.test"],
+        "Subject: bounced\r\n\r\nx\r\n",
+    );
+    let ids = |id| Selection::Ids(vec![id]);
+    assert_eq!(offline::apply(&spool, &s, &Command::Hold(ids(held))), Ok(1));
+    let state = MessageState::decode(&spool.read_state(held).unwrap().unwrap()).unwrap();
+    assert!(state.held);
+    assert_eq!(
+        offline::apply(&spool, &s, &Command::Delete(ids(gone))),
+        Ok(1)
+    );
+    assert!(spool.read_envelope(gone).is_err(), "deleted");
+    assert_eq!(
+        offline::apply(&spool, &s, &Command::Bounce(ids(bounced))),
+        Ok(1)
+    );
+    assert!(spool.read_envelope(bounced).is_err(), "bounced and removed");
+    let queued = spool.list().unwrap();
+    assert_eq!(
+        queued.len(),
+        2,
+        "the held message and the notification: {queued:?}"
+    );
+    let dsn = queued.iter().find(|e| e.id != held).unwrap();
+    assert_eq!(dsn.sender, "");
+    assert_eq!(dsn.recipients, vec!["a@sender.test"]);
+    // A relay starts: the notification goes, the held message stays until released.
+    let relay = Relay::start(spool.clone(), s).unwrap();
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].data.contains("Status: 5.0.0"),
+        "an administrator's bounce: {}",
+        got[0].data
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.messages().len(), 1, "held");
+    assert_eq!(relay.command(Command::Release(ids(held))), Some(1));
+    assert_eq!(sink.wait_for(2, WAIT).len(), 2, "released and delivered");
+    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    relay.shutdown();
+}

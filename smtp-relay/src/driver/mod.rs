@@ -22,8 +22,10 @@
 // survive restarts) and starts its threads.
 #![allow(clippy::disallowed_methods)]
 
+pub mod control;
 pub mod dns;
 mod notify;
+pub mod offline;
 mod outcome;
 
 use std::collections::{HashMap, VecDeque};
@@ -123,9 +125,26 @@ pub enum Command {
     Bounce(Selection),
 }
 
+#[derive(Debug)]
 enum Input {
     Command(Command, Sender<usize>),
     Shutdown,
+}
+
+/// Sends operator commands to a running [`Relay`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Commander {
+    tx: Sender<Input>,
+}
+
+impl Commander {
+    /// Carries out `command` on the relay thread; how many messages it applied to (`None`
+    /// when the relay has stopped or did not answer within 30 s).
+    pub fn command(&self, command: Command) -> Option<usize> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx.send(Input::Command(command, tx)).ok()?;
+        rx.recv_timeout(Duration::from_secs(30)).ok()
+    }
 }
 
 /// A running relay (see the module doc). Dropping it shuts it down.
@@ -189,6 +208,7 @@ impl Relay {
             last_hop: HashMap::new(),
             retry: VecDeque::new(),
             stopping: None,
+            offline: false,
         };
         let thread = std::thread::Builder::new()
             .name("impulse-relay".into())
@@ -201,9 +221,15 @@ impl Relay {
 
     /// Carries out an operator command; returns how many messages it applied to.
     pub fn command(&self, command: Command) -> Option<usize> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx.send(Input::Command(command, tx)).ok()?;
-        rx.recv_timeout(Duration::from_secs(30)).ok()
+        self.commander().command(command)
+    }
+
+    /// A handle that sends operator commands to this relay from another thread (the control
+    /// socket's).
+    pub fn commander(&self) -> Commander {
+        Commander {
+            tx: self.tx.clone(),
+        }
     }
 
     /// Stops: nothing new is attempted, deliveries in flight get the shutdown grace to
@@ -278,6 +304,8 @@ struct Driver {
     last_hop: HashMap<QueueId, HashMap<u32, String>>,
     retry: VecDeque<Retry>,
     stopping: Option<Instant>,
+    /// No delivery: operator commands applied to a spool no relay runs on.
+    offline: bool,
 }
 
 impl Driver {
@@ -435,6 +463,7 @@ impl Driver {
 
     fn carry_out(&mut self, action: Action) {
         match action {
+            Action::Resolve { .. } | Action::Deliver { .. } if self.offline => {}
             Action::Resolve { domain } => {
                 let _ = self.dns.send(domain);
             }
