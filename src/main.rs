@@ -47,6 +47,9 @@ enum Command {
     Send(cli::send::SendArgs),
     /// Inspect a spool directory: list, show, cat and rm queued messages.
     Spool(cli::spool::SpoolArgs),
+    /// The relay's queue: list, show and summarise it; flush, hold, release, delete or
+    /// bounce messages (through the running server, or directly when none runs).
+    Queue(cli::queue::QueueArgs),
     /// Check a configuration without starting the server, or print the effective one.
     Config(cli::config::ConfigArgs),
     /// Check plugin `.so` files, or start a new plugin crate.
@@ -98,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Send(args) => cli::send::run(args),
         Command::Spool(args) => cli::spool::run(args),
+        Command::Queue(args) => cli::queue::run(args),
         Command::Config(args) => cli::config::run(args),
         Command::Plugin {
             command: PluginCommand::Check { file, config },

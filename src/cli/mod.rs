@@ -5,6 +5,7 @@ pub mod classify;
 pub mod config;
 pub mod plugin;
 pub mod plugin_new;
+pub mod queue;
 pub mod send;
 pub mod serve;
 pub mod spool;

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
+use smtp_relay::driver::{control, offline, RelaySettings};
+use smtp_relay::route::RouteTable;
 use smtp_server::config::Overrides;
 use smtp_server::server::Server;
 
@@ -85,12 +87,22 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config.effective_hostname(),
         names.join(", ")
     );
+    let hostname = config.effective_hostname();
     let server = Server::builder()
         .config(config)
         .registry(Arc::new(registry))
         .handle_signals(true)
         .build()
         .map_err(|e| e.to_string())?;
+    let spool = server.spool().clone();
+    // The queue commands' way in (`impulse queue flush|hold|...`): this process owns the
+    // spool's lock, so it is the one writer.
+    let settings = RelaySettings::new(RouteTable::new(Vec::new(), None), hostname);
+    let handler_spool = spool.clone();
+    let handler: control::Handler =
+        Arc::new(move |command| offline::apply(&handler_spool, &settings, &command));
+    let _control = control::ControlSocket::start(spool.dir(), handler)
+        .map_err(|e| format!("control socket in {}: {e}", spool.dir().display()))?;
     server.run().map_err(|e| e.to_string())?;
     log::info!("impulse stopped");
     Ok(())

@@ -132,9 +132,17 @@ fn execute(args: SpoolArgs) -> io::Result<()> {
             io::copy(&mut msg, &mut out)?;
         }
         SpoolCommand::Rm { id } => {
+            // The same path as `impulse queue delete`: the state record goes too, and a
+            // running server's relay is told.
             let id = parse(&id)?;
-            spool.remove(id).map_err(spool_err)?;
-            writeln!(out, "removed {id}")?;
+            spool.read_envelope(id).map_err(spool_err)?;
+            drop(spool);
+            let delete = smtp_relay::driver::Command::Delete(smtp_relay::Selection::Ids(vec![id]));
+            let hostname = smtp_server::config::ServerConfig::default().effective_hostname();
+            match super::queue::apply(&args.dir, &hostname, &delete)? {
+                0 => return Err(spool_err(SpoolError::NotFound(id))),
+                _ => writeln!(out, "removed {id}")?,
+            }
         }
     }
     out.flush()
@@ -191,7 +199,7 @@ fn write_envelope(out: &mut impl Write, id: QueueId, env: &Envelope, size: u64) 
 
 /// A stored string made safe for a terminal: control characters (CR, LF, NUL, ESC, ...) and
 /// backslashes are escaped, so a hostile envelope cannot forge lines or drive the terminal.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     s.escape_debug().to_string()
 }
 
