@@ -48,6 +48,9 @@ use crate::state::{MessageState, Timestamp};
 /// How long a failed record write or notification waits before it is tried again.
 const RETRY_IO: Duration = Duration::from_secs(1);
 
+/// Threads answering route lookups.
+const DNS_THREADS: usize = 4;
+
 /// The longest the relay thread sleeps without looking at the clock.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
@@ -174,23 +177,27 @@ impl Relay {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (dns_tx, dns_rx) = crossbeam_channel::unbounded::<String>();
         let (route_tx, route_rx) = crossbeam_channel::unbounded();
-        let dns = DnsThread {
-            routes: settings.routes.clone(),
-            local: settings.local.clone(),
-            resolver: dns::StubResolver::new(
-                if settings.nameservers.is_empty() {
-                    dns::system_nameservers()
-                } else {
-                    settings.nameservers.clone()
-                },
-                settings.dns_timeout,
-            ),
-            cache: DnsCache::default(),
-            seed: settings.schedule.seed ^ 0x9e37_79b9_7f4a_7c15,
+        let nameservers = if settings.nameservers.is_empty() {
+            dns::system_nameservers()
+        } else {
+            settings.nameservers.clone()
         };
-        std::thread::Builder::new()
-            .name("impulse-relay-dns".into())
-            .spawn(move || dns.run(dns_rx, route_tx))?;
+        // A few lookups at once, so one slow domain does not hold up the others; each
+        // thread keeps its own cache.
+        for n in 0..DNS_THREADS {
+            let dns = DnsThread {
+                routes: settings.routes.clone(),
+                local: settings.local.clone(),
+                resolver: dns::StubResolver::new(nameservers.clone(), settings.dns_timeout),
+                cache: DnsCache::default(),
+                seed: settings.schedule.seed ^ 0x9e37_79b9_7f4a_7c15 ^ n as u64,
+            };
+            let (requests, answers) = (dns_rx.clone(), route_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("impulse-relay-dns-{n}"))
+                .spawn(move || dns.run(requests, answers))?;
+        }
+        drop(route_tx);
         let commits = spool.watch_commits();
         let state = Driver {
             scheduler: Scheduler::new(settings.schedule.clone()),
@@ -486,6 +493,7 @@ impl Driver {
                 recipients,
             } => {
                 let meta = self.envelopes.get(&id).cloned();
+                self.log_unattempted(id, meta.as_ref(), kind, &recipients);
                 let hops = &self.last_hop;
                 let remote = |index: u32| hops.get(&id).and_then(|m| m.get(&index)).cloned();
                 let occasion = notify::Occasion {
@@ -523,6 +531,41 @@ impl Driver {
                 self.last_hop.remove(&id);
                 self.envelopes.remove(&id);
             }
+        }
+    }
+
+    /// The log lines of recipients that fail without a delivery of theirs saying so:
+    /// expired (`status=expired`), routing failures and an operator's bounce.
+    fn log_unattempted(
+        &self,
+        id: QueueId,
+        meta: Option<&Meta>,
+        kind: crate::schedule::BounceKind,
+        recipients: &[crate::schedule::BounceRecipient],
+    ) {
+        if kind != crate::schedule::BounceKind::Failed {
+            return;
+        }
+        let delay = meta
+            .map(|m| wall_clock().since(Timestamp(m.received)).as_secs_f64())
+            .unwrap_or(0.0);
+        for r in recipients {
+            let status = match r.status.as_str() {
+                "4.4.7" => "expired",
+                "5.0.0" | "5.1.2" | "5.1.10" | "5.4.6" => "bounced",
+                // A next hop's refusal, logged when its delivery came back.
+                _ => continue,
+            };
+            let why = if r.reply.is_empty() {
+                "no attempt"
+            } else {
+                r.reply.as_str()
+            };
+            log::info!(
+                "{id}: to=<{}>, relay=none, delay={delay:.1}, dsn={}, status={status} ({why})",
+                r.address,
+                r.status,
+            );
         }
     }
 
