@@ -400,8 +400,7 @@ fn serve_connection(mut stream: TcpStream, zone: &Mutex<Zone>) {
             let Ok(len) = u16::try_from(answer.len()) else {
                 return;
             };
-            if stream.write_all(&len.to_be_bytes()).is_err() || stream.write_all(&answer).is_err()
-            {
+            if stream.write_all(&len.to_be_bytes()).is_err() || stream.write_all(&answer).is_err() {
                 return;
             }
         }
