@@ -179,7 +179,8 @@ fn timed_out(e: io::Error) -> io::Error {
     }
 }
 
-/// Whether `m` is the response to `q`: same id, a response, the same question.
+/// Whether `m` is the response to `q`: same id, a response, the same question (name, type
+/// and class).
 fn answers(m: &Message, q: &Message) -> bool {
     m.metadata.id == q.metadata.id
         && m.metadata.message_type == MessageType::Response
@@ -190,6 +191,7 @@ fn answers(m: &Message, q: &Message) -> bool {
             .to_ascii()
             .eq_ignore_ascii_case(&q.queries[0].name().to_ascii())
         && m.queries[0].query_type() == q.queries[0].query_type()
+        && m.queries[0].query_class() == q.queries[0].query_class()
 }
 
 /// A query id: unpredictable enough to make off-path forgery a guess (RFC 5452), from the

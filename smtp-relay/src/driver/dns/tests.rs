@@ -141,6 +141,25 @@ fn servfail_and_silence_are_temporary_and_the_next_nameserver_is_asked() {
 }
 
 #[test]
+fn a_closed_port_fails_at_once_and_the_next_nameserver_answers() {
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let good = DnsServer::start();
+    good.a("d.test", 60, &[Ipv4Addr::new(127, 0, 0, 2)]);
+    let mut r = StubResolver::new(vec![closed, good.addr], Duration::from_secs(5));
+    let start = Instant::now();
+    assert_eq!(records(r.a("d.test"))[0].value, Ipv4Addr::new(127, 0, 0, 2));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the ICMP refusal ends the wait: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.queries, 2);
+}
+
+#[test]
 fn a_truncated_answer_is_asked_again_over_tcp() {
     let dns = DnsServer::start();
     dns.mx("big.test", 300, &[(10, "mx.big.test")])
