@@ -230,7 +230,7 @@ fn a_flood_of_forged_answers_does_not_stretch_the_timeout() {
     dns.behave(
         "flood.test",
         Behaviour::ForgedFlood {
-            count: 40,
+            count: 60,
             every: Duration::from_millis(50),
         },
     );
@@ -241,8 +241,9 @@ fn a_flood_of_forged_answers_does_not_stretch_the_timeout() {
         other => panic!("{other:?}"),
     }
     let took = start.elapsed();
+    // The flood lasts 3 s; the timeout is 0.3 s (the margin is for a loaded machine).
     assert!(
-        took < TIMEOUT * 2,
+        took < TIMEOUT * 5,
         "a forged datagram restarted the wait: {took:?}"
     );
 }
