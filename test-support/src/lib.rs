@@ -5,6 +5,7 @@
 //! | [`pair`] | the real client session against the real server factory, in memory, on one simulated clock, the spool on `MemFs` |
 //! | [`cli`] | the `impulse` binary from the root tests: a command runner, `impulse send`, `impulse serve` on a loopback port |
 //! | [`server`] | Impulse's own server on a loopback port with a temporary spool, for socket tests |
+//! | [`dns`] | an authoritative DNS responder on loopback (UDP, TCP on truncation): MX/A/AAAA with TTLs, NXDOMAIN, SERVFAIL, silence, forged answers, query counts |
 //! | [`fake`] | scripted fake SMTP servers: one closure over one connection, or canned behaviours per connection |
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
 //! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
@@ -21,6 +22,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod cli;
+pub mod dns;
 pub mod fake;
 pub mod line;
 pub mod pair;

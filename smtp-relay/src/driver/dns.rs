@@ -11,7 +11,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType as WireType};
@@ -80,16 +80,28 @@ impl StubResolver {
             match exchange(server, &qname, kind, self.timeout) {
                 Ok(answer) => match answer.metadata.response_code {
                     ResponseCode::NoError | ResponseCode::NXDomain => return Ok(answer),
-                    code => last = format!("{server}: {code}"),
+                    code => last = format!("{server}: {} for {kind} {name}", mnemonic(code)),
                 },
-                Err(e) => last = format!("{server}: {e}"),
+                Err(e) => last = format!("{server}: {e} for {kind} {name}"),
             }
         }
         Err(last)
     }
 }
 
-/// One query to one server: UDP, then TCP when the answer is truncated.
+/// The RFC 1035 mnemonic of a response code, as operators grep for it (`SERVFAIL`).
+fn mnemonic(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("rcode {}", u16::from(other)),
+    }
+}
+
+/// One query to one server: UDP, then TCP when the answer is truncated, all within
+/// `timeout` (datagrams that are not the answer do not extend it).
 fn exchange(
     server: SocketAddr,
     name: &Name,
@@ -107,12 +119,19 @@ fn exchange(
     } else {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
+    let deadline = Instant::now() + timeout;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+    };
     let socket = UdpSocket::bind(bind)?;
     socket.connect(server)?;
-    socket.set_read_timeout(Some(timeout))?;
     socket.send(&wire)?;
     let mut buf = vec![0u8; UDP_BUFFER];
     let answer = loop {
+        socket.set_read_timeout(Some(left()?))?;
         let n = socket.recv(&mut buf).map_err(timed_out)?;
         match Message::from_vec(&buf[..n]) {
             // A stray or forged datagram: keep waiting for ours.
@@ -124,15 +143,18 @@ fn exchange(
     if !answer.metadata.truncation {
         return Ok(answer);
     }
-    let mut tcp = TcpStream::connect_timeout(&server, timeout)?;
-    tcp.set_read_timeout(Some(timeout))?;
-    tcp.set_write_timeout(Some(timeout))?;
+    let mut tcp = TcpStream::connect_timeout(&server, left()?).map_err(timed_out)?;
+    tcp.set_write_timeout(Some(left()?))?;
     let len = u16::try_from(wire.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
-    tcp.write_all(&len.to_be_bytes())?;
-    tcp.write_all(&wire)?;
+    let mut framed = Vec::with_capacity(wire.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(&wire);
+    tcp.write_all(&framed).map_err(timed_out)?;
     let mut len = [0u8; 2];
+    tcp.set_read_timeout(Some(left()?))?;
     tcp.read_exact(&mut len).map_err(timed_out)?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.set_read_timeout(Some(left()?))?;
     tcp.read_exact(&mut buf).map_err(timed_out)?;
     let answer = Message::from_vec(&buf)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
@@ -157,7 +179,8 @@ fn timed_out(e: io::Error) -> io::Error {
     }
 }
 
-/// Whether `m` is the response to `q`: same id, a response, the same question.
+/// Whether `m` is the response to `q`: same id, a response, the same question (name, type
+/// and class).
 fn answers(m: &Message, q: &Message) -> bool {
     m.metadata.id == q.metadata.id
         && m.metadata.message_type == MessageType::Response
@@ -168,6 +191,7 @@ fn answers(m: &Message, q: &Message) -> bool {
             .to_ascii()
             .eq_ignore_ascii_case(&q.queries[0].name().to_ascii())
         && m.queries[0].query_type() == q.queries[0].query_type()
+        && m.queries[0].query_class() == q.queries[0].query_class()
 }
 
 /// A query id: unpredictable enough to make off-path forgery a guess (RFC 5452), from the
@@ -227,39 +251,4 @@ impl Resolver for StubResolver {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolv_conf_nameservers_are_read_in_order() {
-        let text = "# comment\nsearch example\nnameserver 127.0.0.53\nnameserver ::1\n\
-                    nameserver fe80::1%eth0\nnameserver bogus\noptions edns0\n";
-        let got = parse_resolv_conf(text);
-        assert_eq!(
-            got,
-            vec![
-                "127.0.0.53:53".parse().unwrap(),
-                "[::1]:53".parse().unwrap(),
-                "[fe80::1]:53".parse().unwrap()
-            ]
-        );
-    }
-
-    #[test]
-    fn no_nameserver_is_a_temporary_failure_not_a_missing_domain() {
-        let mut r = StubResolver::new(Vec::new(), Duration::from_secs(1));
-        assert!(matches!(r.mx("example.test"), Lookup::TempFail(_)));
-    }
-
-    #[test]
-    fn a_silent_nameserver_times_out_as_a_temporary_failure() {
-        // A bound socket that never answers.
-        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = silent.local_addr().unwrap();
-        let mut r = StubResolver::new(vec![addr], Duration::from_millis(100));
-        match r.a("example.test") {
-            Lookup::TempFail(e) => assert!(e.contains("timed out"), "{e}"),
-            other => panic!("{other:?}"),
-        }
-    }
-}
+mod tests;

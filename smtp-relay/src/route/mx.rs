@@ -103,20 +103,23 @@ pub fn resolve_domain(
     }
 }
 
-/// The addresses of `name` (A, then AAAA), or why there are none: `Err(true)` when a lookup
-/// failed temporarily.
-fn addresses(name: &str, resolver: &mut dyn Resolver) -> Result<Vec<IpAddr>, bool> {
+/// A host's addresses, or why there are none: `Err(Some(why))` when a lookup failed
+/// temporarily, `Err(None)` when the host has none.
+type Addresses = Result<Vec<IpAddr>, Option<String>>;
+
+/// The addresses of `name` (A, then AAAA).
+fn addresses(name: &str, resolver: &mut dyn Resolver) -> Addresses {
     let mut out = Vec::new();
-    let mut temporary = false;
+    let mut temporary = None;
     match resolver.a(name) {
         Lookup::Records(r) => out.extend(r.into_iter().map(|r| IpAddr::V4(r.value))),
         Lookup::NxDomain => {}
-        Lookup::TempFail(_) => temporary = true,
+        Lookup::TempFail(why) => temporary = Some(why),
     }
     match resolver.aaaa(name) {
         Lookup::Records(r) => out.extend(r.into_iter().map(|r| IpAddr::V6(r.value))),
         Lookup::NxDomain => {}
-        Lookup::TempFail(_) => temporary = true,
+        Lookup::TempFail(why) => temporary = temporary.or(Some(why)),
     }
     if out.is_empty() {
         Err(temporary)
@@ -200,7 +203,7 @@ fn mx_hops(
         order_mx(records, seed)
     };
     // Resolve every host once: loop detection needs their addresses.
-    let mut hosts: Vec<(MxRecord, Result<Vec<IpAddr>, bool>)> = Vec::new();
+    let mut hosts: Vec<(MxRecord, Addresses)> = Vec::new();
     for mx in ordered.drain(..) {
         let Some(name) = normalize(&mx.exchange) else {
             continue;
@@ -228,7 +231,9 @@ fn mx_hops(
             ));
         }
     }
-    let temporary = hosts.iter().any(|(_, a)| *a == Err(true));
+    let temporary = hosts
+        .iter()
+        .find_map(|(_, a)| a.as_ref().err().cloned().flatten());
     let with_addrs: Vec<(String, Vec<IpAddr>)> = hosts
         .into_iter()
         .filter_map(|(mx, a)| a.ok().map(|a| (mx.exchange, a)))
@@ -237,11 +242,11 @@ fn mx_hops(
     if !hops.is_empty() {
         return RouteOutcome::Hops(hops);
     }
-    if temporary {
+    if let Some(why) = temporary {
         return RouteOutcome::Temporary(reply(
             451,
             (4, 4, 3),
-            &format!("{domain}: temporary DNS failure looking up the mail hosts"),
+            &format!("{domain}: temporary DNS failure looking up the mail hosts ({why})"),
         ));
     }
     if implicit {
