@@ -9,29 +9,10 @@ use impulse_test_support::sink::Sink;
 use smtp_relay::driver::{Relay, RelaySettings};
 use smtp_relay::route::{Route, RouteTable};
 use smtp_relay::{MessageState, Status};
-use smtp_spool::{Envelope, QueueId, Recipient, Spool};
+use smtp_spool::Spool;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-fn commit(spool: &Spool, from: &str, to: &[&str], body: &str) -> QueueId {
-    let env = Envelope {
-        sender: from.into(),
-        mail_params: String::new(),
-        recipients: to.iter().map(|r| Recipient::new(*r)).collect(),
-        peer: "127.0.0.1".into(),
-        helo: "client.test".into(),
-        received: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        tls: None,
-        auth: None,
-        notes: vec![],
-    };
-    let mut w = spool.begin(&env).unwrap();
-    w.write_all(body.as_bytes()).unwrap();
-    spool.commit_blocking(w).unwrap()
-}
+mod common;
+use common::{commit, until, WAIT};
 
 fn settings(hop: std::net::SocketAddr) -> RelaySettings {
     let host = hop.to_string();
@@ -45,17 +26,6 @@ fn settings(hop: std::net::SocketAddr) -> RelaySettings {
     s.schedule.retry.intervals = vec![Duration::from_secs(1)];
     s.shutdown_grace = Duration::from_secs(2);
     s
-}
-
-fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 #[test]

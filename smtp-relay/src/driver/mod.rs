@@ -175,16 +175,19 @@ impl Relay {
             .build()
             .map_err(|e| io::Error::other(e.to_string()))?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (dns_tx, dns_rx) = crossbeam_channel::unbounded::<String>();
+        let mut dns_tx = Vec::with_capacity(DNS_THREADS);
         let (route_tx, route_rx) = crossbeam_channel::unbounded();
         let nameservers = if settings.nameservers.is_empty() {
             dns::system_nameservers()
         } else {
             settings.nameservers.clone()
         };
-        // A few lookups at once, so one slow domain does not hold up the others; each
-        // thread keeps its own cache.
+        // A few lookups at once, so one slow domain does not hold up the others. Each
+        // thread keeps its own cache and always gets the same domains (by hash), so a
+        // domain's answers are cached once.
         for n in 0..DNS_THREADS {
+            let (tx, dns_rx) = crossbeam_channel::unbounded::<String>();
+            dns_tx.push(tx);
             let dns = DnsThread {
                 routes: settings.routes.clone(),
                 local: settings.local.clone(),
@@ -192,7 +195,7 @@ impl Relay {
                 cache: DnsCache::default(),
                 seed: settings.schedule.seed ^ 0x9e37_79b9_7f4a_7c15 ^ n as u64,
             };
-            let (requests, answers) = (dns_rx.clone(), route_tx.clone());
+            let (requests, answers) = (dns_rx, route_tx.clone());
             std::thread::Builder::new()
                 .name(format!("impulse-relay-dns-{n}"))
                 .spawn(move || dns.run(requests, answers))?;
@@ -301,7 +304,8 @@ struct Driver {
     engine: Option<Engine>,
     deliveries: Receiver<smtp_client::Delivery>,
     commits: Receiver<QueueId>,
-    dns: Sender<String>,
+    /// The DNS threads' request queues; a domain always goes to the same one.
+    dns: Vec<Sender<String>>,
     routes: Receiver<(String, RouteAnswer, TlsPolicy)>,
     inputs: Receiver<Input>,
     tickets: HashMap<Ticket, InFlight>,
@@ -472,7 +476,11 @@ impl Driver {
         match action {
             Action::Resolve { .. } | Action::Deliver { .. } if self.offline => {}
             Action::Resolve { domain } => {
-                let _ = self.dns.send(domain);
+                if !self.dns.is_empty() {
+                    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+                    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&domain);
+                    let _ = self.dns[(hash % self.dns.len() as u64) as usize].send(domain);
+                }
             }
             Action::Persist { id, record } => match self.spool.write_state(id, &record) {
                 Ok(()) => self.scheduler.handle_persisted(id),

@@ -23,7 +23,6 @@ pub fn apply(spool: &Spool, settings: &RelaySettings, command: &Command) -> Resu
     let (_, never_commits) = crossbeam_channel::bounded(0);
     let (_, never_routes) = crossbeam_channel::bounded(0);
     let (_, never_inputs) = crossbeam_channel::bounded(0);
-    let (dns, _) = crossbeam_channel::bounded(0);
     let mut driver = Driver {
         scheduler: Scheduler::new(settings.schedule.clone()),
         spool: spool.clone(),
@@ -31,7 +30,7 @@ pub fn apply(spool: &Spool, settings: &RelaySettings, command: &Command) -> Resu
         engine: None,
         deliveries: never_deliveries,
         commits: never_commits,
-        dns,
+        dns: Vec::new(),
         routes: never_routes,
         inputs: never_inputs,
         tickets: HashMap::new(),
