@@ -124,7 +124,10 @@ impl ListenerConfig {
 
     /// The parsed `proxy_from` networks (the entries were validated; a bad one is skipped).
     pub fn proxy_networks(&self) -> Vec<Network> {
-        self.proxy_from.iter().filter_map(|n| n.parse().ok()).collect()
+        self.proxy_from
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect()
     }
 
     /// Whether a PROXY header from `ip` is believed.
@@ -188,10 +191,7 @@ impl ServerConfig {
             }
             addresses.push(l.address);
             if l.tls == ListenerTls::Implicit && !has_cert {
-                return bad(
-                    key("tls"),
-                    "implicit TLS needs [tls] cert and key".into(),
-                );
+                return bad(key("tls"), "implicit TLS needs [tls] cert and key".into());
             }
             if l.role == ListenerRole::Submission {
                 match l.tls {
@@ -305,7 +305,9 @@ mod tests {
         assert_eq!(l[1].role, ListenerRole::Submission);
         // No table: the default listen address.
         assert_eq!(parse("").unwrap().listeners().len(), 1);
-        assert!(parse("listen = []\n").unwrap_err().contains("listen: at least one"));
+        assert!(parse("listen = []\n")
+            .unwrap_err()
+            .contains("listen: at least one"));
     }
 
     #[test]
@@ -369,10 +371,14 @@ mod tests {
             let err = parse(&text).unwrap_err();
             assert!(err.contains(&format!(": {key}: ")), "{text}: {err}");
             if line > 0 {
-                assert!(err.contains(&format!("l.toml line {line}:")), "{text}: {err}");
+                assert!(
+                    err.contains(&format!("l.toml line {line}:")),
+                    "{text}: {err}"
+                );
             }
         }
-        let err = parse("[[listener]]\naddress = \"127.0.0.1:25\"\nrole = \"relay\"\n").unwrap_err();
+        let err =
+            parse("[[listener]]\naddress = \"127.0.0.1:25\"\nrole = \"relay\"\n").unwrap_err();
         assert!(err.contains("relay"), "{err}");
     }
 

@@ -127,7 +127,9 @@ mod conn;
 mod event_loop;
 mod hooks;
 mod limits;
+mod listener;
 mod pool;
+mod proxy;
 mod queue;
 pub mod tls;
 
