@@ -106,8 +106,12 @@ fn check(path: Option<&Path>) -> Result<String, String> {
     let config = load(path, Overrides::default())?;
     let registry = registry(&config)?;
     // A submission listener needs a plugin that verifies AUTH, as `serve` checks.
-    check_auth_hook(&config, registry.hook_count(HookPoint::Auth) > 0)
-        .map_err(|e| e.to_string())?;
+    check_auth_hook(&config, registry.hook_count(HookPoint::Auth) > 0).map_err(|e| {
+        match path.and_then(|p| std::fs::read_to_string(p).ok().map(|t| (p, t))) {
+            Some((p, text)) => e.located(p, &text).to_string(),
+            None => e.to_string(),
+        }
+    })?;
     if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
         smtp_server::server::tls::load_server_config(cert, key)
             .map_err(|e| format!("tls.cert / tls.key: {e}"))?;

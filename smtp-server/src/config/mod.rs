@@ -74,8 +74,9 @@ impl ConfigError {
         }
     }
 
-    /// Names the file (and the key's line in `text`) in a value error.
-    fn located(self, origin: &Path, text: &str) -> ConfigError {
+    /// Names the file (and the key's line in `text`, the file's contents) in a value error
+    /// found after parsing (a check with the plugin registry).
+    pub fn located(self, origin: &Path, text: &str) -> ConfigError {
         match self {
             ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
                 line: validate::line_of(text, &key),
