@@ -383,6 +383,19 @@ mod tests {
     }
 
     #[test]
+    fn config_show_round_trips_the_new_keys() {
+        let c = parse(&format!(
+            "{TLS}[auth]\nmechanisms = [\"LOGIN\"]\n[[listener]]\naddress = \"[::1]:465\"\n\
+             role = \"submission\"\ntls = \"implicit\"\nproxy_protocol = true\n\
+             proxy_timeout = \"1m\"\n"
+        ))
+        .unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("proxy_timeout = \"1m\""), "{text}");
+        assert_eq!(parse(&text).unwrap(), c, "{text}");
+    }
+
+    #[test]
     fn submission_with_plaintext_auth_needs_no_certificate() {
         let c = parse(
             "[auth]\nplaintext = true\n[[listener]]\naddress = \"127.0.0.1:587\"\n\
