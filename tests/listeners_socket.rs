@@ -5,6 +5,8 @@
 //! and the configuration errors of a submission listener.
 //!
 //! A missing swaks or python3 prints SKIPPED and that test passes, unless `CI` is set.
+// A socket test: it measures the real PROXY header timeout.
+#![allow(clippy::disallowed_methods)]
 
 #[path = "support/auth_server.rs"]
 mod auth_server;
@@ -341,4 +343,31 @@ fn config_check_refuses_a_submission_listener_without_auth() {
         text.contains("127.0.0.1:2587 (submission, no TLS)"),
         "{text}"
     );
+}
+
+#[test]
+fn the_connection_caps_count_the_client_the_header_names() {
+    let mut l = listener(ListenerRole::Mx, ListenerTls::Starttls);
+    l.proxy_protocol = true;
+    let s = start(move |c| {
+        c.limits.connections_per_ip = 1;
+        c.listener.push(l);
+    });
+    let header = |ip: &str| format!("PROXY TCP4 {ip} 198.51.100.1 40000 25\r\n");
+    let mut first = LineClient::connect(s.addr(1));
+    first.send(header("192.0.2.7").as_bytes());
+    assert!(first.reply().starts_with("220 "));
+    // The same client again through the same proxy: over its cap.
+    let mut again = LineClient::connect(s.addr(1));
+    again.send(header("192.0.2.7").as_bytes());
+    let rest = again.rest();
+    assert!(
+        rest.starts_with("421 4.7.0") && rest.contains("192.0.2.7"),
+        "{rest}"
+    );
+    // Another client through the same proxy (a loopback address, counted by its clients).
+    let mut other = LineClient::connect(s.addr(1));
+    other.send(header("192.0.2.8").as_bytes());
+    assert!(other.reply().starts_with("220 "));
+    assert!(first.cmd("NOOP").starts_with("250"));
 }

@@ -177,7 +177,9 @@ impl Loop {
             }
         }
         let prelude = spec.has_prelude();
-        if !self.acquire(&mut sock, peer, !spec.implicit_tls) {
+        // Behind a proxy the caps count the client its header names, not the proxy (whose
+        // bursts of new connections would hit `connections_per_ip`): `prelude.rs` counts it.
+        if spec.proxy.is_none() && !self.acquire(&mut sock, peer, !spec.implicit_tls) {
             return;
         }
         let _ = sock.set_nodelay(true);
@@ -211,7 +213,7 @@ impl Loop {
         false
     }
 
-    /// A connection whose limits are counted (for `peer`) and whose prelude, if any, is
+    /// A connection whose caps are counted (for `peer`) and whose prelude, if any, is
     /// over: it enters the slab with its factory and is driven once (its banner).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_conn(

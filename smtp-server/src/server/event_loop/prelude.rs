@@ -39,8 +39,11 @@ enum Stage {
 pub(super) struct Prelude {
     sock: TcpStream,
     key: ConnKey,
-    /// The TCP peer, then the client the PROXY header named; the connection caps count it.
+    /// The TCP peer, then the client the PROXY header named.
     peer: SocketAddr,
+    /// The connection caps count `peer`: from the accept without a PROXY header, from the
+    /// header on with one.
+    counted: bool,
     /// Our address, then the one the PROXY header named.
     local: SocketAddr,
     listener: usize,
@@ -61,7 +64,8 @@ enum Step {
 }
 
 impl Loop {
-    /// A new connection on a listener with a prelude (its caps already counted for `peer`).
+    /// A new connection on a listener with a prelude (its caps already counted for `peer`
+    /// unless it starts with a PROXY header).
     pub(super) fn add_prelude(
         &mut self,
         mut sock: TcpStream,
@@ -71,6 +75,12 @@ impl Loop {
         now: Instant,
     ) {
         let spec = &self.shared.listeners[listener];
+        let counted = spec.proxy.is_none();
+        let release = |l: &Loop| {
+            if counted {
+                l.shared.limits.release(peer.ip());
+            }
+        };
         let (stage, deadline) = match &spec.proxy {
             Some(proxy) => (
                 Stage::AwaitingProxyHeader { buf: Vec::new() },
@@ -79,7 +89,7 @@ impl Loop {
             None => match self.handshake(listener) {
                 Some(stage) => (stage, now + spec.factory.command_timeout),
                 None => {
-                    self.shared.limits.release(peer.ip());
+                    release(self);
                     return;
                 }
             },
@@ -94,7 +104,7 @@ impl Loop {
                 .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
                 .is_err()
         {
-            self.shared.limits.release(peer.ip());
+            release(self);
             return;
         }
         let key = self.acceptor.next_key(slot);
@@ -102,6 +112,7 @@ impl Loop {
             sock,
             key,
             peer,
+            counted,
             local,
             listener,
             stage,
@@ -168,7 +179,9 @@ impl Loop {
 
     fn close_prelude(&mut self, slot: usize) {
         let p = self.preludes.remove(slot);
-        self.shared.limits.release(p.peer.ip());
+        if p.counted {
+            self.shared.limits.release(p.peer.ip());
+        }
         // Dropping the socket (its only descriptor) takes it out of the epoll set.
     }
 
@@ -256,7 +269,7 @@ impl Loop {
     }
 
     /// A whole header from a trusted proxy: the client it names becomes the connection's
-    /// peer (the caps count it instead of the proxy). `UNKNOWN` and `LOCAL` name none: the
+    /// peer, and the caps count it. `UNKNOWN` and `LOCAL` name none: the
     /// connection goes on with the unspecified address, which no trusted network holds.
     fn proxy_header_read(&mut self, slot: usize, header: Header) -> Step {
         let p = &mut self.preludes[slot];
@@ -286,8 +299,6 @@ impl Loop {
                 ""
             }
         );
-        self.shared.limits.release(proxy.ip());
-        // Counted for the client from now on.
         p.peer = client;
         p.local = local;
         if let Err(refusal) = self.shared.limits.acquire(client.ip()) {
@@ -304,10 +315,10 @@ impl Loop {
                 );
                 let _ = io::Write::write(&mut p.sock, line.as_bytes());
             }
-            // Counted for nobody now: removed without a release.
             self.preludes.remove(slot);
             return Step::Gone;
         }
+        p.counted = true;
         Step::Done
     }
 
@@ -357,7 +368,9 @@ impl Loop {
     fn finish_prelude(&mut self, slot: usize, now: Instant) {
         let mut p = self.preludes.remove(slot);
         if self.poll.registry().deregister(&mut p.sock).is_err() {
-            self.shared.limits.release(p.peer.ip());
+            if p.counted {
+                self.shared.limits.release(p.peer.ip());
+            }
             return;
         }
         let (tls, held) = match p.stage {
