@@ -383,6 +383,25 @@ mod tests {
     }
 
     #[test]
+    fn the_listen_override_replaces_only_the_mx_shorthand() {
+        let mut c = parse(
+            "listen = [\"127.0.0.1:25\"]\n[auth]\nplaintext = true\n\
+             [[listener]]\naddress = \"127.0.0.1:587\"\nrole = \"submission\"\n",
+        )
+        .unwrap();
+        c.apply(crate::config::Overrides {
+            listen: vec!["127.0.0.1:2525".parse().unwrap()],
+            ..Default::default()
+        })
+        .unwrap();
+        let l = c.listeners();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].address, "127.0.0.1:2525".parse().unwrap());
+        assert_eq!(l[1].address, "127.0.0.1:587".parse().unwrap());
+        assert_eq!(l[1].role, ListenerRole::Submission);
+    }
+
+    #[test]
     fn config_show_round_trips_the_new_keys() {
         let c = parse(&format!(
             "{TLS}[auth]\nmechanisms = [\"LOGIN\"]\n[[listener]]\naddress = \"[::1]:465\"\n\

@@ -165,8 +165,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds an address to bind (replacing the configured `listen` list). Port 0 picks a
-    /// free port: see [`Server::local_addrs`].
+    /// Adds an address to bind (replacing the configured `listen` list, the `mx`
+    /// listeners; `[[listener]]` tables are bound as well). Port 0 picks a free port: see
+    /// [`Server::local_addrs`], which lists the listeners an embedder bound, then the
+    /// `listen` addresses, then the `[[listener]]` tables.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen.push(addr);
         self
