@@ -1,10 +1,11 @@
 //! Listeners with roles over 127.0.0.1: implicit TLS (RFC 8314) with swaks `--tlsc` and
 //! smtplib's `SMTP_SSL`, a submission listener refusing MAIL before AUTH (`530 5.7.0`), the
 //! PROXY protocol (v1 and v2 headers from a test client: trusted and untrusted sources,
-//! `LOCAL`/`UNKNOWN`, malformed, oversize and late headers, and a header before implicit TLS),
-//! and the configuration errors of a submission listener.
+//! `LOCAL`/`UNKNOWN`, malformed, oversize and late headers, and a header before implicit TLS;
+//! and Debian's HAProxy in front with `send-proxy` and `send-proxy-v2`), and the
+//! configuration errors of a submission listener.
 //!
-//! A missing swaks or python3 prints SKIPPED and that test passes, unless `CI` is set.
+//! A missing swaks, python3 or haproxy prints SKIPPED and that test passes, unless `CI` is set.
 // A socket test: it measures the real PROXY header timeout.
 #![allow(clippy::disallowed_methods)]
 
@@ -370,4 +371,55 @@ fn the_connection_caps_count_the_client_the_header_names() {
     other.send(header("192.0.2.8").as_bytes());
     assert!(other.reply().starts_with("220 "));
     assert!(first.cmd("NOOP").starts_with("250"));
+}
+
+#[test]
+fn haproxy_in_front_passes_the_real_client_with_v1_and_v2() {
+    let Some(haproxy) = impulse_test_support::peers::find_program("haproxy", &["/usr/sbin"]) else {
+        impulse_test_support::peers::missing("haproxy", "apt-get install haproxy (see .ci/run)");
+        return;
+    };
+    let s = proxied(&["127.0.0.1/32"], DEFAULT_PROXY_TIMEOUT.get());
+    let (v1, v2) = (
+        impulse_test_support::peers::free_addr(),
+        impulse_test_support::peers::free_addr(),
+    );
+    let config = format!(
+        "global\n  maxconn 64\n\
+         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+         frontend v1\n  bind {v1}\n  default_backend v1\n\
+         frontend v2\n  bind {v2}\n  default_backend v2\n\
+         backend v1\n  server impulse {} send-proxy\n\
+         backend v2\n  server impulse {} send-proxy-v2\n",
+        s.addr(1),
+        s.addr(1)
+    );
+    let file = s.certs.dir.path().join("haproxy.cfg");
+    std::fs::write(&file, config).unwrap();
+    let mut command = std::process::Command::new(haproxy);
+    command
+        .arg("-db")
+        .arg("-f")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _haproxy =
+        impulse_test_support::peers::Listening::spawn(command, v2, Duration::from_secs(10));
+    let mut clients = Vec::new();
+    for front in [v1, v2] {
+        let mut c = LineClient::connect(front);
+        assert!(c.reply().starts_with("220 mx.test"));
+        clients.push(c.w.local_addr().unwrap().to_string());
+        send_one(&mut c);
+    }
+    let mut peers: Vec<String> = s
+        .server
+        .queued()
+        .into_iter()
+        .map(|id| s.server.spool.read_envelope(id).unwrap().peer)
+        .collect();
+    peers.sort();
+    clients.sort();
+    // The address of each test client as HAProxy saw it, not HAProxy's own.
+    assert_eq!(peers, clients);
 }
