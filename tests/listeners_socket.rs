@@ -271,6 +271,53 @@ while True:
 print('\n'.join(lines))
 "#;
 
+/// The PROXY header and the TLS ClientHello in one write (memory BIOs), then the session.
+const PROXY_AND_HELLO_TOGETHER: &str = r#"
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname='localhost')
+raw = socket.create_connection(('127.0.0.1', port))
+raw.settimeout(10)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+raw.sendall(b'PROXY TCP4 192.0.2.10 198.51.100.1 40003 465\r\n' + outgoing.read())
+def pump():
+    data = raw.recv(65536)
+    assert data, 'closed'
+    incoming.write(data)
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        raw.sendall(outgoing.read())
+        pump()
+raw.sendall(outgoing.read())
+text = b''
+while b'\r\n' not in text:
+    try:
+        text += tls.read(4096)
+    except ssl.SSLWantReadError:
+        pump()
+print(text.decode().strip())
+"#;
+
+#[test]
+fn a_tls_hello_in_the_same_packet_as_the_proxy_header_is_kept() {
+    let mut l = listener(ListenerRole::Submission, ListenerTls::Implicit);
+    l.proxy_protocol = true;
+    let s = with_listener(l);
+    let port = s.addr(1).port().to_string();
+    let Some(out) = python(PROXY_AND_HELLO_TOGETHER, &[&port, &ca(&s.certs)]) else {
+        return;
+    };
+    assert!(out.starts_with("220 mx.test"), "{out}");
+}
+
 #[test]
 fn the_proxy_header_comes_before_the_implicit_tls_handshake() {
     let mut l = listener(ListenerRole::Submission, ListenerTls::Implicit);
