@@ -196,37 +196,46 @@ impl Loop {
                 Step::Wait | Step::Gone => return,
                 Step::Close => return self.close_prelude(slot),
                 Step::Done => {
-                    if matches!(self.preludes[slot].stage, Stage::AwaitingHandshake { .. })
-                        || !self.shared.listeners[self.preludes[slot].listener].implicit_tls
-                    {
+                    let p = &self.preludes[slot];
+                    let header_read = matches!(p.stage, Stage::AwaitingProxyHeader { .. });
+                    if !header_read || !self.shared.listeners[p.listener].implicit_tls {
                         return self.finish_prelude(slot, now);
                     }
-                    // The header is read: the handshake comes next, on its own deadline.
-                    let listener = self.preludes[slot].listener;
-                    let Some(mut stage) = self.handshake(listener) else {
+                    if !self.handshake_after_header(slot, now) {
                         return self.close_prelude(slot);
-                    };
-                    let timeout = self.shared.listeners[listener].factory.command_timeout;
-                    let p = &mut self.preludes[slot];
-                    if let Stage::AwaitingProxyHeader { buf } = &mut p.stage {
-                        if let Stage::AwaitingHandshake { layer, plaintext } = &mut stage {
-                            // Bytes after the header are the client's TLS hello.
-                            let mut rest: &[u8] = buf;
-                            while !rest.is_empty() {
-                                match layer.read(&mut rest, &mut self.scratch, plaintext) {
-                                    TlsRead::Data => {}
-                                    _ => return self.close_prelude(slot),
-                                }
-                            }
-                        }
                     }
-                    p.stage = stage;
-                    p.deadline = now + timeout;
-                    let (deadline, key) = (p.deadline, p.key);
-                    self.prelude_deadlines.arm(deadline, key);
                 }
             }
         }
+    }
+
+    /// The PROXY header is read on an implicit-TLS listener: the handshake comes next, on
+    /// its own deadline, and the bytes after the header (the start of the client's TLS
+    /// hello) go to it first. `false` when TLS cannot start or those bytes are not TLS.
+    fn handshake_after_header(&mut self, slot: usize, now: Instant) -> bool {
+        let listener = self.preludes[slot].listener;
+        let Some(mut stage) = self.handshake(listener) else {
+            return false;
+        };
+        let timeout = self.shared.listeners[listener].factory.command_timeout;
+        let p = &mut self.preludes[slot];
+        if let (Stage::AwaitingProxyHeader { buf }, Stage::AwaitingHandshake { layer, plaintext }) =
+            (&p.stage, &mut stage)
+        {
+            let mut rest: &[u8] = buf;
+            while !rest.is_empty() {
+                if !matches!(
+                    layer.read(&mut rest, &mut self.scratch, plaintext),
+                    TlsRead::Data
+                ) {
+                    return false;
+                }
+            }
+        }
+        p.stage = stage;
+        p.deadline = now + timeout;
+        self.prelude_deadlines.arm(p.deadline, p.key);
+        true
     }
 
     /// Reads the PROXY header: [`Step::Done`] once it is whole (the prelude then holds only
