@@ -418,8 +418,8 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
     } else {
         None
     };
-    for a in &local_addrs {
-        log::info!("listening on {a}");
+    for (a, spec) in local_addrs.iter().zip(&shared.listeners) {
+        log::info!("listening on {a}{}", spec.describe());
     }
     let mut registry = Some(shared.registry.clone());
     drop(shared);

@@ -77,6 +77,26 @@ impl ListenerSpec {
         }
     }
 
+    /// What the log says after a listener's address: nothing for an `mx` listener with
+    /// STARTTLS, else ` (submission, implicit TLS, PROXY)` or part of it.
+    pub(crate) fn describe(&self) -> String {
+        let mut what = Vec::new();
+        if self.role == ListenerRole::Submission {
+            what.push("submission");
+        }
+        if self.implicit_tls {
+            what.push("implicit TLS");
+        }
+        if self.proxy.is_some() {
+            what.push("PROXY");
+        }
+        if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", what.join(", "))
+        }
+    }
+
     /// Whether connections go through a prelude (PROXY header, TLS handshake) before their
     /// factory is made.
     pub(crate) fn has_prelude(&self) -> bool {
@@ -107,6 +127,8 @@ mod tests {
         sub.tls = ListenerTls::Implicit;
         let s = ListenerSpec::new(&sub, &b);
         assert!(s.implicit_tls && s.has_prelude());
+        assert_eq!(s.describe(), " (submission, implicit TLS)");
+        assert_eq!(mx.describe(), "");
         assert!(s.factory.require_auth && !s.factory.tls_available);
         sub.tls = ListenerTls::None;
         sub.proxy_protocol = true;
