@@ -21,6 +21,7 @@ use mio::{Interest, Token};
 
 use super::{Loop, PRELUDE_BASE};
 use crate::server::common::ConnKey;
+use crate::server::limits::Refusal;
 use crate::server::proxy::{self, Header, MAX_V1, MAX_V2};
 use crate::server::tls::{TlsLayer, TlsRead};
 
@@ -311,16 +312,15 @@ impl Loop {
         p.peer = client;
         p.local = local;
         if let Err(refusal) = self.shared.limits.acquire(client.ip()) {
-            log::info!(
-                "refused [{}]:{}: {refusal:?} connection cap",
-                client.ip(),
-                client.port()
-            );
+            let text = match refusal {
+                Refusal::PerIp => format!("too many connections from {}", client.ip()),
+                Refusal::Full => "too many connections".to_owned(),
+            };
+            log::info!("refused [{}]:{}: {text}", client.ip(), client.port());
             if !self.shared.listeners[p.listener].implicit_tls {
                 let line = format!(
-                    "421 4.7.0 {} Error: too many connections from {}\r\n",
-                    self.shared.factory.hostname,
-                    client.ip()
+                    "421 4.7.0 {} Error: {text}\r\n",
+                    self.shared.factory.hostname
                 );
                 let _ = io::Write::write(&mut p.sock, line.as_bytes());
             }
@@ -367,7 +367,9 @@ impl Loop {
             if failed || wrote.is_err() {
                 return Step::Close;
             }
-            if !layer.is_handshaking() && !layer.wants_write() {
+            if !layer.is_handshaking() {
+                // Records still to write (session tickets) go out with the connection's
+                // first flush; reading on here could buffer the client's data without bound.
                 return Step::Done;
             }
         }
