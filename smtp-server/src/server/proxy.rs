@@ -346,6 +346,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any bytes, and any bytes after either signature: an answer, never a panic, and a
+        /// complete header never longer than the input or the cap.
+        #[test]
+        fn any_input_is_answered(
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..1200),
+            prefix in 0usize..3,
+        ) {
+            let mut bytes = match prefix {
+                0 => Vec::new(),
+                1 => V1_PREFIX.to_vec(),
+                _ => V2_SIGNATURE.to_vec(),
+            };
+            bytes.extend_from_slice(&tail);
+            if let Ok(Some((_, n))) = parse(&bytes) {
+                proptest::prop_assert!(n <= bytes.len() && n <= MAX_V2);
+            }
+        }
+    }
+
     #[test]
     fn no_input_makes_it_panic() {
         // Every prefix and every single-byte change of both versions.
