@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use hooks_api::Registry;
-use smtp_server::config::{Overrides, ServerConfig};
+use hooks_api::{HookPoint, Registry};
+use smtp_server::config::{
+    check_auth_hook, ListenerConfig, ListenerRole, ListenerTls, Overrides, ServerConfig,
+};
 
 /// Arguments of `impulse config`.
 #[derive(Debug, Args)]
@@ -103,6 +105,13 @@ pub fn registry(config: &ServerConfig) -> Result<Registry, String> {
 fn check(path: Option<&Path>) -> Result<String, String> {
     let config = load(path, Overrides::default())?;
     let registry = registry(&config)?;
+    // A submission listener needs a plugin that verifies AUTH, as `serve` checks.
+    check_auth_hook(&config, registry.hook_count(HookPoint::Auth) > 0).map_err(|e| {
+        match path.and_then(|p| std::fs::read_to_string(p).ok().map(|t| (p, t))) {
+            Some((p, text)) => e.located(p, &text).to_string(),
+            None => e.to_string(),
+        }
+    })?;
     if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
         smtp_server::server::tls::load_server_config(cert, key)
             .map_err(|e| format!("tls.cert / tls.key: {e}"))?;
@@ -115,9 +124,9 @@ fn check(path: Option<&Path>) -> Result<String, String> {
         "{}: OK (listen {}; spool {}; plugins [{}]{})\n",
         path.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string()),
         config
-            .listen
+            .listeners()
             .iter()
-            .map(|a| a.to_string())
+            .map(describe)
             .collect::<Vec<_>>()
             .join(", "),
         config.spool.dir.display(),
@@ -128,6 +137,27 @@ fn check(path: Option<&Path>) -> Result<String, String> {
             ""
         },
     ))
+}
+
+/// A listener for the `check` line: its address, and what is not the `mx` default.
+fn describe(l: &ListenerConfig) -> String {
+    let mut what = Vec::new();
+    if l.role == ListenerRole::Submission {
+        what.push("submission");
+    }
+    match l.tls {
+        ListenerTls::Starttls => {}
+        ListenerTls::Implicit => what.push("implicit TLS"),
+        ListenerTls::None => what.push("no TLS"),
+    }
+    if l.proxy_protocol {
+        what.push("PROXY");
+    }
+    if what.is_empty() {
+        l.address.to_string()
+    } else {
+        format!("{} ({})", l.address, what.join(", "))
+    }
 }
 
 /// The spool directory must be a writable directory, or not exist under a writable parent

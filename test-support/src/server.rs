@@ -25,8 +25,10 @@ pub const HOSTNAME: &str = "mx.test";
 pub struct TestServer {
     /// The running server; `None` once shut down (or taken by a test that joins it itself).
     pub handle: Option<ServerHandle>,
-    /// Where it listens.
+    /// Where it listens (its first listener: the `mx` one on `127.0.0.1:0`).
     pub addr: SocketAddr,
+    /// Every listener's address: `addr`, then one per `[[listener]]` table, in order.
+    pub addrs: Vec<SocketAddr>,
     /// Its spool.
     pub spool: Spool,
     _dir: Option<tempfile::TempDir>,
@@ -112,6 +114,7 @@ impl TestServerBuilder {
             .expect("the test server starts");
         TestServer {
             addr: handle.local_addrs()[0],
+            addrs: handle.local_addrs().to_vec(),
             handle: Some(handle),
             spool,
             _dir: dir,

@@ -20,10 +20,11 @@ pub struct Config {
     /// case) is looked up as `user`. Other identities are looked up as given.
     #[serde(default)]
     pub realm: Option<String>,
-    /// Accept PLAIN and LOGIN on a connection without TLS. Off by default: such attempts get
-    /// `538 5.7.11` (RFC 4954 §6).
+    /// Gone: whether AUTH may run without TLS is the server's `[auth] plaintext` (the
+    /// server answers `538 5.7.11` before this plugin is asked). Still recognised, so that a
+    /// configuration that sets it is refused with a pointer to the new key.
     #[serde(default)]
-    pub allow_plaintext_without_tls: bool,
+    pub allow_plaintext_without_tls: Option<bool>,
     /// Verification threads (default 2).
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -47,6 +48,10 @@ pub fn invalid_credentials() -> Verdict {
     Verdict::reject(535, "5.7.8", "Authentication credentials invalid")
 }
 
+/// Why `allow_plaintext_without_tls` is refused.
+pub const PLAINTEXT_MOVED: &str = "[plugins.auth-file] allow_plaintext_without_tls is gone: \
+     AUTH without TLS is `plaintext = true` in the server's [auth] table";
+
 /// `538 5.7.11 Encryption required for requested authentication mechanism` (RFC 4954 §6).
 pub fn encryption_required() -> Verdict {
     Verdict::reject(
@@ -67,17 +72,18 @@ pub fn temporary_failure() -> Verdict {
 pub struct Authenticator {
     users: Arc<UserFile>,
     realm: Option<String>,
-    allow_plaintext_without_tls: bool,
     pool: Pool,
 }
 
 impl Authenticator {
     /// Opens the user file named in `config`; an unreadable or invalid file is an error.
     pub fn new(config: &Config) -> Result<Authenticator, String> {
+        if config.allow_plaintext_without_tls.is_some() {
+            return Err(PLAINTEXT_MOVED.to_owned());
+        }
         Ok(Authenticator {
             users: Arc::new(UserFile::open(&config.file)?),
             realm: config.realm.clone(),
-            allow_plaintext_without_tls: config.allow_plaintext_without_tls,
             pool: Pool::new(config.workers, config.queue),
         })
     }
@@ -99,14 +105,12 @@ impl Authenticator {
     }
 
     /// The AUTH hook. PLAIN and LOGIN only (other mechanisms: `Continue`, for another
-    /// plugin to decide). Goes pending and verifies on a worker thread when the host can
+    /// plugin to decide). Whether TLS is needed is the server's decision (`[auth]
+    /// plaintext`), made before the hook runs. Goes pending and verifies on a worker thread when the host can
     /// wait, else verifies inline.
     pub fn on_auth(&self, ctx: &mut AuthCtx<'_>) -> Verdict {
         if !matches!(ctx.mechanism, Mechanism::Plain | Mechanism::Login) {
             return Verdict::Continue;
-        }
-        if !self.allow_plaintext_without_tls && !ctx.session().is_tls() {
-            return encryption_required();
         }
         let peer = ctx.session().peer;
         let Some(user) = self.user_for(ctx.authcid, ctx.authzid) else {
@@ -215,12 +219,8 @@ mod tests {
         String::from_utf8(v.reply().unwrap().to_bytes()).unwrap()
     }
 
-    fn code(v: &Verdict) -> u16 {
-        v.reply().map_or(0, |r| r.code())
-    }
-
     #[test]
-    fn accepts_rejects_and_requires_tls() {
+    fn accepts_and_rejects() {
         let (_dir, a) = setup("");
         for pend in [false, true] {
             assert_eq!(
@@ -241,11 +241,10 @@ mod tests {
                 auth(&a, true, Mechanism::Plain, "nobody", "secret", pend),
                 invalid_credentials()
             );
-            let clear = auth(&a, false, Mechanism::Plain, "alice", "secret", pend);
-            assert_eq!(code(&clear), 538);
+            // Without TLS too: the server refused already unless `[auth] plaintext`.
             assert_eq!(
-                wire(&clear),
-                "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+                auth(&a, false, Mechanism::Plain, "alice", "secret", pend),
+                Verdict::accept()
             );
         }
         assert_eq!(
@@ -256,7 +255,7 @@ mod tests {
 
     #[test]
     fn plaintext_allowed_and_realm() {
-        let (_dir, a) = setup("allow_plaintext_without_tls = true\nrealm = 'example.com'");
+        let (_dir, a) = setup("realm = 'example.com'");
         assert_eq!(
             auth(&a, false, Mechanism::Plain, "alice", "secret", true),
             Verdict::accept()
@@ -301,5 +300,15 @@ mod tests {
             .deserialize::<Config>()
             .unwrap_err();
         assert!(err.contains("fiel"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, "").unwrap();
+        let text = format!(
+            "file = {:?}\nallow_plaintext_without_tls = true",
+            file.display().to_string()
+        );
+        let config: Config = hooks_api::toml::from_str(&text).unwrap();
+        let err = Authenticator::new(&config).unwrap_err();
+        assert!(err.contains("[auth]") && err.contains("plaintext"), "{err}");
     }
 }

@@ -8,7 +8,6 @@
 //! [plugins.auth-file]
 //! file = "/etc/impulse/users"
 //! realm = "example.com"                 # optional: user@example.com is looked up as user
-//! allow_plaintext_without_tls = false   # default: 538 5.7.11 on a connection without TLS
 //! workers = 2                           # verification threads
 //! queue = 64                            # waiting verifications before 454 4.7.0
 //! ```
@@ -17,7 +16,7 @@
 //! |---|---|
 //! | right password | `Accept`: the server answers `235 2.7.0` |
 //! | wrong password, unknown user, authzid other than authcid | `535 5.7.8 Authentication credentials invalid` (an unknown user costs a dummy verification, so timing does not tell which users exist) |
-//! | PLAIN/LOGIN without TLS (unless allowed) | `538 5.7.11 Encryption required for requested authentication mechanism` |
+//! | PLAIN/LOGIN without TLS | not asked: the server answers `538 5.7.11` itself unless its `[auth] plaintext = true` |
 //! | every verification thread busy, queue full | `454 4.7.0 Temporary authentication failure` |
 //! | another mechanism | `Continue` (another plugin may handle it) |
 //!

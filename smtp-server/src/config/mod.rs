@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod duration;
+mod listener;
 mod validate;
 pub use duration::ConfigDuration;
+pub use listener::{
+    check_auth_hook, AuthSettings, ListenerConfig, ListenerRole, ListenerTls, DEFAULT_PROXY_FROM,
+    DEFAULT_PROXY_TIMEOUT,
+};
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
 
@@ -69,8 +74,9 @@ impl ConfigError {
         }
     }
 
-    /// Names the file (and the key's line in `text`) in a value error.
-    fn located(self, origin: &Path, text: &str) -> ConfigError {
+    /// Names the file (and the key's line in `text`, the file's contents) in a value error
+    /// found after parsing (a check with the plugin registry).
+    pub fn located(self, origin: &Path, text: &str) -> ConfigError {
         match self {
             ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
                 line: validate::line_of(text, &key),
@@ -99,7 +105,9 @@ pub struct ServerConfig {
     /// The name the server greets with and writes in `Received:` headers. Empty means the
     /// system's host name.
     pub hostname: String,
-    /// The addresses to listen on (IPv4 and IPv6). Default: `127.0.0.1:2525`.
+    /// The addresses of the `mx` listeners (IPv4 and IPv6), the shorthand for
+    /// `[[listener]]` tables with only an address. Default: `127.0.0.1:2525`, unless the
+    /// file has `[[listener]]` tables and no `listen` key.
     pub listen: Vec<SocketAddr>,
     /// Event-loop threads (the key keeps its name: these are the loop threads, not the
     /// worker pool); 0 means one per core.
@@ -117,6 +125,10 @@ pub struct ServerConfig {
     pub smtp: SmtpConfig,
     /// STARTTLS (RFC 3207): the certificate and key that turn it on.
     pub tls: TlsConfig,
+    /// SMTP AUTH (RFC 4954).
+    pub auth: AuthSettings,
+    /// Listeners with a role, a TLS mode and the PROXY protocol (`[[listener]]`).
+    pub listener: Vec<ListenerConfig>,
     /// Plugin `.so` files to load, in order.
     pub plugin_files: Vec<PathBuf>,
     /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
@@ -135,6 +147,8 @@ impl Default for ServerConfig {
             spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             smtp: SmtpConfig::default(),
+            auth: AuthSettings::default(),
+            listener: Vec::new(),
             plugin_files: Vec::new(),
             plugins: toml::Table::new(),
         }
@@ -293,7 +307,8 @@ impl Default for SmtpConfig {
 /// Command-line overrides (`impulse serve --listen .. --spool .. --hostname .. --plugin ..`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// Replaces the configured listeners when not empty.
+    /// Replaces the configured `mx` listeners (`listen`) when not empty; `[[listener]]`
+    /// tables stay.
     pub listen: Vec<SocketAddr>,
     /// Replaces the spool directory.
     pub spool: Option<PathBuf>,
@@ -310,10 +325,18 @@ pub struct Overrides {
 impl ServerConfig {
     /// Parses a configuration from TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
+        let mut config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        if table.contains_key("listener") && !table.contains_key("listen") {
+            // `[[listener]]` tables alone: the default `listen` address is not bound too.
+            config.listen.clear();
+        }
         config.validate().map_err(|e| e.located(origin, text))?;
         Ok(config)
     }

@@ -15,9 +15,7 @@ impl ServerConfig {
     /// Checks ranges and consistency; the first problem found is returned, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| Err(ConfigError::invalid(key, message));
-        if self.listen.is_empty() {
-            return bad("listen", "at least one address is needed".into());
-        }
+        self.validate_listeners()?;
         if !self.hostname.is_empty() && !is_valid_hostname(&self.hostname) {
             return bad(
                 "hostname",
@@ -103,12 +101,28 @@ impl ServerConfig {
 pub(super) fn line_of(text: &str, key: &str) -> Option<usize> {
     let (table, leaf) = key.rsplit_once('.').unwrap_or(("", key));
     let mut current = String::new();
+    // `[[name]]` headers seen so far, by name: the N-th table is `name[N]` (`listener[1].tls`).
+    let mut arrays: Vec<(String, usize)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if let Some(header) = line.strip_prefix('[') {
+            let array = header.starts_with('[');
             let name = header.trim_start_matches('[');
             let name = name.split(']').next().unwrap_or("");
             current = name.replace(' ', "");
+            if array {
+                let index = match arrays.iter_mut().find(|(a, _)| *a == current) {
+                    Some((_, count)) => {
+                        *count += 1;
+                        *count - 1
+                    }
+                    None => {
+                        arrays.push((current.clone(), 1));
+                        0
+                    }
+                };
+                current = format!("{current}[{index}]");
+            }
             continue;
         }
         let Some((lhs, _)) = line.split_once('=') else {
@@ -175,5 +189,10 @@ mod tests {
         assert_eq!(line_of(text, "timeouts.command"), Some(5));
         assert_eq!(line_of(text, "limits.command"), None);
         assert_eq!(line_of(text, "timeouts.data"), None);
+        let text = "[[listener]]\naddress = 1\n[[listener]]\naddress = 2\ntls = 3\n";
+        assert_eq!(line_of(text, "listener[0].address"), Some(2));
+        assert_eq!(line_of(text, "listener[1].address"), Some(4));
+        assert_eq!(line_of(text, "listener[1].tls"), Some(5));
+        assert_eq!(line_of(text, "listener[0].tls"), None);
     }
 }

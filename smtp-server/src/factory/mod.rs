@@ -61,6 +61,7 @@ mod decide;
 mod error;
 mod event;
 mod extensions;
+mod implicit_tls;
 mod input;
 mod output;
 mod pending;

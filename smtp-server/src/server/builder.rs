@@ -12,10 +12,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::event_loop::Loop;
 use super::limits::ConnLimits;
+use super::listener::ListenerSpec;
 use super::pool::Pool;
 use super::{Control, Server, ServerError, ServerHandle};
-use crate::config::{BareLineEndingPolicy, ServerConfig};
-use crate::factory::{Decisions, EventKind, FactoryConfig};
+use crate::config::{check_auth_hook, BareLineEndingPolicy, ListenerConfig, ServerConfig};
+use crate::factory::{AuthConfig, Decisions, EventKind, FactoryConfig};
 use crate::spool::{RealIo, Spool, SpoolOptions};
 
 /// Listen backlog of the sockets the server binds itself.
@@ -75,7 +76,10 @@ impl HookSet {
 /// Everything the loop threads share.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// The factory configuration of an `mx` listener (the others derive from it).
     pub factory: Arc<FactoryConfig>,
+    /// Each bound listener's role, TLS mode and PROXY protocol, by listener index.
+    pub listeners: Vec<ListenerSpec>,
     pub registry: Arc<Registry>,
     pub spool: Spool,
     pub limits: ConnLimits,
@@ -161,8 +165,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds an address to bind (replacing the configured `listen` list). Port 0 picks a
-    /// free port: see [`Server::local_addrs`].
+    /// Adds an address to bind (replacing the configured `listen` list, the `mx`
+    /// listeners; `[[listener]]` tables are bound as well). Port 0 picks a free port: see
+    /// [`Server::local_addrs`], which lists the listeners an embedder bound, then the
+    /// `listen` addresses, then the `[[listener]]` tables.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen.push(addr);
         self
@@ -212,6 +218,7 @@ impl ServerBuilder {
         let config = self.config;
         let registry = self.registry.unwrap_or_else(|| Arc::new(Registry::new()));
         let hooks = HookSet::of(&registry);
+        check_auth_hook(&config, hooks.has(HookPoint::Auth))?;
         let mut factory = factory_config(&config, &registry, hooks)?;
         let tls = match (self.tls, &config.tls.cert, &config.tls.key) {
             (Some(tls), ..) => Some(tls),
@@ -241,12 +248,27 @@ impl ServerBuilder {
             )?,
         };
         let mut listeners = self.listeners;
+        // Listeners the embedder bound are `mx` listeners.
+        let mut specs: Vec<ListenerConfig> = listeners
+            .iter()
+            .map(|l| ListenerConfig::mx(l.local_addr().unwrap_or(SocketAddr::from(([0; 4], 0)))))
+            .collect();
         let bind_config = listeners.is_empty() || !config.listen.is_empty();
         if bind_config {
             for addr in &config.listen {
                 listeners.push(bind(*addr)?);
+                specs.push(ListenerConfig::mx(*addr));
             }
         }
+        for l in &config.listener {
+            listeners.push(bind(l.address)?);
+            specs.push(l.clone());
+        }
+        let factory = Arc::new(factory);
+        let specs = specs
+            .iter()
+            .map(|l| ListenerSpec::new(l, &factory))
+            .collect();
         let mut local_addrs = Vec::new();
         for l in &listeners {
             l.set_nonblocking(true)
@@ -262,7 +284,8 @@ impl ServerBuilder {
             None
         };
         let shared = Arc::new(Shared {
-            factory: Arc::new(factory),
+            factory,
+            listeners: specs,
             registry,
             spool,
             limits: ConnLimits::new(
@@ -334,6 +357,13 @@ fn factory_config(
         BareLineEndingPolicy::Keep => BareLineEndings::Keep,
     };
     f.decisions = hooks.decisions();
+    // AUTH is offered exactly when a hook can verify it.
+    if hooks.has(HookPoint::Auth) {
+        f.auth = Some(AuthConfig {
+            mechanisms: config.auth.parsed_mechanisms(),
+            require_tls: !config.auth.plaintext,
+        });
+    }
     for e in registry.extensions() {
         let ext = &e.extension;
         let params: Vec<&str> = ext.ehlo_params().iter().map(String::as_str).collect();
@@ -388,8 +418,8 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
     } else {
         None
     };
-    for a in &local_addrs {
-        log::info!("listening on {a}");
+    for (a, spec) in local_addrs.iter().zip(&shared.listeners) {
+        log::info!("listening on {a}{}", spec.describe());
     }
     let mut registry = Some(shared.registry.clone());
     drop(shared);

@@ -41,10 +41,21 @@
 //! it is. The price is that every thread wakes for a burst of connections and the losers
 //! see `WouldBlock` (a herd bounded by the number of cores).
 //!
+//! Each listener has a role and a TLS mode ([`ListenerConfig`](crate::config::ListenerConfig):
+//! `listen` addresses are `mx` listeners with STARTTLS): a submission listener's factory
+//! requires AUTH before MAIL, an implicit-TLS listener runs the TLS handshake before the
+//! factory is made (so the banner is the first thing said under TLS), and a
+//! `proxy_protocol` listener reads an HAProxy PROXY header first, from trusted proxies
+//! only, and makes the factory with the client address it names. The connection's
+//! *effective client address* (after PROXY, or XCLIENT) is then
+//! [`Factory::peer`](crate::factory::Factory::peer), and its authenticated identity
+//! [`Factory::authenticated`](crate::factory::Factory::authenticated).
+//!
 //! # Tokens
 //!
 //! `Token(usize::MAX)` is the loop's `Waker`; `Token(usize::MAX - 1 - i)` is listener `i`;
-//! every other token is a [`ConnId`], the connection's slab key. A completion, a deadline
+//! `Token(PRELUDE_BASE + slot)` (from `1 << (usize::BITS - 2)`) is a connection still in its
+//! prelude; every other token is a [`ConnId`], the connection's slab key. A completion, a deadline
 //! or a retry names its connection by a `ConnKey`: the slab key *and* the serial number the
 //! loop gave the connection, so one meant for a connection that has gone (and whose key was
 //! reused) is dropped.
@@ -54,13 +65,14 @@
 //! | file | what it owns |
 //! |---|---|
 //! | `common.rs` | the types the others share (`ConnKey`, `Waiting`, `Msg`, `LoopSender`); imports no sibling |
-//! | `event_loop/` | `Loop`, one per loop thread: its turn (`mod.rs`), accepting (`accept.rs`), driving a connection (`drive.rs`), deadlines (`deadlines.rs`), the grace period (`shutdown.rs`) |
+//! | `event_loop/` | `Loop`, one per loop thread: its turn (`mod.rs`), accepting (`accept.rs`), a connection's prelude before its factory (`prelude.rs`: the PROXY header, the implicit-TLS handshake), driving a connection (`drive.rs`), deadlines (`deadlines.rs`), the grace period (`shutdown.rs`) |
 //! | `conn/` | `Conn`, one connection: socket reads and writes, interest; its spool writer (`spooling.rs`), STARTTLS (`tls_state.rs`) and lifetime (`lifetime.rs`) state machines |
 //! | `hooks.rs` | hook dispatch on the loop thread, pending hooks |
 //! | `queue.rs` | the message path: spool writer, commit, message and queue hooks on the worker pool |
 //! | `pool.rs` | the worker pool |
 //! | `tls.rs` | the rustls layer of one connection, and loading certificates |
 //! | `builder.rs`, `limits.rs` | building and starting the server; the connection caps |
+//! | `listener.rs`, `proxy.rs` | each listener's role, TLS mode and PROXY settings as the loop uses them; the PROXY v1/v2 header parser (sans-IO) |
 //!
 //! # Where each blocking operation runs
 //!
@@ -127,7 +139,9 @@ mod conn;
 mod event_loop;
 mod hooks;
 mod limits;
+mod listener;
 mod pool;
+mod proxy;
 mod queue;
 pub mod tls;
 

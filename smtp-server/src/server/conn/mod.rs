@@ -84,6 +84,16 @@ impl Conn {
         }
     }
 
+    /// What the connection's prelude (`event_loop/prelude.rs`) leaves it: the TLS layer of
+    /// an implicit-TLS handshake, and the bytes the client sent after its PROXY header or
+    /// handshake, which the factory reads first (before the banner: a pipelining error).
+    pub(crate) fn after_prelude(&mut self, tls: Option<TlsLayer>, held: Vec<u8>) {
+        if let Some(layer) = tls {
+            self.tls = TlsState::implicit(layer);
+        }
+        self.inbuf = held;
+    }
+
     /// The connection's key: its slot and serial number.
     pub(crate) fn key(&self) -> ConnKey {
         self.key

@@ -21,6 +21,12 @@ pub(crate) enum TlsState {
 }
 
 impl TlsState {
+    /// Implicit TLS (RFC 8314): the handshake finished before the connection's factory was
+    /// made, so the session is established from the start.
+    pub(crate) fn implicit(layer: TlsLayer) -> TlsState {
+        TlsState::Established(Box::new(layer))
+    }
+
     /// STARTTLS was accepted: start TLS once the `220` is out. Returns `false` (and changes
     /// nothing) unless the connection is in plaintext.
     pub(crate) fn start_tls_after_reply(&mut self) -> bool {

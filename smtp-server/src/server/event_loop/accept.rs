@@ -12,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use super::{Loop, LISTENER_BASE, MAX_LISTENERS};
+use super::{Loop, LISTENER_BASE, MAX_LISTENERS, PRELUDE_BASE};
+use crate::config::ListenerRole;
 use crate::factory::Factory;
 use crate::server::common::ConnKey;
 use crate::server::conn::Conn;
 use crate::server::limits::Refusal;
+use crate::server::tls::TlsLayer;
 use crate::server::ServerError;
 
 /// How long accepting pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM.
@@ -94,7 +96,7 @@ impl Acceptor {
     }
 
     /// The next connection's key in `slot`.
-    fn next_key(&mut self, slot: usize) -> ConnKey {
+    pub(super) fn next_key(&mut self, slot: usize) -> ConnKey {
         self.accepted += 1;
         ConnKey {
             slot,
@@ -121,7 +123,9 @@ impl Loop {
                 return;
             }
             match self.acceptor.listeners[i].accept() {
-                Ok((sock, peer)) => self.add(sock, peer, self.acceptor.listener_addrs[i], now),
+                Ok((sock, peer)) => {
+                    self.add(sock, peer, self.acceptor.listener_addrs[i], i, now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_resource_error(&e) => {
@@ -154,38 +158,108 @@ impl Loop {
         mut sock: TcpStream,
         peer: SocketAddr,
         local: Option<SocketAddr>,
+        listener: usize,
         now: Instant,
     ) {
-        if let Err(refusal) = self.shared.limits.acquire(peer.ip()) {
-            let text = match refusal {
-                Refusal::PerIp => format!("too many connections from {}", peer.ip()),
-                Refusal::Full => "too many connections".to_owned(),
-            };
-            log::info!("refused [{}]:{}: {text}", peer.ip(), peer.port());
+        let shared = self.shared.clone();
+        let Some(spec) = shared.listeners.get(listener) else {
+            return;
+        };
+        if let Some(proxy) = &spec.proxy {
+            if !proxy.trusts(peer.ip()) {
+                // Only the configured proxies may speak on a PROXY listener.
+                log::info!(
+                    "refused [{}]:{}: not a trusted proxy (proxy_from)",
+                    peer.ip(),
+                    peer.port()
+                );
+                return;
+            }
+        }
+        let prelude = spec.has_prelude();
+        // Behind a proxy the caps count the client its header names, not the proxy (whose
+        // bursts of new connections would hit `connections_per_ip`): `prelude.rs` counts it.
+        if spec.proxy.is_none() && !self.acquire(&mut sock, peer, !spec.implicit_tls) {
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let local = local.unwrap_or_else(|| sock.local_addr().unwrap_or(peer));
+        if prelude {
+            self.add_prelude(sock, peer, local, listener, now);
+        } else {
+            self.start_conn(sock, peer, local, listener, None, Vec::new(), now);
+        }
+    }
+
+    /// Counts a connection from `peer` against the caps; when they refuse it, says why in a
+    /// `421 4.7.0` (unless `plaintext` is false: an implicit-TLS client could not read it)
+    /// and returns `false`.
+    pub(super) fn acquire(&self, sock: &mut TcpStream, peer: SocketAddr, plaintext: bool) -> bool {
+        let Err(refusal) = self.shared.limits.acquire(peer.ip()) else {
+            return true;
+        };
+        let text = match refusal {
+            Refusal::PerIp => format!("too many connections from {}", peer.ip()),
+            Refusal::Full => "too many connections".to_owned(),
+        };
+        log::info!("refused [{}]:{}: {text}", peer.ip(), peer.port());
+        if plaintext {
             let line = format!(
                 "421 4.7.0 {} Error: {text}\r\n",
                 self.shared.factory.hostname
             );
             let _ = sock.write(line.as_bytes());
-            return;
         }
-        let _ = sock.set_nodelay(true);
-        let local = local.unwrap_or_else(|| sock.local_addr().unwrap_or(peer));
+        false
+    }
+
+    /// A connection whose caps are counted (for `peer`) and whose prelude, if any, is
+    /// over: it enters the slab with its factory and is driven once (its banner).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_conn(
+        &mut self,
+        sock: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: usize,
+        tls: Option<TlsLayer>,
+        held: Vec<u8>,
+        now: Instant,
+    ) {
+        let Some(spec) = self.shared.listeners.get(listener) else {
+            self.shared.limits.release(peer.ip());
+            return;
+        };
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
-        if slot >= LISTENER_BASE - MAX_LISTENERS {
+        if slot >= PRELUDE_BASE {
             self.shared.limits.release(peer.ip());
             return;
         }
         let key = self.acceptor.next_key(slot);
-        let mut factory = Factory::new(self.shared.factory.clone(), peer, local, now);
+        let mut factory = Factory::new(spec.factory.clone(), peer, local, now);
         factory.set_wall_clock(SystemTime::now());
+        if let Some(layer) = &tls {
+            factory.handle_implicit_tls(layer.info());
+        }
         // Registered by the first `drive` (its `settle`), with the interest the connection
         // then needs: usually the banner is written at once and only READABLE is asked for,
         // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the
         // registration itself.
-        entry.insert(Conn::new(sock, factory, key));
-        log::info!("connect from [{}]:{}", peer.ip(), peer.port());
+        let conn = entry.insert(Conn::new(sock, factory, key));
+        let under_tls = tls.is_some();
+        conn.after_prelude(tls, held);
+        log::info!(
+            "connect from [{}]:{}{}{}",
+            peer.ip(),
+            peer.port(),
+            if spec.role == ListenerRole::Submission {
+                " (submission)"
+            } else {
+                ""
+            },
+            if under_tls { " (implicit TLS)" } else { "" }
+        );
         self.drive(slot, now);
     }
 }

@@ -11,6 +11,7 @@
 mod accept;
 mod deadlines;
 mod drive;
+mod prelude;
 mod shutdown;
 
 use std::io;
@@ -30,13 +31,17 @@ use crate::spool::SpoolError;
 
 use accept::Acceptor;
 use deadlines::Deadlines;
+use prelude::Prelude;
 
 /// The `Waker`'s token.
 const WAKER: Token = Token(usize::MAX);
 /// Listener `i` has token `LISTENER_BASE - i`.
 const LISTENER_BASE: usize = usize::MAX - 1;
-/// Most listeners; connection keys stay below `LISTENER_BASE - MAX_LISTENERS`.
+/// Most listeners.
 const MAX_LISTENERS: usize = 1024;
+/// Connections in their prelude (PROXY header, implicit TLS handshake) have tokens from
+/// `PRELUDE_BASE` up (`PRELUDE_BASE + slot`); connection keys stay below it.
+const PRELUDE_BASE: usize = 1 << (usize::BITS - 2);
 /// After the grace period, how long the last `421`s may take to be written.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 /// How long a spool free-space check (one `statvfs`) is trusted.
@@ -71,6 +76,9 @@ pub(crate) struct Loop {
     /// The connections, by slab key.
     pub(super) conns: Slab<Conn>,
     deadlines: Deadlines,
+    /// Connections still in their prelude (`prelude.rs`), and their deadlines.
+    preludes: Slab<Prelude>,
+    prelude_deadlines: Deadlines,
     /// What every loop thread shares.
     pub(super) shared: Arc<Shared>,
     /// The next ticket for a pending hook's completion (`hooks.rs`).
@@ -107,6 +115,8 @@ impl Loop {
             acceptor,
             conns: Slab::new(),
             deadlines: Deadlines::default(),
+            preludes: Slab::new(),
+            prelude_deadlines: Deadlines::default(),
             shared,
             ticket: 1,
             again: Vec::new(),
@@ -158,6 +168,7 @@ impl Loop {
                     Token(t) if t <= LISTENER_BASE && t > LISTENER_BASE - MAX_LISTENERS => {
                         self.accept(LISTENER_BASE - t, now);
                     }
+                    Token(t) if t >= PRELUDE_BASE => self.prelude_event(t - PRELUDE_BASE, now),
                     Token(slot) => {
                         let Some(c) = self.conns.get_mut(slot) else {
                             continue;
@@ -173,6 +184,7 @@ impl Loop {
             }
             self.drain_channel(now);
             self.fire_timers(now);
+            self.fire_prelude_timers(now);
             for key in std::mem::take(&mut self.again) {
                 if self.live(key) {
                     self.drive(key.slot, now);
@@ -227,6 +239,9 @@ impl Loop {
             return Some(Duration::ZERO);
         }
         let mut next = self.deadlines.next();
+        if let Some(t) = self.prelude_deadlines.next() {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(g) = self.grace {
             // Re-check idle connections regularly while shutting down.

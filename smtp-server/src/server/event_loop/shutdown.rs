@@ -19,6 +19,7 @@ impl Loop {
     pub(super) fn begin_shutdown(&mut self, now: Instant) {
         self.grace = Some(now + self.shared.grace);
         self.acceptor.close(self.poll.registry());
+        self.close_preludes();
     }
 
     pub(super) fn shutdown_tick(&mut self, now: Instant) {
