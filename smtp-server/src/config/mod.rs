@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod duration;
+mod relay;
 mod validate;
 pub use duration::ConfigDuration;
+pub use relay::{read_recipients, DnsConfig, RelayConfig, RetryConfig, RouteConfig};
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
 
@@ -121,6 +123,9 @@ pub struct ServerConfig {
     pub plugin_files: Vec<PathBuf>,
     /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
     pub plugins: toml::Table,
+    /// `[relay]`: relay control, routes and delivery. `None` (no table): nothing is
+    /// delivered, and relay control is [`RelayConfig::default_policy`].
+    pub relay: Option<RelayConfig>,
 }
 
 impl Default for ServerConfig {
@@ -137,6 +142,7 @@ impl Default for ServerConfig {
             smtp: SmtpConfig::default(),
             plugin_files: Vec::new(),
             plugins: toml::Table::new(),
+            relay: None,
         }
     }
 }
