@@ -110,7 +110,10 @@ pub struct RetryConfig {
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
-            intervals: DEFAULT_INTERVALS.iter().map(|d| ConfigDuration(*d)).collect(),
+            intervals: DEFAULT_INTERVALS
+                .iter()
+                .map(|d| ConfigDuration(*d))
+                .collect(),
             max_age: ConfigDuration(DEFAULT_MAX_AGE),
             bounce_max_age: ConfigDuration(DEFAULT_BOUNCE_MAX_AGE),
         }
@@ -204,7 +207,10 @@ impl RouteConfig {
 fn relay_error(key: &str, e: smtp_relay::route::ConfigError) -> ConfigError {
     use smtp_relay::route::ConfigError as E;
     let message = match &e {
-        E::Wildcard { .. } => "\"*\" is not allowed here (it would accept mail for every domain: an open relay)".to_owned(),
+        E::Wildcard { .. } => {
+            "\"*\" is not allowed here (it would accept mail for every domain: an open relay)"
+                .to_owned()
+        }
         E::Invalid { entry, reason, .. } => format!("invalid entry {entry:?}: {reason}"),
         E::TableLine {
             line,
@@ -298,8 +304,9 @@ impl RelayConfig {
                 .routes
                 .iter()
                 .find(|r| {
-                    r.route()
-                        .is_ok_and(|route| route.domains().patterns().iter().any(|p| p.covers(&entry)))
+                    r.route().is_ok_and(|route| {
+                        route.domains().patterns().iter().any(|p| p.covers(&entry))
+                    })
                 })
                 .is_some_and(|r| r.verify_recipients);
             if !verified {
@@ -323,7 +330,10 @@ impl RelayConfig {
     }
 
     /// Relay control with `recipients` as the table (what the recipients file holds).
-    pub fn policy_with(&self, recipients: Option<RecipientTable>) -> Result<RelayPolicy, ConfigError> {
+    pub fn policy_with(
+        &self,
+        recipients: Option<RecipientTable>,
+    ) -> Result<RelayPolicy, ConfigError> {
         let key = |e: &smtp_relay::route::ConfigError| match e {
             smtp_relay::route::ConfigError::Invalid { key, .. } if key.contains("networks") => {
                 "relay.networks"

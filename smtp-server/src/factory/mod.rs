@@ -65,6 +65,7 @@ mod input;
 mod output;
 mod pending;
 mod received;
+mod relay;
 mod replies;
 mod session;
 mod state;
@@ -93,6 +94,7 @@ pub use event::{
 };
 pub use extensions::{Builtins, Extension, ExtensionError, Extensions};
 pub use received::rfc5322_date;
+pub use relay::RelayControl;
 pub use session::SessionUpdate;
 pub use state::State;
 

@@ -60,6 +60,7 @@
 //! | `queue.rs` | the message path: spool writer, commit, message and queue hooks on the worker pool |
 //! | `pool.rs` | the worker pool |
 //! | `tls.rs` | the rustls layer of one connection, and loading certificates |
+//! | `relay_watch.rs` | re-reading `[relay] recipients` when it changes, on a thread of its own |
 //! | `builder.rs`, `limits.rs` | building and starting the server; the connection caps |
 //!
 //! # Where each blocking operation runs
@@ -129,6 +130,7 @@ mod hooks;
 mod limits;
 mod pool;
 mod queue;
+mod relay_watch;
 pub mod tls;
 
 use std::net::SocketAddr;

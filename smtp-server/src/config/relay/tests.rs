@@ -78,7 +78,10 @@ fn the_issue_block_parses_into_every_sans_io_value() {
     let r = relay(ISSUE_BLOCK);
     assert!(r.enabled);
     assert_eq!(r.port, 25);
-    assert_eq!(r.dns.nameservers().unwrap(), ["127.0.0.1:5300".parse().unwrap()]);
+    assert_eq!(
+        r.dns.nameservers().unwrap(),
+        ["127.0.0.1:5300".parse().unwrap()]
+    );
     assert_eq!(r.dns.timeout.get(), Duration::from_secs(5));
 
     let routes = r.routes().unwrap();
@@ -109,7 +112,10 @@ fn the_issue_block_parses_into_every_sans_io_value() {
         .collect();
     assert_eq!(minutes, [5, 10, 20, 40, 60, 120, 240]);
     assert_eq!(schedule.retry.max_age, Duration::from_secs(5 * 86400));
-    assert_eq!(schedule.retry.bounce_max_age, Duration::from_secs(2 * 86400));
+    assert_eq!(
+        schedule.retry.bounce_max_age,
+        Duration::from_secs(2 * 86400)
+    );
     assert_eq!(schedule.retry.down_time, Duration::from_secs(300));
     assert_eq!(schedule.retry.delay_warning, None);
 
@@ -146,7 +152,10 @@ fn durations_may_be_as_short_as_one_second() {
          max_age = \"1s\"\nbounce_max_age = \"1s\"\n[relay.dns]\ntimeout = \"1s\"\n",
     );
     let p = r.retry_policy();
-    assert_eq!(p.intervals, [Duration::from_secs(1), Duration::from_secs(2)]);
+    assert_eq!(
+        p.intervals,
+        [Duration::from_secs(1), Duration::from_secs(2)]
+    );
     assert_eq!(p.max_age, Duration::from_secs(1));
     assert_eq!(p.down_time, Duration::from_secs(1));
     assert_eq!(p.delay_warning, Some(Duration::from_secs(4 * 3600)));
@@ -157,9 +166,21 @@ fn every_error_names_its_key_and_line() {
     for (text, key, line) in [
         ("[relay]\ndomains = [\"*\"]\n", "relay.domains", 2),
         ("[relay]\ndomains = [\"a..b\"]\n", "relay.domains", 2),
-        ("[relay]\n\ndomains = [\"example.org\"]\n", "relay.domains", 3),
-        ("[relay]\nnetworks = [\"10.0.0.0/33\"]\n", "relay.networks", 2),
-        ("[relay]\nnetworks = [\"mx.example\"]\n", "relay.networks", 2),
+        (
+            "[relay]\n\ndomains = [\"example.org\"]\n",
+            "relay.domains",
+            3,
+        ),
+        (
+            "[relay]\nnetworks = [\"10.0.0.0/33\"]\n",
+            "relay.networks",
+            2,
+        ),
+        (
+            "[relay]\nnetworks = [\"mx.example\"]\n",
+            "relay.networks",
+            2,
+        ),
         ("[relay]\nport = 0\n", "relay.port", 2),
         (
             "[relay]\nconnections_per_destination = 0\n",
@@ -172,14 +193,42 @@ fn every_error_names_its_key_and_line() {
             2,
         ),
         ("[relay]\ndown_time = 0\n", "relay.down_time", 2),
-        ("[relay]\ndelay_warning = \"0s\"\n", "relay.delay_warning", 2),
-        ("[relay.retry]\nintervals = []\n", "relay.retry.intervals", 2),
-        ("[relay.retry]\nintervals = [\"5m\", 0]\n", "relay.retry.intervals", 2),
-        ("[relay.retry]\nmax_age = \"0s\"\n", "relay.retry.max_age", 2),
-        ("[relay.retry]\nbounce_max_age = 0\n", "relay.retry.bounce_max_age", 2),
+        (
+            "[relay]\ndelay_warning = \"0s\"\n",
+            "relay.delay_warning",
+            2,
+        ),
+        (
+            "[relay.retry]\nintervals = []\n",
+            "relay.retry.intervals",
+            2,
+        ),
+        (
+            "[relay.retry]\nintervals = [\"5m\", 0]\n",
+            "relay.retry.intervals",
+            2,
+        ),
+        (
+            "[relay.retry]\nmax_age = \"0s\"\n",
+            "relay.retry.max_age",
+            2,
+        ),
+        (
+            "[relay.retry]\nbounce_max_age = 0\n",
+            "relay.retry.bounce_max_age",
+            2,
+        ),
         ("[relay.dns]\ntimeout = 0\n", "relay.dns.timeout", 2),
-        ("[relay.dns]\nnameservers = [\"ns.example\"]\n", "relay.dns.nameservers", 2),
-        ("[relay.dns]\nnameservers = [\"127.0.0.1:0\"]\n", "relay.dns.nameservers", 2),
+        (
+            "[relay.dns]\nnameservers = [\"ns.example\"]\n",
+            "relay.dns.nameservers",
+            2,
+        ),
+        (
+            "[relay.dns]\nnameservers = [\"127.0.0.1:0\"]\n",
+            "relay.dns.nameservers",
+            2,
+        ),
         (
             "[[relay.route]]\ndomains = [\"a.test\"]\nhosts = [\"h:99999\"]\n",
             "relay.route[1].hosts",
@@ -204,7 +253,10 @@ fn every_error_names_its_key_and_line() {
     ] {
         let err = parse(text).unwrap_err();
         assert!(err.contains(&format!(": {key}: ")), "{text}: {err}");
-        assert!(err.contains(&format!("r.toml line {line}:")), "{text}: {err}");
+        assert!(
+            err.contains(&format!("r.toml line {line}:")),
+            "{text}: {err}"
+        );
     }
 }
 
@@ -217,7 +269,10 @@ fn the_wildcard_and_unrouted_domains_are_refused_with_reasons() {
          [[relay.route]]\ndomains = [\"example.org\"]\nhosts = [\"127.0.0.1:2526\"]\n",
     )
     .unwrap_err();
-    assert!(err.contains("\"other.test\" has no [[relay.route]]"), "{err}");
+    assert!(
+        err.contains("\"other.test\" has no [[relay.route]]"),
+        "{err}"
+    );
     // A `*` route may serve every relay domain; `*` stays refused in `[relay] domains`.
     relay(
         "[relay]\ndomains = [\"example.org\", \".example.net\"]\n\
@@ -267,7 +322,10 @@ fn the_recipients_file_is_read_into_the_policy_and_errors_name_its_line() {
         )
     };
     assert!(matches!(decide("<ALICE@Example.org>"), Decision::Accept(_)));
-    assert!(matches!(decide("<anyone@sub.example.org>"), Decision::Accept(_)));
+    assert!(matches!(
+        decide("<anyone@sub.example.org>"),
+        Decision::Accept(_)
+    ));
     match decide("<bob@example.org>") {
         Decision::Refuse(reply) => assert_eq!(
             String::from_utf8(reply.to_bytes()).unwrap(),
@@ -278,7 +336,10 @@ fn the_recipients_file_is_read_into_the_policy_and_errors_name_its_line() {
 
     std::fs::write(&file, "alice@example.org\nnot an address\n").unwrap();
     let err = r.policy().unwrap_err().to_string();
-    assert!(err.contains("relay.recipients") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("relay.recipients") && err.contains("line 2"),
+        "{err}"
+    );
     let missing = RelayConfig {
         recipients: Some(dir.path().join("absent")),
         ..r
@@ -290,7 +351,12 @@ fn the_recipients_file_is_read_into_the_policy_and_errors_name_its_line() {
 #[test]
 fn nameservers_take_a_port_or_default_to_53() {
     let dns = DnsConfig {
-        nameservers: vec!["192.0.2.53".into(), "[::1]:5300".into(), "::1".into(), "[::1]".into()],
+        nameservers: vec![
+            "192.0.2.53".into(),
+            "[::1]:5300".into(),
+            "::1".into(),
+            "[::1]".into(),
+        ],
         ..DnsConfig::default()
     };
     let want: Vec<SocketAddr> = ["192.0.2.53:53", "[::1]:5300", "[::1]:53", "[::1]:53"]
