@@ -374,3 +374,33 @@ fn shown_config_reads_back_the_same() {
     assert!(shown.contains("[[relay.route]]"), "{shown}");
     assert_eq!(parse(&shown).unwrap(), c, "{shown}");
 }
+
+#[test]
+fn the_commented_example_section_is_a_valid_relay_table() {
+    let example = include_str!("../../../../impulse.example.toml");
+    assert_eq!(parse(example).unwrap().relay, None, "commented out");
+    let start = example.find("# [relay]\n").expect("the [relay] example");
+    let uncommented: String = example[start..]
+        .lines()
+        .filter(|l| !l.starts_with("# # ") && l.trim() != "#")
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+        .collect();
+    let r = relay(&uncommented);
+    assert_eq!(r.domains, ["example.org"]);
+    assert_eq!(r.recipients, Some("/etc/impulse/recipients".into()));
+    assert_eq!(r.delay_warning, Some(ConfigDuration::from_secs(4 * 3600)));
+    assert_eq!(
+        r.dns.nameservers().unwrap(),
+        ["127.0.0.1:5300".parse().unwrap()]
+    );
+    assert_eq!(
+        r.routes()
+            .unwrap()
+            .lookup("a.example.org")
+            .unwrap()
+            .hosts()
+            .len(),
+        3
+    );
+    assert!(!r.verifies_recipients("example.org"));
+}
