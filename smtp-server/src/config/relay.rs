@@ -317,6 +317,16 @@ impl RelayConfig {
                 ));
             }
         }
+        for (i, route) in self.routes.iter().enumerate() {
+            // TODO(issue 11): the RCPT probe to the route's next hop, with its answer cached.
+            if route.verify_recipients {
+                out.push(format!(
+                    "{}: the RCPT probe is not implemented yet: addresses of this route's \
+                     domains are accepted unverified (list them in relay.recipients)",
+                    route_key(i, "verify_recipients")
+                ));
+            }
+        }
         out
     }
 
@@ -398,6 +408,14 @@ impl RelayConfig {
             connections_per_destination: self.connections_per_destination,
             ..ScheduleConfig::default()
         }
+    }
+}
+
+impl crate::config::ServerConfig {
+    /// The relay's settings when it is to deliver: a `[relay]` table with `enabled` (the
+    /// default). `None`: nothing is looked up or sent, mail is kept in the spool.
+    pub fn relay_delivery(&self) -> Option<&RelayConfig> {
+        self.relay.as_ref().filter(|r| r.enabled)
     }
 }
 

@@ -30,6 +30,16 @@
 //!   Only used when plugins registered such hooks.
 //! * **Signal thread** (optional, [`ServerBuilder::handle_signals`]): SIGTERM/SIGINT start a
 //!   graceful shutdown (through `signal-hook`'s self-pipe).
+//! * **Recipients watcher** (`impulse-relay-recipients`, only with `[relay] recipients`):
+//!   checks the file once a second and swaps a re-read table into relay control.
+//!
+//! # Relay control
+//!
+//! Every RCPT goes through relay control in the factory (`FactoryConfig::relay`, always set
+//! by the builder: the `[relay]` policy, or without the table loopback and authenticated
+//! clients only), on the client address the factory holds (after XCLIENT), before any RCPT
+//! hook: `554 5.7.1 <address>: Relay access denied`. Relay domains without recipient
+//! validation are warned about at start.
 //!
 //! # Listeners
 //!

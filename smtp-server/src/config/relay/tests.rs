@@ -100,7 +100,17 @@ fn the_issue_block_parses_into_every_sans_io_value() {
     assert_eq!(routes.port(), 25);
     assert!(r.verifies_recipients("EXAMPLE.org"));
     assert!(!r.verifies_recipients("target.test"));
-    assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+    // example.org has verify_recipients: no backscatter warning, but the probe's TODO.
+    let warnings = r.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("relay.route[2].verify_recipients: "),
+        "{warnings:?}"
+    );
+    assert!(parse(ISSUE_BLOCK).unwrap().relay_delivery().is_some());
+    let off = parse(&ISSUE_BLOCK.replace("enabled = true", "enabled = false")).unwrap();
+    assert!(off.relay_delivery().is_none() && off.relay.is_some());
+    assert!(parse("").unwrap().relay_delivery().is_none());
 
     let schedule = r.schedule();
     assert_eq!(schedule.connections_per_destination, 20);
@@ -292,8 +302,12 @@ fn a_relay_domain_without_recipient_validation_is_warned_about() {
          [[relay.route]]\ndomains = [\"example.org\"]\nhosts = [\"127.0.0.1\"]\n",
     );
     let warnings = r.warnings();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("\"example.org\""), "{warnings:?}");
+    assert!(
+        warnings[1].contains("relay.route[1].verify_recipients"),
+        "{warnings:?}"
+    );
     assert!(warnings[0].contains("backscatter"), "{warnings:?}");
     let with_file = RelayConfig {
         recipients: Some("r.txt".into()),
