@@ -148,6 +148,13 @@ fn relay_domains_are_accepted_from_outside_in_any_spelling_and_nothing_else_is()
     assert!(c.cmd("DATA").starts_with("354"));
     c.send(b"Subject: in\r\n\r\nfor us\r\n.\r\n");
     assert!(c.reply().starts_with("250 2.0.0"));
+    // The U-label form, in an SMTPUTF8 transaction, is the same relay domain.
+    assert!(c
+        .cmd("MAIL FROM:<sender@example.com> SMTPUTF8")
+        .starts_with("250 2.1.0"));
+    assert!(c.cmd("RCPT TO:<u@BÜCHER.example>").starts_with("250 2.1.5"));
+    assert!(c.cmd("RCPT TO:<u@bücher.example.com>").starts_with(DENIED));
+    c.cmd("RSET");
     c.cmd("QUIT");
     let id = server.queued()[0];
     let env = server.spool.read_envelope(id).unwrap();

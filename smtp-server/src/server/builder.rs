@@ -223,7 +223,10 @@ impl ServerBuilder {
         };
         factory.tls_available = tls.is_some();
         factory.require_tls = tls.is_some() && config.tls.required;
-        // Relay control runs at every RCPT, with or without a `[relay]` table.
+        // Relay control runs at every RCPT, with or without a `[relay]` table. The
+        // recipients file's version is noted before it is read: a change in between is
+        // read again, never missed.
+        let seen = config.relay.as_ref().and_then(Watch::stamp_now);
         let relay = Arc::new(RelayControl::new(match &config.relay {
             Some(r) => r.policy()?,
             None => RelayConfig::default_policy(),
@@ -233,7 +236,7 @@ impl ServerBuilder {
             for warning in r.warnings() {
                 log::warn!("{warning}");
             }
-            Watch::new(r, relay)
+            Watch::new(r, relay, seen)
         });
         if let Some(tweak) = self.tweak {
             tweak(&mut factory);

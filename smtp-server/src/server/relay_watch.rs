@@ -26,7 +26,7 @@ pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What identifies one version of the file: modification time, size and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     ino: u64,
@@ -52,12 +52,22 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// A watch over `config`'s recipients file, `None` when it names none. Call it right
-    /// after the policy in `control` was built from the file.
-    pub(crate) fn new(config: &RelayConfig, control: Arc<RelayControl>) -> Option<Watch> {
+    /// The version of `config`'s recipients file now (`None`: no file, or none named).
+    /// Take it before reading the file for the policy, and pass it to [`Watch::new`].
+    pub(crate) fn stamp_now(config: &RelayConfig) -> Option<Stamp> {
+        stamp(config.recipients.as_deref()?)
+    }
+
+    /// A watch over `config`'s recipients file, `None` when it names none; `seen` is the
+    /// version noted before the policy in `control` was read from it.
+    pub(crate) fn new(
+        config: &RelayConfig,
+        control: Arc<RelayControl>,
+        seen: Option<Stamp>,
+    ) -> Option<Watch> {
         let path = config.recipients.clone()?;
         Some(Watch {
-            seen: stamp(&path),
+            seen,
             config: config.clone(),
             path,
             control,
@@ -160,8 +170,9 @@ mod tests {
             recipients: Some(file.clone()),
             ..RelayConfig::default()
         };
+        let seen = Watch::stamp_now(&config);
         let control = Arc::new(RelayControl::new(config.policy().unwrap()));
-        let mut watch = Watch::new(&config, control.clone()).unwrap();
+        let mut watch = Watch::new(&config, control.clone(), seen).unwrap();
         assert!(!watch.check(), "unchanged");
         assert!(accepts(&control, "<alice@example.org>"));
         assert!(!accepts(&control, "<bob@example.org>"));
@@ -193,7 +204,7 @@ mod tests {
             ..RelayConfig::default()
         };
         let control = Arc::new(RelayControl::new(config.policy().unwrap()));
-        let watcher = Watch::new(&config, control).unwrap().start().unwrap();
+        let watcher = Watch::new(&config, control, None).unwrap().start().unwrap();
         watcher.stop();
     }
 }
