@@ -306,3 +306,26 @@ fn with_dsn_off_the_parameters_are_unsupported() {
         "555 5.5.4 Unsupported parameter\r\n"
     );
 }
+
+#[test]
+fn a_client_that_authenticated_relays_anywhere() {
+    let mut cfg = relay_config(&["127.0.0.0/8"]);
+    cfg.auth = Some(crate::factory::AuthConfig {
+        require_tls: false,
+        ..Default::default()
+    });
+    let mut h = Harness::ready(cfg);
+    h.exchange(b"MAIL FROM:<a@b.example>\r\n");
+    assert!(rcpt(&mut h, "<u@example.com>").starts_with(DENIED));
+    h.exchange(b"RSET\r\n");
+    // "\0alice\0secret"; the harness's decider accepts the credentials.
+    assert!(h
+        .exchange(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n")
+        .starts_with("235 2.7.0"));
+    h.exchange(b"MAIL FROM:<a@b.example>\r\n");
+    assert_eq!(rcpt(&mut h, "<u@example.com>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(
+        rcpt(&mut h, "<u%example.com@example.org>"),
+        "250 2.1.5 Ok\r\n"
+    );
+}
