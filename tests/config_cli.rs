@@ -171,3 +171,92 @@ fn serve_refuses_a_table_for_a_plugin_it_does_not_have() {
         stderr(&out)
     );
 }
+
+#[test]
+fn check_covers_the_relay_table_and_show_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipients = write(
+        dir.path(),
+        "recipients",
+        "alice@example.org\n@sub.example.org\n",
+    );
+    let good = format!(
+        "[relay]\ndomains = [\"example.org\", \".example.org\"]\nrecipients = {recipients:?}\n\
+         [relay.retry]\nintervals = [\"1s\", \"5m\"]\n\
+         [[relay.route]]\ndomains = [\"example.org\", \".example.org\"]\nhosts = [\"127.0.0.1:2526\"]\n"
+    );
+    let cfg = write(dir.path(), "relay.toml", &good);
+    let out = impulse(&["config", "check", "--config", &cfg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("relay on, domains [example.org, .example.org], 1 route"),
+        "{text}"
+    );
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // Without recipient validation: a warning, and still OK.
+    let unvalidated = write(
+        dir.path(),
+        "warn.toml",
+        "[relay]\ndomains = [\"example.org\"]\n\
+         [[relay.route]]\ndomains = [\"example.org\"]\nhosts = [\"127.0.0.1:2526\"]\n",
+    );
+    let out = impulse(&["config", "check", "--config", &unvalidated]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning: relay.domains: \"example.org\" has neither"));
+
+    for (text, want) in [
+        (
+            "[relay]\ndomains = [\"*\"]\n".to_owned(),
+            "relay.toml line 2: relay.domains: \"*\" is not allowed",
+        ),
+        (
+            "[relay]\ndomains = [\"example.org\"]\n".to_owned(),
+            "relay.domains: \"example.org\" has no [[relay.route]]",
+        ),
+        (
+            "[relay.retry]\nmax_age = \"5 days\"\n".to_owned(),
+            "invalid duration",
+        ),
+        (
+            "[[relay.route]]\ndomains = [\"a.test\"]\nhosts = [\"h\"]\ntls = \"sometimes\"\n"
+                .to_owned(),
+            "relay.toml line 4: relay.route[1].tls",
+        ),
+        (
+            good.replace(&recipients, "/nonexistent/recipients"),
+            "relay.recipients: cannot read /nonexistent/recipients",
+        ),
+    ] {
+        let cfg = write(dir.path(), "relay.toml", &text);
+        let out = impulse(&["config", "check", "--config", &cfg]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(stderr(&out).contains(want), "{text}: {}", stderr(&out));
+    }
+
+    let cfg = write(dir.path(), "relay.toml", &good);
+    let out = impulse(&["config", "show", "--config", &cfg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    for key in [
+        "[relay]",
+        "enabled = true",
+        "networks = [\"127.0.0.0/8\", \"::1/128\"]",
+        "connections_per_destination = 20",
+        "down_time = \"5m\"",
+        "[relay.retry]",
+        "intervals = [\"1s\", \"5m\"]",
+        "max_age = \"5d\"",
+        "[relay.dns]",
+        "timeout = \"5s\"",
+        "[[relay.route]]",
+    ] {
+        assert!(shown.contains(key), "{key} missing from\n{shown}");
+    }
+    let again = write(dir.path(), "shown.toml", &shown);
+    let out2 = impulse(&["config", "show", "--config", &again]);
+    assert!(out2.status.success(), "{}", stderr(&out2));
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&shown), body(&String::from_utf8(out2.stdout).unwrap()));
+}

@@ -11,10 +11,16 @@ use impulse_plugin_xclient as _;
 use impulse_test_support::line::LineClient;
 use impulse_test_support::server::{static_registry, TestServer};
 
-/// A server over `spool` with only the xclient plugin active, `authorized` as given.
+/// A server over `spool` with only the xclient plugin active, `authorized` as given; relay
+/// control trusts loopback and the reported client's network (192.0.2.0/24), so the reported
+/// client may relay (tests/relay_control.rs has the clients that may not).
 fn start(authorized: &str, spool: &Spool) -> TestServer {
     let config = format!("[xclient]\nauthorized = [{authorized:?}]\n");
-    TestServer::on(spool.clone(), static_registry(&config, &["xclient"]), 1)
+    TestServer::builder()
+        .spool(spool.clone())
+        .registry(static_registry(&config, &["xclient"]))
+        .relay_networks(&["127.0.0.0/8", "192.0.2.0/24"])
+        .start()
 }
 
 #[test]

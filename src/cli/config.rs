@@ -6,7 +6,9 @@
 //! ranges, each error naming its key and line), the linked and loaded plugins with their
 //! `[plugins.NAME]` tables (a table for a plugin that is neither linked nor loaded is an error),
 //! the TLS certificate and key (readable, parseable, matching), and the spool directory (a
-//! directory it can write, or one it can create). It binds nothing and writes nothing.
+//! directory it can write, or one it can create), and `[relay]` (its keys, routes for every
+//! relay domain, the recipients file read and parsed; relay domains without recipient
+//! validation are warned about). It binds nothing and writes nothing.
 //! `show` prints the effective configuration, every default filled in, as TOML.
 
 use std::path::{Path, PathBuf};
@@ -119,9 +121,16 @@ fn check(path: Option<&Path>) -> Result<String, String> {
     if !config.spool.discard {
         check_spool_dir(&config.spool.dir)?;
     }
+    if let Some(relay) = &config.relay {
+        // The recipients file is read as `serve` reads it at start.
+        relay.policy().map_err(|e| e.to_string())?;
+        for w in relay.warnings() {
+            eprintln!("impulse config: warning: {w}");
+        }
+    }
     let names = registry.plugin_names();
     Ok(format!(
-        "{}: OK (listen {}; spool {}; plugins [{}]{})\n",
+        "{}: OK (listen {}; spool {}; plugins [{}]{}{})\n",
         path.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string()),
         config
             .listeners()
@@ -136,6 +145,7 @@ fn check(path: Option<&Path>) -> Result<String, String> {
         } else {
             ""
         },
+        relay_summary(&config),
     ))
 }
 
@@ -157,6 +167,24 @@ fn describe(l: &ListenerConfig) -> String {
         l.address.to_string()
     } else {
         format!("{} ({})", l.address, what.join(", "))
+    }
+}
+
+/// `; relay: ...` for the OK line: whether mail is delivered, and the relay domains.
+fn relay_summary(config: &ServerConfig) -> String {
+    match &config.relay {
+        None => "; relay off (no [relay] table: mail is kept, loopback may relay)".to_owned(),
+        Some(r) => format!(
+            "; relay {}, domains [{}], {} route{}",
+            if r.enabled {
+                "on"
+            } else {
+                "off (enabled = false)"
+            },
+            r.domains.join(", "),
+            r.routes.len(),
+            if r.routes.len() == 1 { "" } else { "s" },
+        ),
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use smtp_server::config::ServerConfig;
+use smtp_server::config::{RelayConfig, ServerConfig};
 use smtp_server::hooks_api::Registry;
 use smtp_server::server::{Server, ServerHandle};
 use smtp_server::spool::{QueueId, RealIo, Spool, SpoolOptions};
@@ -80,6 +80,18 @@ impl TestServerBuilder {
     /// fresh one.
     pub fn spool(mut self, spool: Spool) -> Self {
         self.spool = Some(spool);
+        self
+    }
+
+    /// Relay control trusts these client networks (CIDR) instead of loopback only, through a
+    /// `[relay]` table with `enabled = false` (relay control only, nothing delivered): for
+    /// tests whose clients report an outside address (XCLIENT) and still relay.
+    pub fn relay_networks(mut self, networks: &[&str]) -> Self {
+        self.config.relay = Some(RelayConfig {
+            enabled: false,
+            networks: networks.iter().map(|n| (*n).to_owned()).collect(),
+            ..RelayConfig::default()
+        });
         self
     }
 

@@ -37,7 +37,11 @@ fn plugin_so() -> PathBuf {
 /// Impulse's server with the server-side xclient plugin, XCLIENT allowed from `authorized`.
 fn server(authorized: &str) -> TestServer {
     let config = format!("[xclient]\nauthorized = [{authorized:?}]\n");
-    TestServer::with(static_registry(&config, &["xclient"]), 1)
+    // Relay control sees the reported client: trust the networks these tests report.
+    TestServer::builder()
+        .registry(static_registry(&config, &["xclient"]))
+        .relay_networks(&["127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24"])
+        .start()
 }
 
 /// A TCP relay for one connection that records what the client sends.

@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 
 mod duration;
 mod listener;
+mod relay;
 mod validate;
 pub use duration::ConfigDuration;
 pub use listener::{
     check_auth_hook, AuthSettings, ListenerConfig, ListenerRole, ListenerTls, DEFAULT_PROXY_FROM,
     DEFAULT_PROXY_TIMEOUT,
 };
+pub use relay::{read_recipients, DnsConfig, RelayConfig, RetryConfig, RouteConfig};
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
 
@@ -133,6 +135,9 @@ pub struct ServerConfig {
     pub plugin_files: Vec<PathBuf>,
     /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
     pub plugins: toml::Table,
+    /// `[relay]`: relay control, routes and delivery. `None` (no table): nothing is
+    /// delivered, and relay control is [`RelayConfig::default_policy`].
+    pub relay: Option<RelayConfig>,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +156,7 @@ impl Default for ServerConfig {
             listener: Vec::new(),
             plugin_files: Vec::new(),
             plugins: toml::Table::new(),
+            relay: None,
         }
     }
 }

@@ -30,7 +30,7 @@ impl Factory {
             leniency: self.config.leniency,
         };
         match Command::parse(line, &opts) {
-            Ok(command) => self.dispatch(command, now),
+            Ok(command) => self.dispatch(command, line, now),
             Err(CommandError::BareLf) => {
                 let reply = CommandError::BareLf.reply();
                 self.out.push_with(|o| r::write(o, &reply));
@@ -57,7 +57,8 @@ impl Factory {
         }
     }
 
-    fn dispatch(&mut self, command: Command<'_>, now: Instant) {
+    /// One parsed command; `line` is the line it was parsed from.
+    fn dispatch(&mut self, command: Command<'_>, line: &[u8], now: Instant) {
         if self.session.refused && command != Command::Quit {
             self.send(&r::NO_SERVICE);
             return;
@@ -81,7 +82,9 @@ impl Factory {
             Command::Helo { domain } => self.cmd_helo(domain.to_string(), false),
             Command::Ehlo { domain } => self.cmd_helo(domain.to_string(), true),
             Command::Mail { from, params } => self.cmd_mail(from, params),
-            Command::Rcpt { to, params } => self.cmd_rcpt(to, params),
+            Command::Rcpt { to, params } => {
+                self.cmd_rcpt(to, params, super::relay::has_source_route(line))
+            }
             Command::Data => self.cmd_data(now),
             Command::Bdat { .. } => self.send(&r::NOT_IMPLEMENTED),
             Command::Rset => {
@@ -154,6 +157,7 @@ impl Factory {
             smtputf8: self.config.smtputf8,
             starttls: self.config.tls_available && !tls,
             auth: mechs.as_deref(),
+            dsn: self.config.dsn,
         };
         self.config
             .extensions
@@ -173,8 +177,7 @@ impl Factory {
         }
         let unsupported = (params.smtputf8 && !self.config.smtputf8)
             || params.body == Some(Body::BinaryMime)
-            || params.ret.is_some()
-            || params.envid.is_some()
+            || (!self.config.dsn && (params.ret.is_some() || params.envid.is_some()))
             || params
                 .unknown
                 .iter()
@@ -228,13 +231,14 @@ impl Factory {
         }
     }
 
-    fn cmd_rcpt(&mut self, to: ForwardPath<'_>, params: Params<'_>) {
+    /// RCPT; `source_route` when the client wrote one before the mailbox (the parser drops
+    /// it; relay control refuses it from untrusted clients).
+    fn cmd_rcpt(&mut self, to: ForwardPath<'_>, params: Params<'_>, source_route: bool) {
         let Some(construct) = &mut self.construct else {
             return self.send(&r::NEED_MAIL);
         };
         construct.rcpt_attempts += 1;
-        let unsupported = params.notify.is_some()
-            || params.orcpt.is_some()
+        let unsupported = (!self.config.dsn && (params.notify.is_some() || params.orcpt.is_some()))
             || params
                 .unknown
                 .iter()
@@ -244,6 +248,9 @@ impl Factory {
         }
         if construct.env.recipients.len() >= self.config.max_recipients {
             return self.send(&r::TOO_MANY_RCPTS);
+        }
+        if let Some(refusal) = self.relay_refusal(&to, source_route) {
+            return self.send_reply(&refusal);
         }
         let (to, params) = (to.into_owned(), params.into_owned());
         if self.config.decisions.wants(EventKind::Rcpt) {

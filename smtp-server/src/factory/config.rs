@@ -1,5 +1,6 @@
 //! [`FactoryConfig`]: limits, timeouts, advertised extensions and which events need a decision.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_proto::command::Leniency;
@@ -9,6 +10,7 @@ use smtp_proto::sasl::Mechanism;
 
 use super::event::{Decided, EventKind};
 use super::extensions::Extensions;
+use super::relay::RelayControl;
 
 /// Default idle / per-command timeout (RFC 5321 §4.5.3.2: at least 5 minutes).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -206,6 +208,15 @@ pub struct FactoryConfig {
     pub decisions: Decisions,
     /// Plugin ESMTP extensions: keywords, verbs and MAIL/RCPT parameters.
     pub extensions: Extensions,
+    /// Advertise DSN and accept its parameters (RFC 3461: `RET`, `ENVID` on MAIL, `NOTIFY`,
+    /// `ORCPT` on RCPT), kept in the envelope for the relay (default `true`). Off, they get
+    /// `555 5.5.4`.
+    pub dsn: bool,
+    /// Relay control, consulted at every RCPT before the RCPT hook (see the `relay` module:
+    /// `554 5.7.1 <address>: Relay access denied`). `None` (the default of a bare factory)
+    /// checks nothing; the server always sets it, to the `[relay]` policy or the default one
+    /// (loopback and authenticated clients only).
+    pub relay: Option<Arc<RelayControl>>,
 }
 
 impl Default for FactoryConfig {
@@ -239,6 +250,8 @@ impl Default for FactoryConfig {
             forbid_pipelining_violations: true,
             decisions: Decisions::NONE,
             extensions: Extensions::new(),
+            dsn: true,
+            relay: None,
         }
     }
 }

@@ -4,9 +4,10 @@
 use smtp_proto::capability::{Capabilities, Capability};
 
 /// Keywords the factory advertises (or reserves: CHUNKING and BINARYMIME wait for BDAT); an
-/// extension may not claim them. Others that smtp-proto knows (DSN, XCLIENT, REQUIRETLS) are
+/// extension may not claim them. Others that smtp-proto knows (XCLIENT, REQUIRETLS) are
 /// left to plugins.
-const BUILTIN_KEYWORDS: [&str; 9] = [
+const BUILTIN_KEYWORDS: [&str; 10] = [
+    "DSN",
     "PIPELINING",
     "SIZE",
     "8BITMIME",
@@ -92,10 +93,12 @@ pub struct Builtins<'a> {
     pub starttls: bool,
     /// Offer AUTH with these mechanism names.
     pub auth: Option<&'a [String]>,
+    /// Offer DSN (RFC 3461).
+    pub dsn: bool,
 }
 
 /// The EHLO keyword registry. Built-ins come first in the EHLO reply (PIPELINING, SIZE n,
-/// 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, then STARTTLS and AUTH when available; CHUNKING
+/// 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN, then STARTTLS and AUTH when available; CHUNKING
 /// is not offered until BDAT is implemented), then the registered extensions in
 /// registration order.
 ///
@@ -234,6 +237,9 @@ impl Extensions {
             caps.insert(Capability::SmtpUtf8);
         }
         caps.insert(Capability::EnhancedStatusCodes);
+        if builtins.dsn {
+            caps.insert(Capability::Dsn);
+        }
         if builtins.starttls {
             caps.insert(Capability::StartTls);
         }

@@ -47,6 +47,14 @@
 //! [`Event::MessageStart`] at the first chunk and [`Event::MessageComplete`] after `LAST`;
 //! the construct, decisions and `Received:` header are shared. Only the framing differs.
 //!
+//! # Relay control and DSN
+//!
+//! With [`FactoryConfig::relay`] set (the server always sets it), every RCPT passes relay
+//! control (the `relay` module) after its syntax and the recipient limit and before the RCPT
+//! event: a refusal (`554 5.7.1 <address>: Relay access denied`) is final and no hook sees
+//! that recipient. DSN (RFC 3461) is advertised and `RET`, `ENVID`, `NOTIFY` and `ORCPT` are
+//! kept in the envelope's parameters ([`FactoryConfig::dsn`]).
+//!
 //! # Modules
 //!
 //! Events and decisions in `event`, configuration in `config`, the EHLO registry in
@@ -66,6 +74,7 @@ mod input;
 mod output;
 mod pending;
 mod received;
+mod relay;
 mod replies;
 mod session;
 mod state;
@@ -94,6 +103,7 @@ pub use event::{
 };
 pub use extensions::{Builtins, Extension, ExtensionError, Extensions};
 pub use received::rfc5322_date;
+pub use relay::RelayControl;
 pub use session::SessionUpdate;
 pub use state::State;
 

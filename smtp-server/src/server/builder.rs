@@ -14,9 +14,12 @@ use super::event_loop::Loop;
 use super::limits::ConnLimits;
 use super::listener::ListenerSpec;
 use super::pool::Pool;
+use super::relay_watch::Watch;
 use super::{Control, Server, ServerError, ServerHandle};
-use crate::config::{check_auth_hook, BareLineEndingPolicy, ListenerConfig, ServerConfig};
-use crate::factory::{AuthConfig, Decisions, EventKind, FactoryConfig};
+use crate::config::{
+    check_auth_hook, BareLineEndingPolicy, ListenerConfig, RelayConfig, ServerConfig,
+};
+use crate::factory::{AuthConfig, Decisions, EventKind, FactoryConfig, RelayControl};
 use crate::spool::{RealIo, Spool, SpoolOptions};
 
 /// Listen backlog of the sockets the server binds itself.
@@ -102,6 +105,8 @@ pub(crate) struct Built {
     /// Loop threads to start (`workers` in the configuration).
     pub loops: usize,
     pub signals: bool,
+    /// The `[relay] recipients` file to re-read when it changes.
+    pub relay_watch: Option<Watch>,
 }
 
 type FactoryTweak = Box<dyn FnOnce(&mut FactoryConfig)>;
@@ -227,6 +232,21 @@ impl ServerBuilder {
         };
         factory.tls_available = tls.is_some();
         factory.require_tls = tls.is_some() && config.tls.required;
+        // Relay control runs at every RCPT, with or without a `[relay]` table. The
+        // recipients file's version is noted before it is read: a change in between is
+        // read again, never missed.
+        let seen = config.relay.as_ref().and_then(Watch::stamp_now);
+        let relay = Arc::new(RelayControl::new(match &config.relay {
+            Some(r) => r.policy()?,
+            None => RelayConfig::default_policy(),
+        }));
+        factory.relay = Some(relay.clone());
+        let relay_watch = config.relay.as_ref().and_then(|r| {
+            for warning in r.warnings() {
+                log::warn!("{warning}");
+            }
+            Watch::new(r, relay, seen)
+        });
         if let Some(tweak) = self.tweak {
             tweak(&mut factory);
         }
@@ -307,6 +327,7 @@ impl ServerBuilder {
                 local_addrs,
                 loops: config.effective_workers(),
                 signals: self.signals,
+                relay_watch,
             },
         })
     }
@@ -384,6 +405,7 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         local_addrs,
         loops: loop_count,
         signals,
+        relay_watch,
     } = built;
     let control = shared.control.clone();
     let mut loops = Vec::with_capacity(loop_count);
@@ -413,6 +435,10 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
             .map_err(|e| ServerError::io("spawn", e))?;
         threads.push(t);
     }
+    let relay_watcher = relay_watch
+        .map(Watch::start)
+        .transpose()
+        .map_err(|e| ServerError::io("spawn", e))?;
     let signal_handle = if signals {
         Some(spawn_signal_thread(control.clone())?)
     } else {
@@ -430,6 +456,9 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         on_exit: Some(Box::new(move || {
             if let Some(h) = signal_handle {
                 h.close();
+            }
+            if let Some(w) = relay_watcher {
+                w.stop();
             }
             // Plugin shutdowns run once nobody else holds the registry.
             if let Some(mut arc) = registry.take() {

@@ -30,6 +30,16 @@
 //!   Only used when plugins registered such hooks.
 //! * **Signal thread** (optional, [`ServerBuilder::handle_signals`]): SIGTERM/SIGINT start a
 //!   graceful shutdown (through `signal-hook`'s self-pipe).
+//! * **Recipients watcher** (`impulse-relay-recipients`, only with `[relay] recipients`):
+//!   checks the file once a second and swaps a re-read table into relay control.
+//!
+//! # Relay control
+//!
+//! Every RCPT goes through relay control in the factory (`FactoryConfig::relay`, always set
+//! by the builder: the `[relay]` policy, or without the table loopback and authenticated
+//! clients only), on the client address the factory holds (after XCLIENT), before any RCPT
+//! hook: `554 5.7.1 <address>: Relay access denied`. Relay domains without recipient
+//! validation are warned about at start.
 //!
 //! # Listeners
 //!
@@ -71,6 +81,7 @@
 //! | `queue.rs` | the message path: spool writer, commit, message and queue hooks on the worker pool |
 //! | `pool.rs` | the worker pool |
 //! | `tls.rs` | the rustls layer of one connection, and loading certificates |
+//! | `relay_watch.rs` | re-reading `[relay] recipients` when it changes, on a thread of its own |
 //! | `builder.rs`, `limits.rs` | building and starting the server; the connection caps |
 //! | `listener.rs`, `proxy.rs` | each listener's role, TLS mode and PROXY settings as the loop uses them; the PROXY v1/v2 header parser (sans-IO) |
 //!
@@ -143,6 +154,7 @@ mod listener;
 mod pool;
 mod proxy;
 mod queue;
+mod relay_watch;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -19,8 +19,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     (
         "",
-        "MAIL FROM:<a@b.example> RET=FULL\r\n",
-        "555 5.5.4 Unsupported parameter",
+        "MAIL FROM:<a@b.example> RET=BODY\r\n",
+        "501 5.5.4 Invalid RET value",
     ),
     (
         "",
@@ -76,8 +76,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     (
         "MAIL FROM:<a@b.example>\r\n",
-        "RCPT TO:<c@d.example> NOTIFY=NEVER\r\n",
-        "555 5.5.4 Unsupported parameter",
+        "RCPT TO:<c@d.example> NOTIFY=NEVER,SUCCESS\r\n",
+        "501 5.5.4 Invalid NOTIFY value",
     ),
     (
         "MAIL FROM:<a@b.example>\r\n",

@@ -6,6 +6,7 @@ mod backpressure;
 mod decisions;
 mod errors;
 mod props;
+mod relay_dsn;
 mod session;
 mod sync;
 mod tls_auth;

@@ -1,0 +1,104 @@
+//! Relay control at RCPT: the one place the factory calls
+//! [`smtp_relay::route::check_recipient`], for every RCPT, with the client as the session
+//! knows it right now (its address after XCLIENT, or a PROXY header when the driver created
+//! the factory with the proxied address; authenticated after AUTH or XCLIENT LOGIN).
+//!
+//! The order at RCPT: syntax and parameters (`501`/`555`), the recipient limit (`452 4.5.3`),
+//! then relay control (`554 5.7.1 <address>: Relay access denied`, or `550 5.1.1` for an
+//! address of a relay domain missing from the recipients table), then the RCPT hook. A
+//! refusal of relay control is final: the hook never sees that recipient, so no plugin can
+//! open the relay by accident; a recipient relay control accepts may still be refused, or
+//! accepted with the plugin's own reply, by the hook.
+//!
+//! What it does not do: read the recipients file (the server swaps in a new policy through
+//! [`RelayControl::replace`] when the file changes), or decide anything about delivery.
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use smtp_proto::address::ForwardPath;
+use smtp_proto::reply::Reply;
+use smtp_relay::route::{check_recipient, Client, Decision, RcptPath, RelayPolicy};
+
+use super::Factory;
+
+/// The relay policy in force, shared by every connection and replaceable while the server
+/// runs (a changed recipients file). Cheap to consult: one uncontended read lock and an
+/// `Arc` clone per RCPT.
+pub struct RelayControl {
+    policy: RwLock<Arc<RelayPolicy>>,
+}
+
+impl RelayControl {
+    /// Relay control with `policy`.
+    pub fn new(policy: RelayPolicy) -> RelayControl {
+        RelayControl {
+            policy: RwLock::new(Arc::new(policy)),
+        }
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<RelayPolicy> {
+        self.policy.read().clone()
+    }
+
+    /// Puts `policy` in force for every RCPT from now on.
+    pub fn replace(&self, policy: RelayPolicy) {
+        *self.policy.write() = Arc::new(policy);
+    }
+}
+
+impl fmt::Debug for RelayControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RelayControl")
+            .field(&*self.policy())
+            .finish()
+    }
+}
+
+/// Whether the text after `RCPT TO:` of `line` starts a source route (`<@a,@b:user@c>`), which
+/// the address parser accepts and drops: a mailbox never starts with `@`.
+pub(super) fn has_source_route(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let rest = line[colon + 1..].trim_ascii_start();
+    let rest = rest.strip_prefix(b"<").unwrap_or(rest);
+    rest.trim_ascii_start().starts_with(b"@")
+}
+
+impl Factory {
+    /// Relay control for one RCPT: `Some(reply)` refuses the recipient. Without
+    /// [`FactoryConfig::relay`](super::FactoryConfig::relay) every recipient passes.
+    pub(super) fn relay_refusal(&self, to: &ForwardPath<'_>, source_route: bool) -> Option<Reply> {
+        let control = self.config.relay.as_ref()?;
+        let client = Client {
+            addr: self.peer.ip(),
+            authenticated: self.session.auth.is_some(),
+        };
+        let rcpt = RcptPath::new(to.clone().into_owned(), source_route);
+        match check_recipient(&control.policy(), &rcpt, &client) {
+            Decision::Accept(_) => None,
+            Decision::Refuse(reply) => Some(reply),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_source_route;
+
+    #[test]
+    fn source_routes_are_seen_in_the_raw_line() {
+        assert!(has_source_route(
+            b"RCPT TO:<@a.example,@b.example:u@c.example>\r\n"
+        ));
+        assert!(has_source_route(b"RCPT TO: < @a.example:u@c.example>\r\n"));
+        assert!(has_source_route(b"rcpt to:@a.example:u@c.example\r\n"));
+        assert!(!has_source_route(b"RCPT TO:<u@c.example>\r\n"));
+        assert!(!has_source_route(b"RCPT TO:<\"@x\"@c.example>\r\n"));
+        assert!(!has_source_route(b"RCPT TO:<Postmaster>\r\n"));
+        assert!(!has_source_route(b"RCPT"));
+    }
+}
