@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use smtp_relay::driver::{control, offline, RelaySettings};
-use smtp_relay::route::RouteTable;
+use smtp_relay::driver::{control, offline, Relay, RelaySettings};
+use smtp_relay::route::{LocalHost, RouteTable};
 use smtp_server::config::Overrides;
 use smtp_server::server::Server;
 
@@ -88,22 +88,84 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         names.join(", ")
     );
     let hostname = config.effective_hostname();
+    let registry = Arc::new(registry);
+    let relay_settings = match config.relay_delivery() {
+        Some(relay) => Some(relay_settings(&config, relay, &registry)?),
+        None => None,
+    };
     let server = Server::builder()
         .config(config)
-        .registry(Arc::new(registry))
+        .registry(registry.clone())
         .handle_signals(true)
         .build()
         .map_err(|e| e.to_string())?;
     let spool = server.spool().clone();
+    // The relay: delivery of what the server accepts, when the config has a `[relay]` table.
+    let relay = match relay_settings {
+        Some(mut settings) => {
+            let names = [hostname.clone()];
+            let addrs: Vec<_> = server.local_addrs().iter().map(|a| a.ip()).collect();
+            settings.local = LocalHost::new(&names, &addrs);
+            let relay = Relay::start(spool.clone(), settings)
+                .map_err(|e| format!("cannot start the relay: {e}"))?;
+            log::info!("relay started: delivering from {}", spool.dir().display());
+            Some(relay)
+        }
+        None => {
+            log::info!(
+                "relay off (no [relay] table, or enabled = false): mail is kept in the spool"
+            );
+            None
+        }
+    };
     // The queue commands' way in (`impulse queue flush|hold|...`): this process owns the
     // spool's lock, so it is the one writer.
-    let settings = RelaySettings::new(RouteTable::new(Vec::new(), None), hostname);
-    let handler_spool = spool.clone();
-    let handler: control::Handler =
-        Arc::new(move |command| offline::apply(&handler_spool, &settings, &command));
+    let handler: control::Handler = match &relay {
+        Some(relay) => {
+            let commander = relay.commander();
+            Arc::new(move |command| {
+                commander
+                    .command(command)
+                    .ok_or_else(|| "the relay did not answer".to_string())
+            })
+        }
+        None => {
+            let settings = RelaySettings::new(RouteTable::new(Vec::new(), None), hostname);
+            let handler_spool = spool.clone();
+            Arc::new(move |command| offline::apply(&handler_spool, &settings, &command))
+        }
+    };
     let _control = control::ControlSocket::start(spool.dir(), handler)
         .map_err(|e| format!("control socket in {}: {e}", spool.dir().display()))?;
-    server.run().map_err(|e| e.to_string())?;
+    let served = server.run().map_err(|e| e.to_string());
+    if let Some(relay) = relay {
+        relay.shutdown();
+    }
+    drop(registry);
+    served?;
     log::info!("impulse stopped");
     Ok(())
+}
+
+/// The relay's settings from the `[relay]` table (and the server's own where they apply).
+fn relay_settings(
+    config: &smtp_server::config::ServerConfig,
+    relay: &smtp_server::config::RelayConfig,
+    registry: &Arc<smtp_server::hooks_api::Registry>,
+) -> Result<RelaySettings, String> {
+    let routes = relay.routes().map_err(|e| e.to_string())?;
+    let mut settings = RelaySettings::new(routes, config.effective_hostname());
+    settings.schedule = relay.schedule();
+    settings.schedule.seed = std::process::id() as u64;
+    settings.nameservers = relay.dns.nameservers().map_err(|e| e.to_string())?;
+    settings.dns_timeout = relay.dns.timeout.get();
+    settings.messages_per_connection =
+        u32::try_from(relay.messages_per_connection).unwrap_or(u32::MAX);
+    settings.shutdown_grace =
+        std::time::Duration::from_secs(config.timeouts.shutdown_grace.min(30));
+    // Every client state the plugins registered runs on every relay connection.
+    let chain = smtp_client::StateRegistry::from_hooks(registry)
+        .map_err(|e| format!("the plugins' client states: {e}"))?;
+    settings.machine = Some(chain.build());
+    Ok(settings)
 }

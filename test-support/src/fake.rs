@@ -23,6 +23,8 @@ impl Peer {
     /// The accepted `stream`, reads timing out after `timeout`.
     pub fn new(stream: TcpStream, timeout: Duration) -> Peer {
         let _ = stream.set_read_timeout(Some(timeout));
+        // Replies go out as they are written (no Nagle wait behind a delayed ACK).
+        let _ = stream.set_nodelay(true);
         Peer {
             r: BufReader::new(stream.try_clone().expect("a second handle")),
             w: stream,

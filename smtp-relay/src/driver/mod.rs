@@ -27,6 +27,7 @@ pub mod dns;
 mod notify;
 pub mod offline;
 mod outcome;
+mod writer;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
@@ -202,6 +203,8 @@ impl Relay {
         }
         drop(route_tx);
         let commits = spool.watch_commits();
+        let (io_tx, io_done) = crossbeam_channel::unbounded();
+        let io_pool = writer::IoPool::start(&spool, io_tx)?;
         let state = Driver {
             scheduler: Scheduler::new(settings.schedule.clone()),
             spool,
@@ -219,6 +222,8 @@ impl Relay {
             retry: VecDeque::new(),
             stopping: None,
             offline: false,
+            io: Some(io_pool),
+            io_done,
         };
         let thread = std::thread::Builder::new()
             .name("impulse-relay".into())
@@ -317,6 +322,10 @@ struct Driver {
     stopping: Option<Instant>,
     /// No delivery: operator commands applied to a spool no relay runs on.
     offline: bool,
+    /// The record writers and removers (`None`: done on this thread, offline).
+    io: Option<writer::IoPool>,
+    /// Their reports.
+    io_done: Receiver<writer::Done>,
 }
 
 impl Driver {
@@ -437,6 +446,15 @@ impl Driver {
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.delivered(delivery);
         }
+        while let Ok(done) = self.io_done.try_recv() {
+            match done {
+                writer::Done::Persisted(id) => self.scheduler.handle_persisted(id),
+                writer::Done::Failed { id, record, error } => {
+                    log::error!("{id}: state record not written ({error}); retrying");
+                    self.later(Action::Persist { id, record });
+                }
+            }
+        }
         while let Ok(input) = self.inputs.try_recv() {
             match input {
                 Input::Shutdown => {
@@ -482,12 +500,22 @@ impl Driver {
                     let _ = self.dns[(hash % self.dns.len() as u64) as usize].send(domain);
                 }
             }
-            Action::Persist { id, record } => match self.spool.write_state(id, &record) {
-                Ok(()) => self.scheduler.handle_persisted(id),
-                Err(e) => {
-                    log::error!("{id}: state record not written ({e}); retrying");
-                    self.later(Action::Persist { id, record });
-                }
+            // A record saying the message is done would be removed with it at once: the
+            // removal is the record (a crash in between delivers it again, never loses it).
+            Action::Persist { id, .. }
+                if self.scheduler.message(id).is_some_and(|m| m.is_done()) =>
+            {
+                self.scheduler.handle_persisted(id);
+            }
+            Action::Persist { id, record } => match &self.io {
+                Some(io) => io.submit(writer::Job::Persist { id, record }),
+                None => match self.spool.write_state(id, &record) {
+                    Ok(()) => self.scheduler.handle_persisted(id),
+                    Err(e) => {
+                        log::error!("{id}: state record not written ({e}); retrying");
+                        self.later(Action::Persist { id, record });
+                    }
+                },
             },
             Action::Deliver {
                 attempt,
@@ -532,9 +560,12 @@ impl Driver {
                 }
             }
             Action::Complete { id } => {
-                match self.spool.remove(id) {
-                    Ok(()) | Err(SpoolError::NotFound(_)) => log::info!("{id}: removed"),
-                    Err(e) => log::error!("{id}: not removed: {e}"),
+                match &self.io {
+                    Some(io) => io.submit(writer::Job::Remove { id }),
+                    None => match self.spool.remove(id) {
+                        Ok(()) | Err(SpoolError::NotFound(_)) => log::info!("{id}: removed"),
+                        Err(e) => log::error!("{id}: not removed: {e}"),
+                    },
                 }
                 self.last_hop.remove(&id);
                 self.envelopes.remove(&id);
@@ -725,6 +756,7 @@ impl Driver {
         select.recv(&self.routes);
         select.recv(&self.deliveries);
         select.recv(&self.inputs);
+        select.recv(&self.io_done);
         let _ = select.ready_timeout(sleep);
     }
 }

@@ -40,6 +40,8 @@ pub fn apply(spool: &Spool, settings: &RelaySettings, command: &Command) -> Resu
         retry: VecDeque::new(),
         stopping: None,
         offline: true,
+        io: None,
+        io_done: crossbeam_channel::never(),
     };
     // At time zero nothing is due and nothing has expired: only the command acts.
     let ids: Vec<_> = spool
