@@ -16,6 +16,7 @@
 //! | [`registry`] | the chain of states: built-ins and custom states |
 //! | [`policy`] | timeouts, retries, pipelining, TLS and AUTH rules |
 //! | [`message`] | what is sent and what is reported |
+//! | [`dsn`] | a message's RFC 3461 parameters, passed on to servers that offer DSN |
 //! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume, TLS settings shared by drivers |
 //!
 //! The [`Engine`] runs many connections to many destinations on one thread (each
@@ -38,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod dsn;
 pub mod error;
 pub mod message;
 pub mod policy;
@@ -45,6 +47,7 @@ pub mod registry;
 pub mod session;
 
 pub use driver::engine::{Delivery, Destination, Engine, EngineBuilder, NextHop, Stats, Ticket};
+pub use dsn::{Dsn, RcptDsn};
 pub use error::{Error, Stage};
 pub use message::{Body, Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
 pub use policy::{Policy, TlsMode};

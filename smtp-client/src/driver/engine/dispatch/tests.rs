@@ -102,7 +102,7 @@ impl Sim {
             .map(|r| RecipientOutcome::from_reply(r, reply.clone(), code != 250))
             .collect();
         self.d
-            .handle_message_done(ConnId(conn), outcomes, retryable, self.now);
+            .handle_message_done(ConnId(conn), outcomes, retryable, false, self.now);
     }
 
     fn closed(&mut self, conn: u64, error: Option<Error>) {
@@ -202,8 +202,13 @@ fn retries_stop_after_the_attempts_and_a_delivered_recipient_stops_them() {
     sim.submit(&dest(1));
     sim.ready(1);
     let reply = |code| RecipientOutcome::from_reply("r", Reply::new(code, None, "x"), false);
-    sim.d
-        .handle_message_done(ConnId(1), vec![reply(250), reply(451)], true, sim.now);
+    sim.d.handle_message_done(
+        ConnId(1),
+        vec![reply(250), reply(451)],
+        true,
+        false,
+        sim.now,
+    );
     assert_eq!(
         sim.actions(),
         s(&["assign c1 t1", "done t1 Delivered×2 attempts 1"])
@@ -539,7 +544,7 @@ fn an_outcome_missing_recipients_is_filled_in() {
     sim.submit(&dest(1));
     sim.ready(0);
     sim.d
-        .handle_message_done(ConnId(0), Vec::new(), true, sim.now);
+        .handle_message_done(ConnId(0), Vec::new(), true, false, sim.now);
     assert_eq!(
         sim.actions(),
         s(&[
