@@ -33,8 +33,15 @@
 //! ([`Error::ResponseInjection`]). Both drivers run it with rustls (the blocking driver with
 //! blocking I/O, the [`Engine`] without blocking its thread: the handshake is one more thing
 //! its event loop waits for); [`driver::tls`] holds the verification defaults every driver
-//! shares (required TLS verifies the server's certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
+//! shares (required TLS verifies the server's certificate, opportunistic TLS only encrypts).
+//! When an opportunistic handshake fails, the [`Engine`] connects to the same next hop again
+//! and goes on in plaintext (RFC 7435). With [`Policy::chunking`] the body goes as
 //! BDAT chunks (RFC 3030) when the server offers CHUNKING.
+//!
+//! A message's RFC 3461 parameters ([`Message::with_dsn`], [`dsn`]) go only to a server that
+//! offers DSN, and each [`Delivery`] says whether it did; each [`RecipientOutcome`] says
+//! which reply decided it ([`RecipientOutcome::stage`]: a `552` to RCPT is temporary, RFC
+//! 5321 §4.5.3.1.10).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

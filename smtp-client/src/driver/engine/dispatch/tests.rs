@@ -555,3 +555,37 @@ fn an_outcome_missing_recipients_is_filled_in() {
     );
     assert_eq!(sim.deliveries[0].count(OutcomeKind::Deferred), 2);
 }
+
+#[test]
+fn a_delivery_says_whether_the_last_connection_offered_dsn() {
+    let mut sim = Sim::new(config(1, 3, 100));
+    sim.submit(&dest(1));
+    sim.submit(&dest(1));
+    sim.actions();
+    sim.ready(0);
+    sim.actions();
+    // The first job breaks before its body on a server that offered DSN; it goes to
+    // another connection, whose server does not.
+    let outcomes = |code| {
+        let reply = Reply::new(code, None, "scripted");
+        ["r1@example.net", "r2@example.net"]
+            .iter()
+            .map(|r| RecipientOutcome::from_reply(r, reply.clone(), false))
+            .collect::<Vec<_>>()
+    };
+    sim.d
+        .handle_message_done(ConnId(0), outcomes(451), true, true, sim.now);
+    sim.ready(0);
+    sim.d
+        .handle_message_done(ConnId(0), outcomes(250), false, false, sim.now);
+    sim.ready(0);
+    sim.d
+        .handle_message_done(ConnId(0), outcomes(250), false, true, sim.now);
+    sim.actions();
+    let offered: Vec<(u64, bool)> = sim
+        .deliveries
+        .iter()
+        .map(|d| (d.ticket.0, d.dsn_offered))
+        .collect();
+    assert_eq!(offered, [(0, false), (1, true)]);
+}
