@@ -16,6 +16,7 @@
 //! | [`registry`] | the chain of states: built-ins and custom states |
 //! | [`policy`] | timeouts, retries, pipelining, TLS and AUTH rules |
 //! | [`message`] | what is sent and what is reported |
+//! | [`dsn`] | a message's RFC 3461 parameters, passed on to servers that offer DSN |
 //! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume, TLS settings shared by drivers |
 //!
 //! The [`Engine`] runs many connections to many destinations on one thread (each
@@ -32,12 +33,20 @@
 //! ([`Error::ResponseInjection`]). Both drivers run it with rustls (the blocking driver with
 //! blocking I/O, the [`Engine`] without blocking its thread: the handshake is one more thing
 //! its event loop waits for); [`driver::tls`] holds the verification defaults every driver
-//! shares (required TLS verifies the server's certificate, opportunistic TLS only encrypts). With [`Policy::chunking`] the body goes as
+//! shares (required TLS verifies the server's certificate, opportunistic TLS only encrypts).
+//! When an opportunistic handshake fails, the [`Engine`] connects to the same next hop again
+//! and goes on in plaintext (RFC 7435). With [`Policy::chunking`] the body goes as
 //! BDAT chunks (RFC 3030) when the server offers CHUNKING.
+//!
+//! A message's RFC 3461 parameters ([`Message::with_dsn`], [`dsn`]) go only to a server that
+//! offers DSN, and each [`Delivery`] says whether it did; each [`RecipientOutcome`] says
+//! which reply decided it ([`RecipientOutcome::stage`]: a `552` to RCPT is temporary, RFC
+//! 5321 §4.5.3.1.10).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod dsn;
 pub mod error;
 pub mod message;
 pub mod policy;
@@ -45,6 +54,7 @@ pub mod registry;
 pub mod session;
 
 pub use driver::engine::{Delivery, Destination, Engine, EngineBuilder, NextHop, Stats, Ticket};
+pub use dsn::{Dsn, RcptDsn};
 pub use error::{Error, Stage};
 pub use message::{Body, Credentials, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
 pub use policy::{Policy, TlsMode};

@@ -10,7 +10,8 @@ use smtp_proto::classify::{self, BounceClass, Category};
 use smtp_proto::sasl::Secret;
 use smtp_proto::{EnhancedStatus, Reply};
 
-use crate::error::Error;
+use crate::dsn::Dsn;
+use crate::error::{Error, Stage};
 
 /// One message: an envelope, the body as it should be stored (line endings are normalised
 /// to CRLF and dot-stuffing is applied on the way out), and per-message client arguments.
@@ -25,6 +26,11 @@ pub struct Message {
     /// Per-message ESMTP parameters (Momentum's `smtp_client_args`): `NOTIFY` and `ORCPT`
     /// go on every RCPT TO, every other keyword on MAIL FROM.
     pub args: ClientArgs,
+    /// The DSN parameters (RFC 3461), passed on only to a server that offers `DSN` (see
+    /// [`crate::dsn`]). When set, they replace any `RET`, `ENVID`, `NOTIFY` or `ORCPT` in
+    /// [`args`](Self::args) and the session's arguments, to every server. `None` (the
+    /// default): no DSN handling, the arguments go out as they are.
+    pub dsn: Option<Dsn>,
 }
 
 impl Message {
@@ -39,7 +45,15 @@ impl Message {
             recipients: recipients.into_iter().map(Into::into).collect(),
             body: body.into(),
             args: ClientArgs::new(),
+            dsn: None,
         }
+    }
+
+    /// The message with these DSN parameters (one [`RcptDsn`](crate::dsn::RcptDsn) per
+    /// recipient, in order).
+    pub fn with_dsn(mut self, dsn: Dsn) -> Self {
+        self.dsn = Some(dsn);
+        self
     }
 }
 
@@ -215,6 +229,12 @@ pub struct RecipientOutcome {
     /// `true` when the client decided without the server's word (a refused address, a
     /// message too large for the advertised SIZE, a session error).
     pub local: bool,
+    /// Which of the server's replies decided it, when one did (`None` for a local
+    /// decision): [`Stage::Rcpt`] when it was the reply to this recipient's own RCPT TO
+    /// (so a `552` there is temporary, RFC 5321 §4.5.3.1.10), [`Stage::Mail`] for a refused
+    /// MAIL, [`Stage::DataInit`] for a refused DATA, [`Stage::DataBlock`] for a refused BDAT
+    /// chunk, [`Stage::Final`] for the reply to the end of the body.
+    pub stage: Option<Stage>,
 }
 
 impl RecipientOutcome {
@@ -246,7 +266,19 @@ impl RecipientOutcome {
             reply,
             class,
             local,
+            stage: None,
         }
+    }
+
+    /// The outcome with the stage whose reply decided it.
+    pub fn with_stage(mut self, stage: Stage) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+
+    /// `true` when the reply that decided it answered this recipient's RCPT TO.
+    pub fn at_rcpt(&self) -> bool {
+        self.stage == Some(Stage::Rcpt)
     }
 
     /// `true` when delivered.

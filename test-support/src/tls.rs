@@ -90,6 +90,10 @@ pub enum Script {
     NoStartTls,
     /// STARTTLS answered with `220`, then silence: no handshake from the server's side.
     SilentAfter220,
+    /// STARTTLS answered with `220`; once the client's first handshake bytes are in, the
+    /// server sends these bytes (garbage, or a TLS alert record; nothing: a bare close) and
+    /// closes. A connection that does not send STARTTLS is served as under `Normal`.
+    FailHandshake(&'static [u8]),
 }
 
 /// What the server saw.
@@ -215,6 +219,10 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
         let s = io.stream();
         let _ = s.write_all(text.as_bytes()).and_then(|()| s.flush());
     };
+    let fail_handshake = match script {
+        Script::FailHandshake(bytes) => Some(bytes),
+        _ => None,
+    };
     say(&mut io, "220 fake.test ESMTP\r\n");
     loop {
         let tls = matches!(io, Io::Tls(_));
@@ -250,6 +258,16 @@ fn serve(tcp: TcpStream, script: Script, config: Arc<ServerConfig>) -> Record {
                 let s = io.stream();
                 let mut rest = Vec::new();
                 let _ = s.read_to_end(&mut rest);
+                return record;
+            }
+            "STARTTLS" if fail_handshake.is_some() => {
+                say(&mut io, "220 ready\r\n");
+                let s = io.stream();
+                // The client's first flight (not recorded: it is not SMTP).
+                let _ = s.read(&mut [0u8; 4096]);
+                let bytes = fail_handshake.unwrap_or_default();
+                let _ = s.write_all(bytes).and_then(|()| s.flush());
+                record.handshake_error = Some("failed by the script".into());
                 return record;
             }
             "STARTTLS" if !tls && script == Script::Normal => {

@@ -83,7 +83,7 @@ impl Session {
                 reply.text()
             );
             txn.open = true;
-            self.fail_message(&reply, false);
+            self.fail_message(&reply, Some(crate::error::Stage::DataBlock));
             return if more_due { Flow::Wait } else { rset };
         }
         self.send_chunk();

@@ -115,7 +115,7 @@ impl Session {
     /// A state failed: the current message if there is one, else the whole session.
     fn state_failed(&mut self, reply: Reply) -> Flow {
         if self.txn.as_ref().is_some_and(|t| !t.finished) {
-            self.fail_message(&reply, true);
+            self.fail_message(&reply, None);
             Flow::Goto(Builtin::Rset.id())
         } else {
             self.refuse(Error::Refused(reply))

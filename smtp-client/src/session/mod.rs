@@ -564,7 +564,7 @@ impl Session {
     /// Fails the current message's undecided recipients and every queued message.
     pub(crate) fn fail_all(&mut self, reply: &Reply) {
         if self.txn.as_ref().is_some_and(|t| !t.finished) {
-            self.fail_message(reply, true);
+            self.fail_message(reply, None);
         }
         while let Some((id, message)) = self.queue.pop_front() {
             self.fail_unsent(id, &message, reply);

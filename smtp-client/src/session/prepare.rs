@@ -1,12 +1,16 @@
 //! Everything decided about a message before a byte of it is sent: address syntax, SIZE,
-//! 8BITMIME and SMTPUTF8 needs, client arguments as MAIL/RCPT parameters, dot-stuffing.
+//! 8BITMIME and SMTPUTF8 needs, client arguments as MAIL/RCPT parameters, the DSN
+//! parameters (RFC 3461: only to a server that offers DSN, see [`crate::dsn`]),
+//! dot-stuffing.
 
 use hooks_api::ClientArgs;
 use smtp_proto::address::{AddressError, AddressOptions, AddressRole};
+use smtp_proto::limits::MAX_ENVID;
 use smtp_proto::params::ParamKind;
 use smtp_proto::Reply;
 use smtp_proto::{dot_stuff, Capabilities, Command, ForwardPath, Keyword, Limits, Params, Path};
 
+use crate::dsn::orcpt_for;
 use crate::message::{local_reply, Message};
 
 /// A message ready to go: the wire form of its commands and body.
@@ -26,6 +30,11 @@ pub(crate) struct Prepared {
 /// RCPT parameters; every other client argument goes on MAIL.
 fn is_rcpt_param(key: &str) -> bool {
     key.eq_ignore_ascii_case("NOTIFY") || key.eq_ignore_ascii_case("ORCPT")
+}
+
+/// The RFC 3461 parameters, which a message's [`Dsn`](crate::dsn::Dsn) governs.
+fn is_dsn_param(key: &str) -> bool {
+    is_rcpt_param(key) || key.eq_ignore_ascii_case("RET") || key.eq_ignore_ascii_case("ENVID")
 }
 
 /// Refuses the bytes that would break out of `<...>` or inject a line, whatever the parser
@@ -175,7 +184,14 @@ pub(crate) fn prepare(
     let session_only = session_args
         .iter()
         .filter(|(k, _)| message_args.get(k).is_none());
+    // A message with DSN parameters of its own sends those, and only to a server that
+    // offers DSN: the arguments' RFC 3461 keywords give way.
+    let governed = |key: &str| message.dsn.is_some() && is_dsn_param(key);
     for (key, value) in session_only.chain(message_args.iter()) {
+        if governed(key) {
+            log::debug!("client: argument {key} ignored: the message has DSN parameters");
+            continue;
+        }
         let params = if is_rcpt_param(key) {
             &mut rcpt_params
         } else {
@@ -193,8 +209,20 @@ pub(crate) fn prepare(
             .map(Params::into_owned)
             .map_err(|e| -> Reply { e.reply().into() })
     };
-    let mail_params = parse(&mail_params, ParamKind::Mail)?;
+    let mut mail_params = parse(&mail_params, ParamKind::Mail)?;
     let rcpt_params = parse(&rcpt_params, ParamKind::Rcpt)?;
+    let dsn = message.dsn.as_ref().filter(|_| caps.has(Keyword::Dsn));
+    if let Some(dsn) = dsn {
+        if dsn.envid.as_ref().is_some_and(|e| e.len() > MAX_ENVID) {
+            return Err(local_reply(
+                501,
+                (5, 5, 4),
+                "ENVID longer than RFC 3461 allows",
+            ));
+        }
+        mail_params.ret = dsn.ret;
+        mail_params.envid = dsn.envid.clone().map(Into::into);
+    }
     let mail = Command::Mail {
         from,
         params: mail_params,
@@ -203,11 +231,14 @@ pub(crate) fn prepare(
     let rcpts = paths
         .into_iter()
         .map(|(i, to)| {
-            let cmd = Command::Rcpt {
-                to,
-                params: rcpt_params.clone(),
-            };
-            (i, cmd.to_bytes())
+            let mut params = rcpt_params.clone();
+            if let Some(dsn) = dsn {
+                let r = dsn.recipient(i);
+                let address = message.recipients.get(i).map_or("", String::as_str);
+                params.notify = r.notify;
+                params.orcpt = Some(orcpt_for(r.orcpt.as_ref(), address));
+            }
+            (i, Command::Rcpt { to, params }.to_bytes())
         })
         .collect();
     Ok(Prepared {

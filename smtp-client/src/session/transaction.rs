@@ -14,6 +14,7 @@ use smtp_proto::{Command, Keyword, Reply};
 
 use super::prepare::{prepare, Prepared};
 use super::{Await, Flow, Session};
+use crate::error::Stage;
 use crate::message::{local_reply, Event, Message, MessageId, OutcomeKind, RecipientOutcome};
 use crate::registry::Builtin;
 
@@ -61,11 +62,17 @@ impl Txn {
         }
     }
 
-    fn set(&mut self, i: usize, reply: &Reply, local: bool) {
+    /// Records recipient `i`'s outcome, unless it has one: `reply`, the server's to the
+    /// command of stage `by`, or a local decision (`None`).
+    fn set(&mut self, i: usize, reply: &Reply, by: Option<Stage>) {
         if let (Some(slot @ None), Some(rcpt)) =
             (self.outcomes.get_mut(i), self.message.recipients.get(i))
         {
-            *slot = Some(RecipientOutcome::from_reply(rcpt, reply.clone(), local));
+            let outcome = RecipientOutcome::from_reply(rcpt, reply.clone(), by.is_none());
+            *slot = Some(match by {
+                Some(stage) => outcome.with_stage(stage),
+                None => outcome,
+            });
         }
     }
 }
@@ -170,12 +177,12 @@ impl Session {
                     txn.id.0,
                     reply.text()
                 );
-                self.fail_message(&reply, true);
+                self.fail_message(&reply, None);
                 return rset;
             }
         };
         for (i, reply) in &prepared.refused {
-            txn.set(*i, reply, true);
+            txn.set(*i, reply, None);
         }
         if prepared.rcpts.is_empty() {
             self.finish_message();
@@ -216,7 +223,7 @@ impl Session {
             return Flow::Next;
         };
         if !txn.finished {
-            self.fail_message(&local_reply(451, (4, 3, 0), "transaction abandoned"), true);
+            self.fail_message(&local_reply(451, (4, 3, 0), "transaction abandoned"), None);
         }
         if !self.txn.as_ref().is_some_and(|t| t.open) {
             self.txn = None;
@@ -271,7 +278,7 @@ impl Session {
                 Flow::Wait
             }
             Await::MailReply => {
-                self.fail_message(&reply, false);
+                self.fail_message(&reply, Some(Stage::Mail));
                 if more_due {
                     Flow::Wait
                 } else {
@@ -299,10 +306,10 @@ impl Session {
                     return Flow::Wait;
                 } else if reply.code() == 503 {
                     // Out of sequence: the server lost the transaction. RSET.
-                    self.fail_message(&reply, false);
+                    self.fail_message(&reply, Some(Stage::Rcpt));
                     return if more_due { Flow::Wait } else { rset };
                 } else {
-                    txn.set(i, &reply, false);
+                    txn.set(i, &reply, Some(Stage::Rcpt));
                 }
                 txn.attempts = 0;
                 if txn.pipelined {
@@ -336,7 +343,7 @@ impl Session {
         if let Some(txn) = self.txn.as_mut() {
             let accepted = std::mem::take(&mut txn.accepted);
             for i in accepted {
-                txn.set(i, reply, false);
+                txn.set(i, reply, Some(Stage::Final));
             }
             // After a refused BDAT LAST the server may still hold the transaction.
             txn.open = txn.chunked && !reply.is_positive_completion();
@@ -387,18 +394,19 @@ impl Session {
             return Flow::Wait;
         }
         if go_on {
-            self.fail_message(&reply, false);
+            self.fail_message(&reply, Some(Stage::DataInit));
         } else {
             self.finish_message();
         }
         Flow::Goto(Builtin::Rset.id())
     }
 
-    /// Gives every undecided recipient of the current message `reply`, then finishes it.
-    pub(crate) fn fail_message(&mut self, reply: &Reply, local: bool) {
+    /// Gives every undecided recipient of the current message `reply` (the server's to
+    /// the command of stage `by`, or a local decision: `None`), then finishes it.
+    pub(crate) fn fail_message(&mut self, reply: &Reply, by: Option<Stage>) {
         if let Some(txn) = self.txn.as_mut() {
             for i in 0..txn.outcomes.len() {
-                txn.set(i, reply, local);
+                txn.set(i, reply, by);
             }
             txn.accepted.clear();
         }
@@ -416,7 +424,7 @@ impl Session {
         }
         let missing = local_reply(451, (4, 3, 0), "no outcome recorded");
         for i in 0..txn.outcomes.len() {
-            txn.set(i, &missing, true);
+            txn.set(i, &missing, None);
         }
         txn.finished = true;
         let outcomes: Vec<RecipientOutcome> = txn.outcomes.iter().flatten().cloned().collect();
@@ -437,7 +445,7 @@ impl Session {
     pub(crate) fn fail_unsent(&mut self, id: MessageId, message: &Message, reply: &Reply) {
         let mut txn = Txn::new(id, message.clone());
         for i in 0..txn.outcomes.len() {
-            txn.set(i, reply, true);
+            txn.set(i, reply, None);
         }
         let saved = self.txn.replace(txn);
         self.finish_message();

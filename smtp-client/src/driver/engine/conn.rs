@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::time::Instant;
 
 use super::destination::NextHop;
-use super::dispatch::ConnId;
+use super::dispatch::{ConnId, DestinationId};
 use super::transport::Transport;
 use super::TlsSetup;
 use crate::error::Error;
@@ -36,8 +36,9 @@ pub(super) enum Work {
 /// One connection of the slab.
 #[derive(Debug)]
 pub(super) struct Conn {
-    /// The dispatcher's id for it, and the server it goes to.
+    /// The dispatcher's id for it, its destination, and the server it goes to.
     pub(super) id: ConnId,
+    pub(super) dest: DestinationId,
     pub(super) hop: NextHop,
     pub(super) transport: Transport,
     pub(super) session: Session,
@@ -60,6 +61,7 @@ pub(super) struct Conn {
 impl Conn {
     pub(super) fn new(
         id: ConnId,
+        dest: DestinationId,
         hop: NextHop,
         transport: Transport,
         session: Session,
@@ -68,6 +70,7 @@ impl Conn {
     ) -> Self {
         Conn {
             id,
+            dest,
             hop,
             transport,
             session,
@@ -101,7 +104,12 @@ impl Conn {
     pub(super) fn flush(&mut self, now: Instant) {
         if self.connected {
             if let Err(e) = self.transport.flush() {
-                self.broken(now, |s, now| s.handle_io_error(e, now));
+                if self.handshaking {
+                    // A reset while sending the handshake: the handshake failed.
+                    self.broken(now, |s, now| s.handle_tls_failed(e, now));
+                } else {
+                    self.broken(now, |s, now| s.handle_io_error(e, now));
+                }
                 return;
             }
         }

@@ -13,16 +13,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use smtp_proto::Keyword;
 
 use super::conn::{Conn, Work};
 use super::deadline::DeadlineHeap;
 use super::destination::NextHop;
 use super::dispatch::{Action, ConnId, DestinationId, DispatchConfig, Dispatcher, Job};
+use super::fallback;
 use super::open::Openers;
 use super::transport::Transport;
 use super::{Delivery, Settings, Shared, TlsSetup};
 use crate::error::Error;
 use crate::message::Event;
+use crate::policy::TlsMode;
 use crate::session::Session;
 
 /// The waker's token; connections use their slab key.
@@ -226,7 +229,7 @@ impl Loop {
                     Err(e) => {
                         log::debug!("engine: message {} not taken: {e}", ticket.0);
                         self.dispatcher
-                            .handle_message_done(conn, Vec::new(), true, now);
+                            .handle_message_done(conn, Vec::new(), true, false, now);
                     }
                 }
                 self.dirty.push(k);
@@ -257,7 +260,7 @@ impl Loop {
         self.shared
             .connections_opened
             .fetch_add(1, Ordering::Relaxed);
-        match self.try_open(conn, destination, &hop, now) {
+        match self.try_open(conn, destination, &hop, false, now) {
             Ok(key) => {
                 self.keys.insert(conn, key);
                 self.shared.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -268,18 +271,26 @@ impl Loop {
         }
     }
 
+    /// Connects to `hop` for `destination` as connection `conn`; `plaintext`: without
+    /// STARTTLS whatever the TLS mode (the [RFC 7435 fallback](super::fallback)).
     fn try_open(
         &mut self,
         conn: ConnId,
         destination: DestinationId,
         hop: &NextHop,
+        plaintext: bool,
         now: Instant,
     ) -> Result<usize, Error> {
         let dest = self
             .dispatcher
             .destination(destination)
             .ok_or(Error::Misuse("a connection for an unknown destination"))?;
-        let (config, tls) = self.openers.setup(&self.settings, dest, hop)?;
+        let (mut config, mut tls) = self.openers.setup(&self.settings, dest, hop)?;
+        if plaintext {
+            config.policy.tls = TlsMode::Disabled;
+            config.tls_available = false;
+            tls = None;
+        }
         let addr = hop.addr;
         let stream = mio::net::TcpStream::connect(addr)
             .map_err(|e| Error::Io(format!("connect to {addr}: {e}")))?;
@@ -299,6 +310,7 @@ impl Loop {
         let deadline = now + self.settings.connect_timeout;
         entry.insert(Conn::new(
             conn,
+            destination,
             hop.clone(),
             transport,
             session,
@@ -371,8 +383,11 @@ impl Loop {
             match event {
                 Event::MessageDone { message, outcomes } => {
                     if let Some(retryable) = conn.message_done(message) {
+                        // The capabilities the message was sent under: EHLO is sent only
+                        // while a connection is set up, before any message.
+                        let dsn = conn.session.capabilities().has(Keyword::Dsn);
                         self.dispatcher
-                            .handle_message_done(id, outcomes, retryable, now);
+                            .handle_message_done(id, outcomes, retryable, dsn, now);
                     }
                 }
                 Event::SessionDone { .. } => over = true,
@@ -418,6 +433,27 @@ impl Loop {
             None if !conn.ready_once => Some(Error::PeerClosed),
             e => e,
         };
+        let mode = conn.session.policy().tls;
+        if fallback::falls_back(error.as_ref(), mode, conn.ready_once, &conn.work) {
+            if let Some(e) = &error {
+                log::info!(
+                    "engine: connection {key} to {}: {e}; connecting again without TLS (RFC 7435)",
+                    conn.hop
+                );
+            }
+            self.shared
+                .connections_opened
+                .fetch_add(1, Ordering::Relaxed);
+            match self.try_open(conn.id, conn.dest, &conn.hop, true, now) {
+                Ok(key) => {
+                    self.keys.insert(conn.id, key);
+                    self.shared.connections_open.fetch_add(1, Ordering::Relaxed);
+                    self.dirty.push(key);
+                }
+                Err(e) => self.dispatcher.handle_closed(conn.id, Some(e), now),
+            }
+            return;
+        }
         self.dispatcher.handle_closed(conn.id, error, now);
     }
 }

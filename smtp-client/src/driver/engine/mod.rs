@@ -92,9 +92,15 @@
 //! socket as its events come; its time is bounded by the policy's command timeout. A
 //! handshake that fails (a certificate that does not verify, for instance) ends the session
 //! with [`Error::Tls`]. All of this happens while the connection is being set up, before it
-//! takes a message, so such a connection counts as a failed set-up: after
+//! takes a message. When TLS is opportunistic, the engine then connects to the same next hop
+//! again and goes on in plaintext there, without STARTTLS (RFC 7435; logged at info: a
+//! handshake error, alert, close or reset, not a timeout), and the set-up has not failed. Otherwise (TLS required,
+//! or a handshake that timed out) the connection counts as a failed set-up: after
 //! [`attempts`](EngineBuilder::attempts) in a row the waiting messages are deferred with the
 //! reason, and no message is ever sent in plaintext when TLS is required.
+//!
+//! Each [`Delivery`] says whether its server offered DSN ([`Delivery::dsn_offered`]): a
+//! message's [`Dsn`](crate::dsn::Dsn) parameters go only to one that does.
 //!
 //! Memory: the engine thread reads into one shared 16 KiB buffer; a connection owns its
 //! session (a few hundred bytes plus the reply being parsed), the message it carries, and the
@@ -126,6 +132,7 @@ mod deadline;
 mod destination;
 pub mod dispatch;
 mod event_loop;
+mod fallback;
 mod open;
 mod transport;
 
@@ -150,6 +157,11 @@ pub struct Delivery {
     /// The next hop of the last connection the message was given to (for a log's
     /// `relay=host[ip]:port`); `None` when no connection could be set up for it.
     pub next_hop: Option<NextHop>,
+    /// Whether the server of that last connection offered `DSN` (RFC 3461), so that the
+    /// message's [`Dsn`](crate::dsn::Dsn) parameters went to it: a recipient it accepted
+    /// that asked for `NOTIFY=SUCCESS` is then the server's to report, otherwise the
+    /// sender is owed a `relayed` notification. `false` when no connection was set up.
+    pub dsn_offered: bool,
 }
 
 impl Delivery {

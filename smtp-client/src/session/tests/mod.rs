@@ -12,6 +12,7 @@ use crate::Error;
 
 mod chunking;
 mod custom;
+mod dsn;
 mod envelope;
 mod hostile;
 mod policy;

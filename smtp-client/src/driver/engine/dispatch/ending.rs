@@ -72,6 +72,7 @@ impl Dispatcher {
             outcomes,
             attempts: job.attempts,
             next_hop,
+            dsn_offered: job.dsn_offered,
         }));
     }
 

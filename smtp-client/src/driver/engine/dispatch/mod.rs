@@ -38,6 +38,8 @@ struct Queued {
     /// The next hop (an index into its destination's) of the last connection it was given
     /// to.
     hop: Option<usize>,
+    /// That connection's server offered DSN.
+    dsn_offered: bool,
 }
 
 /// What a connection awaits.
@@ -158,6 +160,7 @@ impl Dispatcher {
             message: job.message,
             attempts: 0,
             hop: None,
+            dsn_offered: false,
         };
         if let Some(d) = self.dests.get_mut(&id) {
             d.waiting.push_back(queued);
@@ -195,11 +198,14 @@ impl Dispatcher {
     /// connection broke before the body was handed to the server, so the job may go to
     /// another connection (it does, unless a recipient was delivered or it used up its
     /// attempts). Otherwise, or then, its [`Delivery`](super::Delivery) is completed.
+    /// `dsn_offered`: the connection's server offered DSN
+    /// ([`Delivery::dsn_offered`](super::Delivery::dsn_offered)).
     pub fn handle_message_done(
         &mut self,
         conn: ConnId,
         outcomes: Vec<RecipientOutcome>,
         retryable: bool,
+        dsn_offered: bool,
         now: Instant,
     ) {
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -208,9 +214,10 @@ impl Dispatcher {
         if !matches!(c.state, Awaiting::Outcome(_)) {
             return;
         }
-        let Awaiting::Outcome(job) = std::mem::replace(&mut c.state, Awaiting::Ready) else {
+        let Awaiting::Outcome(mut job) = std::mem::replace(&mut c.state, Awaiting::Ready) else {
             return;
         };
+        job.dsn_offered = dsn_offered;
         let dest = c.dest;
         self.in_flight -= 1;
         let outcomes = if outcomes.len() == job.message.recipients.len() {

@@ -102,7 +102,7 @@ impl Sim {
             .map(|r| RecipientOutcome::from_reply(r, reply.clone(), code != 250))
             .collect();
         self.d
-            .handle_message_done(ConnId(conn), outcomes, retryable, self.now);
+            .handle_message_done(ConnId(conn), outcomes, retryable, false, self.now);
     }
 
     fn closed(&mut self, conn: u64, error: Option<Error>) {
@@ -202,8 +202,13 @@ fn retries_stop_after_the_attempts_and_a_delivered_recipient_stops_them() {
     sim.submit(&dest(1));
     sim.ready(1);
     let reply = |code| RecipientOutcome::from_reply("r", Reply::new(code, None, "x"), false);
-    sim.d
-        .handle_message_done(ConnId(1), vec![reply(250), reply(451)], true, sim.now);
+    sim.d.handle_message_done(
+        ConnId(1),
+        vec![reply(250), reply(451)],
+        true,
+        false,
+        sim.now,
+    );
     assert_eq!(
         sim.actions(),
         s(&["assign c1 t1", "done t1 Delivered×2 attempts 1"])
@@ -539,7 +544,7 @@ fn an_outcome_missing_recipients_is_filled_in() {
     sim.submit(&dest(1));
     sim.ready(0);
     sim.d
-        .handle_message_done(ConnId(0), Vec::new(), true, sim.now);
+        .handle_message_done(ConnId(0), Vec::new(), true, false, sim.now);
     assert_eq!(
         sim.actions(),
         s(&[
@@ -549,4 +554,38 @@ fn an_outcome_missing_recipients_is_filled_in() {
         ])
     );
     assert_eq!(sim.deliveries[0].count(OutcomeKind::Deferred), 2);
+}
+
+#[test]
+fn a_delivery_says_whether_the_last_connection_offered_dsn() {
+    let mut sim = Sim::new(config(1, 3, 100));
+    sim.submit(&dest(1));
+    sim.submit(&dest(1));
+    sim.actions();
+    sim.ready(0);
+    sim.actions();
+    // The first job breaks before its body on a server that offered DSN; it goes to
+    // another connection, whose server does not.
+    let outcomes = |code| {
+        let reply = Reply::new(code, None, "scripted");
+        ["r1@example.net", "r2@example.net"]
+            .iter()
+            .map(|r| RecipientOutcome::from_reply(r, reply.clone(), false))
+            .collect::<Vec<_>>()
+    };
+    sim.d
+        .handle_message_done(ConnId(0), outcomes(451), true, true, sim.now);
+    sim.ready(0);
+    sim.d
+        .handle_message_done(ConnId(0), outcomes(250), false, false, sim.now);
+    sim.ready(0);
+    sim.d
+        .handle_message_done(ConnId(0), outcomes(250), false, true, sim.now);
+    sim.actions();
+    let offered: Vec<(u64, bool)> = sim
+        .deliveries
+        .iter()
+        .map(|d| (d.ticket.0, d.dsn_offered))
+        .collect();
+    assert_eq!(offered, [(0, false), (1, true)]);
 }
