@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod duration;
+mod metrics;
 mod validate;
 pub use duration::ConfigDuration;
+pub use metrics::MetricsConfig;
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
 
@@ -117,6 +119,8 @@ pub struct ServerConfig {
     pub smtp: SmtpConfig,
     /// STARTTLS (RFC 3207): the certificate and key that turn it on.
     pub tls: TlsConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
     /// Plugin `.so` files to load, in order.
     pub plugin_files: Vec<PathBuf>,
     /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
@@ -135,6 +139,7 @@ impl Default for ServerConfig {
             spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             smtp: SmtpConfig::default(),
+            metrics: MetricsConfig::default(),
             plugin_files: Vec::new(),
             plugins: toml::Table::new(),
         }

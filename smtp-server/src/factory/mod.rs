@@ -96,6 +96,7 @@ pub use received::rfc5322_date;
 pub use session::SessionUpdate;
 pub use state::State;
 
+pub use output::ReplyTally;
 use output::Transmit;
 use pending::Pending;
 

@@ -16,6 +16,8 @@ use super::pool::Pool;
 use super::{Control, Server, ServerError, ServerHandle};
 use crate::config::{BareLineEndingPolicy, ServerConfig};
 use crate::factory::{Decisions, EventKind, FactoryConfig};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::{self, ServerMetrics};
 use crate::spool::{RealIo, Spool, SpoolOptions};
 
 /// Listen backlog of the sockets the server binds itself.
@@ -87,6 +89,8 @@ pub(crate) struct Shared {
     pub discard: bool,
     /// STARTTLS, when a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What the loops, spool callbacks and hook pool count.
+    pub metrics: Arc<ServerMetrics>,
 }
 
 /// A built server (see [`Server`]).
@@ -98,6 +102,8 @@ pub(crate) struct Built {
     /// Loop threads to start (`workers` in the configuration).
     pub loops: usize,
     pub signals: bool,
+    /// The `[metrics] listen` endpoint, bound.
+    pub metrics_server: Option<MetricsServer>,
 }
 
 type FactoryTweak = Box<dyn FnOnce(&mut FactoryConfig)>;
@@ -118,6 +124,7 @@ pub struct ServerBuilder {
     signals: bool,
     tweak: Option<FactoryTweak>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    metrics: Option<Arc<metrics::Registry>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -196,6 +203,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Counts into `registry` (instead of a registry of the server's own), so that one
+    /// endpoint serves the server's metrics and those of whatever runs beside it.
+    pub fn metrics(mut self, registry: Arc<metrics::Registry>) -> Self {
+        self.metrics = Some(registry);
+        self
+    }
+
     /// Validates the configuration, opens the spool (running its recovery) and binds the
     /// listeners. Nothing runs until [`Server::spawn`] or [`Server::run`].
     pub fn build(mut self) -> Result<Server, ServerError> {
@@ -256,6 +270,23 @@ impl ServerBuilder {
                     .map_err(|e| ServerError::io("local_addr", e))?,
             );
         }
+        let hooked: Vec<HookPoint> = HookPoint::ALL
+            .into_iter()
+            .filter(|&p| hooks.has(p))
+            .collect();
+        let registry_m = self.metrics.unwrap_or_default();
+        let metrics = Arc::new(ServerMetrics::register(
+            registry_m.clone(),
+            &spool,
+            &hooked,
+        ));
+        let metrics_server = match config.metrics.listen {
+            Some(addr) => Some(
+                MetricsServer::start(addr, registry_m)
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let pool = if hooks.message() {
             Some(Pool::start(config.pool_threads).map_err(|e| ServerError::io("spawn", e))?)
         } else {
@@ -276,6 +307,7 @@ impl ServerBuilder {
             control: Arc::new(Control::default()),
             discard: config.spool.discard,
             tls,
+            metrics,
         });
         Ok(Server {
             inner: Built {
@@ -284,6 +316,7 @@ impl ServerBuilder {
                 local_addrs,
                 loops: config.effective_workers(),
                 signals: self.signals,
+                metrics_server,
             },
         })
     }
@@ -354,7 +387,10 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         local_addrs,
         loops: loop_count,
         signals,
+        metrics_server,
     } = built;
+    let metrics_addr = metrics_server.as_ref().map(MetricsServer::local_addr);
+    let metrics = shared.metrics.registry().clone();
     let control = shared.control.clone();
     let mut loops = Vec::with_capacity(loop_count);
     for i in 0..loop_count {
@@ -397,10 +433,13 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         local_addrs,
         control,
         threads,
+        metrics,
+        metrics_addr,
         on_exit: Some(Box::new(move || {
             if let Some(h) = signal_handle {
                 h.close();
             }
+            drop(metrics_server);
             // Plugin shutdowns run once nobody else holds the registry.
             if let Some(mut arc) = registry.take() {
                 for _ in 0..50 {

@@ -251,6 +251,8 @@ pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
     control: Arc<Control>,
     threads: Vec<JoinHandle<Result<(), ServerError>>>,
+    metrics: Arc<crate::metrics::Registry>,
+    metrics_addr: Option<SocketAddr>,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -258,6 +260,16 @@ impl ServerHandle {
     /// The addresses the listeners are bound to.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The registry the server counts into (what `GET /metrics` renders).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Registry> {
+        &self.metrics
+    }
+
+    /// Where the metrics endpoint listens, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Starts a graceful shutdown (the same as SIGTERM): returns at once; [`join`] waits.

@@ -157,9 +157,16 @@ impl Loop {
         now: Instant,
     ) {
         if let Err(refusal) = self.shared.limits.acquire(peer.ip()) {
+            let m = &self.shared.metrics;
             let text = match refusal {
-                Refusal::PerIp => format!("too many connections from {}", peer.ip()),
-                Refusal::Full => "too many connections".to_owned(),
+                Refusal::PerIp => {
+                    m.refused_per_ip.inc();
+                    format!("too many connections from {}", peer.ip())
+                }
+                Refusal::Full => {
+                    m.refused_full.inc();
+                    "too many connections".to_owned()
+                }
             };
             log::info!("refused [{}]:{}: {text}", peer.ip(), peer.port());
             let line = format!(
@@ -185,6 +192,8 @@ impl Loop {
         // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the
         // registration itself.
         entry.insert(Conn::new(sock, factory, key));
+        self.shared.metrics.accepted.inc();
+        self.shared.metrics.open.inc();
         log::info!("connect from [{}]:{}", peer.ip(), peer.port());
         self.drive(slot, now);
     }
