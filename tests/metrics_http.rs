@@ -25,7 +25,11 @@ fn metrics_addr(startup: &str) -> SocketAddr {
 fn counts_match_what_was_sent_and_promtool_accepts_them() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("impulse.toml");
-    std::fs::write(&config, "workers = 2\n[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "workers = 2\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let impulse = impulse_test_support::impulse!();
     let mut serve = impulse.serve(|c| {
         c.arg("--config")
@@ -38,7 +42,10 @@ fn counts_match_what_was_sent_and_promtool_accepts_them() {
     let (status, _) = metrics::get(addr, "/");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
     let before = scrape(addr);
-    assert_eq!(value(&before, "impulse_connections_accepted_total"), Some(0.0));
+    assert_eq!(
+        value(&before, "impulse_connections_accepted_total"),
+        Some(0.0)
+    );
     assert_eq!(value(&before, "impulse_spool_messages"), Some(0.0));
 
     // Scrape while the load runs: every scrape answers, and counters only grow.
@@ -76,7 +83,10 @@ fn counts_match_what_was_sent_and_promtool_accepts_them() {
         None,
     );
     let summary = cli::succeeded(&out);
-    assert!(summary.contains(&format!("messages: {MESSAGES} ")), "{summary}");
+    assert!(
+        summary.contains(&format!("messages: {MESSAGES} ")),
+        "{summary}"
+    );
     let opened: u64 = summary
         .split("connections (")
         .nth(1)
@@ -119,15 +129,24 @@ fn counts_match_what_was_sent_and_promtool_accepts_them() {
         MESSAGES as f64
     );
     assert_eq!(get("impulse_messages_total{outcome=\"rejected\"}"), 1.0);
-    assert_eq!(get("impulse_spool_commits_total{result=\"ok\"}"), MESSAGES as f64);
+    assert_eq!(
+        get("impulse_spool_commits_total{result=\"ok\"}"),
+        MESSAGES as f64
+    );
     assert_eq!(get("impulse_spool_commits_total{result=\"failed\"}"), 0.0);
-    assert_eq!(get("impulse_spool_commit_duration_seconds_count"), MESSAGES as f64);
+    assert_eq!(
+        get("impulse_spool_commit_duration_seconds_count"),
+        MESSAGES as f64
+    );
     assert_eq!(
         get("impulse_spool_commit_duration_seconds_bucket{le=\"+Inf\"}"),
         MESSAGES as f64
     );
     assert_eq!(get("impulse_spool_messages"), MESSAGES as f64);
-    assert_eq!(get("impulse_connections_refused_total{reason=\"per_ip\"}"), 0.0);
+    assert_eq!(
+        get("impulse_connections_refused_total{reason=\"per_ip\"}"),
+        0.0
+    );
     assert_eq!(get("impulse_tls_handshakes_total{result=\"ok\"}"), 0.0);
     assert_eq!(get("impulse_plugin_panics_total"), 0.0);
     assert!(get("impulse_received_bytes_total") >= (MESSAGES * 3000) as f64);
@@ -135,7 +154,10 @@ fn counts_match_what_was_sent_and_promtool_accepts_them() {
     // connection has its banner.
     let commands = get("impulse_commands_total");
     let replies = sum(&text, "impulse_replies_total");
-    assert_eq!(replies, commands + (MESSAGES + 1) as f64 + connections as f64);
+    assert_eq!(
+        replies,
+        commands + (MESSAGES + 1) as f64 + connections as f64
+    );
     assert!(get("impulse_replies_total{class=\"5xx\"}") >= 2.0);
     assert_eq!(get("impulse_replies_total{class=\"other\"}"), 0.0);
 

@@ -11,7 +11,8 @@ use crate::line::READ_TIMEOUT;
 /// `GET path` on `addr`: the status line and the body.
 pub fn get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    s.set_read_timeout(Some(READ_TIMEOUT)).expect("a read timeout");
+    s.set_read_timeout(Some(READ_TIMEOUT))
+        .expect("a read timeout");
     write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send the request");
     let mut answer = String::new();
     s.read_to_string(&mut answer).expect("read the answer");

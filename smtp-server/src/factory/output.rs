@@ -34,9 +34,10 @@ impl ReplyTally {
     /// Counts one reply that starts with `bytes`.
     fn count(&mut self, bytes: &[u8]) {
         let code = match bytes {
-            [a, b, c, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
-                Some((u16::from(a - b'0'), u16::from(b - b'0') * 10 + u16::from(c - b'0')))
-            }
+            [a, b, c, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => Some((
+                u16::from(a - b'0'),
+                u16::from(b - b'0') * 10 + u16::from(c - b'0'),
+            )),
             _ => None,
         };
         let class = match code {

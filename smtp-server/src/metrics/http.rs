@@ -188,7 +188,10 @@ mod tests {
     #[test]
     fn requests_are_told_apart() {
         assert_eq!(parse(b"GET /metrics HTTP/1.1\r\n\r\n"), Request::Metrics);
-        assert_eq!(parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Request::Metrics);
+        assert_eq!(
+            parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+            Request::Metrics
+        );
         assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
         assert_eq!(parse(b"POST /metrics HTTP/1.1\r\n\r\n"), Request::NotFound);
         assert_eq!(parse(b"GET /metrics\r\n\r\n"), Request::Bad);
@@ -204,7 +207,10 @@ mod tests {
         let addr = server.local_addr();
         let ok = get(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains("Content-Type: text/plain; version=0.0.4"), "{ok}");
+        assert!(
+            ok.contains("Content-Type: text/plain; version=0.0.4"),
+            "{ok}"
+        );
         assert!(ok.ends_with("\r\n\r\n# HELP t_total T.\n# TYPE t_total counter\nt_total 5\n"));
         let missing = get(addr, b"GET /other HTTP/1.1\r\n\r\n");
         assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");

@@ -535,7 +535,10 @@ mod tests {
         r.counter("l_total", "L.", &[("le", "1")]).inc();
         let text = r.render();
         assert!(text.contains("c_total 1\n"), "{text}");
-        assert!(!text.contains("bad name") && !text.contains("l_total{"), "{text}");
+        assert!(
+            !text.contains("bad name") && !text.contains("l_total{"),
+            "{text}"
+        );
         assert!(valid_name("impulse_x_total") && !valid_name("9x") && !valid_name(""));
     }
 }

@@ -236,7 +236,8 @@ impl ConnTally {
             .add(now.auth_failed.saturating_sub(self.auth_failed));
         m.bytes_received.add(now.bytes.saturating_sub(self.bytes));
         m.tls_ok.add(now.tls_ok.saturating_sub(self.tls_ok));
-        m.tls_failed.add(now.tls_failed.saturating_sub(self.tls_failed));
+        m.tls_failed
+            .add(now.tls_failed.saturating_sub(self.tls_failed));
         *self = now;
     }
 }

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hooks_api::{HookPoint, Registry};
-use smtp_proto::command::Leniency;
-use smtp_proto::data::BareLineEndings;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::event_loop::Loop;
 use super::limits::ConnLimits;
 use super::pool::Pool;
+use super::reload::{self, ConfigSource, OnReload, Reloadable, Reloader, Settings};
 use super::{Control, Server, ServerError, ServerHandle};
-use crate::config::{BareLineEndingPolicy, ServerConfig};
+use crate::config::ServerConfig;
 use crate::factory::{Decisions, EventKind, FactoryConfig};
 use crate::metrics::http::MetricsServer;
 use crate::metrics::{self, ServerMetrics};
@@ -77,18 +76,19 @@ impl HookSet {
 /// Everything the loop threads share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub factory: Arc<FactoryConfig>,
+    /// What a reload may change: the factory configuration and STARTTLS of new
+    /// connections (each loop keeps the current `Settings` and looks for a newer one at
+    /// accept).
+    pub live: Arc<Reloadable>,
     pub registry: Arc<Registry>,
     pub spool: Spool,
-    pub limits: ConnLimits,
+    pub limits: Arc<ConnLimits>,
     pub pool: Option<Pool>,
     pub hooks: HookSet,
     pub grace: Duration,
     pub control: Arc<Control>,
     /// `[spool] discard`: accept and drop every message (benchmarks).
     pub discard: bool,
-    /// STARTTLS, when a certificate is configured.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// What the loops, spool callbacks and hook pool count.
     pub metrics: Arc<ServerMetrics>,
 }
@@ -104,6 +104,8 @@ pub(crate) struct Built {
     pub signals: bool,
     /// The `[metrics] listen` endpoint, bound.
     pub metrics_server: Option<MetricsServer>,
+    /// Where SIGHUP reads the configuration from.
+    pub reload_from: Option<ConfigSource>,
 }
 
 type FactoryTweak = Box<dyn FnOnce(&mut FactoryConfig)>;
@@ -125,6 +127,8 @@ pub struct ServerBuilder {
     tweak: Option<FactoryTweak>,
     tls: Option<Arc<rustls::ServerConfig>>,
     metrics: Option<Arc<metrics::Registry>>,
+    on_reload: Vec<OnReload>,
+    reload_from: Option<ConfigSource>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -203,6 +207,27 @@ impl ServerBuilder {
         self
     }
 
+    /// With [`handle_signals`](ServerBuilder::handle_signals), SIGHUP calls `source` for
+    /// the configuration and reloads it ([`Reloader::reload`]; `impulse serve` reads its
+    /// file again). A source that fails, or a configuration that does not validate, is
+    /// logged and the running configuration stays. Without a source SIGHUP is ignored.
+    pub fn reload_from(
+        mut self,
+        source: impl Fn() -> Result<ServerConfig, String> + Send + 'static,
+    ) -> Self {
+        self.reload_from = Some(ConfigSource(Box::new(source)));
+        self
+    }
+
+    /// Calls `f` with every configuration a reload accepted, after the server took it:
+    /// where a subsystem beside the server (the relay: routes, relay control, retries)
+    /// picks up its new settings. Called on the thread that reloaded (the signal thread);
+    /// it must not block for long.
+    pub fn on_reload(mut self, f: impl Fn(&ServerConfig) + Send + Sync + 'static) -> Self {
+        self.on_reload.push(Box::new(f));
+        self
+    }
+
     /// Counts into `registry` (instead of a registry of the server's own), so that one
     /// endpoint serves the server's metrics and those of whatever runs beside it.
     pub fn metrics(mut self, registry: Arc<metrics::Registry>) -> Self {
@@ -226,14 +251,13 @@ impl ServerBuilder {
         let config = self.config;
         let registry = self.registry.unwrap_or_else(|| Arc::new(Registry::new()));
         let hooks = HookSet::of(&registry);
-        let mut factory = factory_config(&config, &registry, hooks)?;
+        let tls_from_builder = self.tls.is_some();
         let tls = match (self.tls, &config.tls.cert, &config.tls.key) {
             (Some(tls), ..) => Some(tls),
             (None, Some(cert), Some(key)) => Some(super::tls::load_server_config(cert, key)?),
             _ => None,
         };
-        factory.tls_available = tls.is_some();
-        factory.require_tls = tls.is_some() && config.tls.required;
+        let mut factory = factory_config(&config, &registry, hooks, tls.is_some())?;
         if let Some(tweak) = self.tweak {
             tweak(&mut factory);
         }
@@ -275,11 +299,7 @@ impl ServerBuilder {
             .filter(|&p| hooks.has(p))
             .collect();
         let registry_m = self.metrics.unwrap_or_default();
-        let metrics = Arc::new(ServerMetrics::register(
-            registry_m.clone(),
-            &spool,
-            &hooked,
-        ));
+        let metrics = Arc::new(ServerMetrics::register(registry_m.clone(), &spool, &hooked));
         let metrics_server = match config.metrics.listen {
             Some(addr) => Some(
                 MetricsServer::start(addr, registry_m)
@@ -292,21 +312,34 @@ impl ServerBuilder {
         } else {
             None
         };
+        let limits = Arc::new(ConnLimits::new(
+            config.limits.connections,
+            config.limits.connections_per_ip,
+            config.limits.exempt_loopback,
+        ));
+        let loops = config.effective_workers();
+        let grace = Duration::from_secs(config.timeouts.shutdown_grace);
+        let discard = config.spool.discard;
+        let live = Arc::new(Reloadable::new(
+            Settings {
+                factory: Arc::new(factory),
+                tls,
+            },
+            limits.clone(),
+            config,
+            tls_from_builder,
+            self.on_reload,
+        ));
         let shared = Arc::new(Shared {
-            factory: Arc::new(factory),
+            live,
             registry,
             spool,
-            limits: ConnLimits::new(
-                config.limits.connections,
-                config.limits.connections_per_ip,
-                config.limits.exempt_loopback,
-            ),
+            limits,
             pool,
             hooks,
-            grace: Duration::from_secs(config.timeouts.shutdown_grace),
+            grace,
             control: Arc::new(Control::default()),
-            discard: config.spool.discard,
-            tls,
+            discard,
             metrics,
         });
         Ok(Server {
@@ -314,9 +347,10 @@ impl ServerBuilder {
                 shared,
                 listeners,
                 local_addrs,
-                loops: config.effective_workers(),
+                loops,
                 signals: self.signals,
                 metrics_server,
+                reload_from: self.reload_from,
             },
         })
     }
@@ -343,29 +377,11 @@ fn factory_config(
     config: &ServerConfig,
     registry: &Registry,
     hooks: HookSet,
+    tls: bool,
 ) -> Result<FactoryConfig, ServerError> {
     let mut f = FactoryConfig::new(config.effective_hostname());
-    f.banner = config.smtp.banner.clone();
-    f.limits.command_line = config.limits.command_line;
-    f.leniency = Leniency {
-        space_after_colon: config.smtp.allow_space_after_colon,
-        missing_angle_brackets: config.smtp.allow_missing_brackets,
-        ..f.leniency
-    };
-    f.max_recipients = config.limits.recipients;
-    f.max_message_size = config.limits.message_size;
-    f.max_hops = u32::try_from(config.limits.hops).unwrap_or(u32::MAX);
-    f.command_timeout = Duration::from_secs(config.timeouts.command);
-    f.data_timeout = Duration::from_secs(config.timeouts.data);
-    f.decision_timeout = Duration::from_secs(config.timeouts.hook);
-    f.min_data_rate = config.timeouts.data_min_rate;
-    f.soft_error_limit = config.limits.soft_errors;
-    f.hard_error_limit = config.limits.hard_errors;
-    f.bare_line_endings = match config.smtp.bare_line_endings {
-        BareLineEndingPolicy::Reject => BareLineEndings::Reject,
-        BareLineEndingPolicy::Normalize => BareLineEndings::Normalize,
-        BareLineEndingPolicy::Keep => BareLineEndings::Keep,
-    };
+    // The same fields a reload changes, from the same function.
+    reload::apply(&mut f, config, tls);
     f.decisions = hooks.decisions();
     for e in registry.extensions() {
         let ext = &e.extension;
@@ -388,7 +404,11 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         loops: loop_count,
         signals,
         metrics_server,
+        reload_from,
     } = built;
+    let reloader = Reloader {
+        inner: shared.live.clone(),
+    };
     let metrics_addr = metrics_server.as_ref().map(MetricsServer::local_addr);
     let metrics = shared.metrics.registry().clone();
     let control = shared.control.clone();
@@ -420,7 +440,11 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         threads.push(t);
     }
     let signal_handle = if signals {
-        Some(spawn_signal_thread(control.clone())?)
+        Some(spawn_signal_thread(
+            control.clone(),
+            reloader.clone(),
+            reload_from,
+        )?)
     } else {
         None
     };
@@ -435,6 +459,7 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         threads,
         metrics,
         metrics_addr,
+        reloader,
         on_exit: Some(Box::new(move || {
             if let Some(h) = signal_handle {
                 h.close();
@@ -457,11 +482,14 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
     })
 }
 
+/// SIGTERM and SIGINT: a graceful shutdown; SIGHUP: a reload from `reload_from`.
 fn spawn_signal_thread(
     control: Arc<Control>,
+    reloader: Reloader,
+    reload_from: Option<ConfigSource>,
 ) -> Result<signal_hook::iterator::Handle, ServerError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| ServerError::io("signal handler", e))?;
     let handle = signals.handle();
     std::thread::Builder::new()
@@ -469,7 +497,11 @@ fn spawn_signal_thread(
         .spawn(move || {
             for sig in signals.forever() {
                 log::info!("signal {sig} received");
-                control.shutdown();
+                if sig == SIGHUP {
+                    reload::on_hangup(&reloader, reload_from.as_ref());
+                } else {
+                    control.shutdown();
+                }
             }
         })
         .map_err(|e| ServerError::io("spawn", e))?;

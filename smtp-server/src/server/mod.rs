@@ -29,7 +29,10 @@
 //!   the message and queue hook chains, which read the message back from the spool file and may do I/O.
 //!   Only used when plugins registered such hooks.
 //! * **Signal thread** (optional, [`ServerBuilder::handle_signals`]): SIGTERM/SIGINT start a
-//!   graceful shutdown (through `signal-hook`'s self-pipe).
+//!   graceful shutdown, SIGHUP reloads the configuration ([`reload`], from
+//!   [`ServerBuilder::reload_from`]), through `signal-hook`'s self-pipe.
+//! * **Metrics thread** (`impulse-metrics`, with `[metrics] listen`): answers `GET /metrics`
+//!   ([`crate::metrics::http`]).
 //!
 //! # Listeners
 //!
@@ -61,6 +64,7 @@
 //! | `pool.rs` | the worker pool |
 //! | `tls.rs` | the rustls layer of one connection, and loading certificates |
 //! | `builder.rs`, `limits.rs` | building and starting the server; the connection caps |
+//! | `reload.rs` | what a reload changes (`Settings` behind an `Arc`, swapped), SIGHUP |
 //!
 //! # Where each blocking operation runs
 //!
@@ -129,6 +133,7 @@ mod hooks;
 mod limits;
 mod pool;
 mod queue;
+pub mod reload;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -139,6 +144,7 @@ use std::thread::JoinHandle;
 pub use builder::ServerBuilder;
 pub use common::ConnId;
 pub use queue::spool_envelope;
+pub use reload::Reloader;
 
 use crate::config::ConfigError;
 use crate::factory::ExtensionError;
@@ -253,6 +259,7 @@ pub struct ServerHandle {
     threads: Vec<JoinHandle<Result<(), ServerError>>>,
     metrics: Arc<crate::metrics::Registry>,
     metrics_addr: Option<SocketAddr>,
+    reloader: Reloader,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -270,6 +277,11 @@ impl ServerHandle {
     /// Where the metrics endpoint listens, when `[metrics] listen` is set.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// A handle that reloads the configuration of the running server (what SIGHUP does).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Starts a graceful shutdown (the same as SIGTERM): returns at once; [`join`] waits.

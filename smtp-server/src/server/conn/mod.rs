@@ -63,6 +63,8 @@ pub(crate) struct Conn {
     /// the loop has published to the metrics.
     counted: ConnTally,
     reported: ConnTally,
+    /// STARTTLS for this session: the configuration current when it was accepted.
+    pub(crate) tls_config: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Conn {
@@ -88,6 +90,7 @@ impl Conn {
             tls: TlsState::default(),
             counted: ConnTally::default(),
             reported: ConnTally::default(),
+            tls_config: None,
         }
     }
 

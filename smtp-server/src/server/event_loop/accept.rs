@@ -156,6 +156,7 @@ impl Loop {
         local: Option<SocketAddr>,
         now: Instant,
     ) {
+        let settings = self.settings();
         if let Err(refusal) = self.shared.limits.acquire(peer.ip()) {
             let m = &self.shared.metrics;
             let text = match refusal {
@@ -169,10 +170,7 @@ impl Loop {
                 }
             };
             log::info!("refused [{}]:{}: {text}", peer.ip(), peer.port());
-            let line = format!(
-                "421 4.7.0 {} Error: {text}\r\n",
-                self.shared.factory.hostname
-            );
+            let line = format!("421 4.7.0 {} Error: {text}\r\n", settings.factory.hostname);
             let _ = sock.write(line.as_bytes());
             return;
         }
@@ -185,13 +183,16 @@ impl Loop {
             return;
         }
         let key = self.acceptor.next_key(slot);
-        let mut factory = Factory::new(self.shared.factory.clone(), peer, local, now);
+        let mut factory = Factory::new(settings.factory.clone(), peer, local, now);
         factory.set_wall_clock(SystemTime::now());
         // Registered by the first `drive` (its `settle`), with the interest the connection
         // then needs: usually the banner is written at once and only READABLE is asked for,
         // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the
         // registration itself.
-        entry.insert(Conn::new(sock, factory, key));
+        let mut conn = Conn::new(sock, factory, key);
+        // The session keeps the certificate it started with, whatever a reload brings.
+        conn.tls_config = settings.tls.clone();
+        entry.insert(conn);
         self.shared.metrics.accepted.inc();
         self.shared.metrics.open.inc();
         log::info!("connect from [{}]:{}", peer.ip(), peer.port());

@@ -49,7 +49,8 @@ impl Loop {
                 return;
             };
             let mut wrote = conn.flush();
-            wrote |= conn.start_tls_if_reply_written(self.shared.tls.as_ref());
+            let tls = conn.tls_config.clone();
+            wrote |= conn.start_tls_if_reply_written(tls.as_ref());
             if !wrote || rounds >= MAX_ROUNDS {
                 break;
             }
@@ -150,7 +151,7 @@ impl Loop {
             Event::Reset => self.conns[slot].txn_notes.clear(),
             Event::StartTls => {
                 let conn = &mut self.conns[slot];
-                if self.shared.tls.is_some() {
+                if conn.tls_config.is_some() {
                     conn.start_tls_after_reply();
                 } else {
                     // The factory offers STARTTLS only with TLS configured.
