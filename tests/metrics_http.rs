@@ -1,6 +1,8 @@
 //! `[metrics] listen`: `impulse serve` counts what a load of `impulse send` did and serves it
 //! on `GET /metrics`; the counts match what was sent, the log agrees, scrapes during the
 //! load succeed and only grow, and `promtool check metrics` accepts the exposition.
+// A socket test: a scraper thread beside the load, polls on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

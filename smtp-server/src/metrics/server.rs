@@ -94,7 +94,7 @@ impl ServerMetrics {
         for &point in hooked {
             hooks[point.index()] = Some(r.histogram(
                 "impulse_hook_duration_seconds",
-                "Time spent in a hook point's chain of plugin hooks, per dispatch (a pending hook counts until it went pending).",
+                "Time in a hook point's chain of plugin hooks per dispatch (on a loop until a hook went pending; message and queue hooks until their chain finished).",
                 &[("point", point.as_str())],
                 DURATION_BUCKETS,
             ));
