@@ -127,7 +127,7 @@ impl ServerMetrics {
             ),
             commit_seconds: r.histogram(
                 "impulse_spool_commit_duration_seconds",
-                "Time from the end of data to the spool's answer (fsync, rename, directory fsync; message and queue hooks included when plugins have them).",
+                "Time a spool commit took, from handing the message to the spool to its answer (fsync, rename, directory fsync).",
                 &[],
                 DURATION_BUCKETS,
             ),

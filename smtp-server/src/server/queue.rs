@@ -143,7 +143,6 @@ impl Loop {
             }
         };
         conn.waiting = Waiting::Queue;
-        let started = Instant::now();
         let metrics = shared.metrics.clone();
         let (sender, key) = (self.sender.clone(), conn.key());
         match &shared.pool {
@@ -166,7 +165,6 @@ impl Loop {
                         &registry, &spool, &metrics, discard, writer, &env, session, conn_notes,
                         txn_notes,
                     );
-                    metrics.commit_seconds.observe(started.elapsed());
                     guard.send(d, Some(notes));
                 });
                 if pool.run(job).is_err() {
@@ -180,6 +178,7 @@ impl Loop {
                     key,
                     sent: false,
                 };
+                let started = Instant::now();
                 shared.spool.commit(
                     writer,
                     Box::new(move |result| {
@@ -347,13 +346,18 @@ fn run_message_hooks(
             Decision::Queued(QueueId::generate().to_string())
         }
         // No queue hook took it: the durable spool, the default queue hook, does.
-        (Verdict::Continue, _) => match spool.commit_blocking(writer) {
-            Ok(id) => Decision::Queued(id.to_string()),
-            Err(e) => {
-                log::error!("spool commit failed: {e}");
-                temp_fail(&e)
+        (Verdict::Continue, _) => {
+            let started = Instant::now();
+            let committed = spool.commit_blocking(writer);
+            metrics.commit_seconds.observe(started.elapsed());
+            match committed {
+                Ok(id) => Decision::Queued(id.to_string()),
+                Err(e) => {
+                    log::error!("spool commit failed: {e}");
+                    temp_fail(&e)
+                }
             }
-        },
+        }
         (Verdict::Accept(_), None) => Decision::TempFail(REPLY_LOCAL_ERROR.into()),
         (other, _) => decision(other),
     };
