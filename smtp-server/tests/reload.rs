@@ -16,8 +16,10 @@ use smtp_server::server::Server;
 #[test]
 fn reloads_apply_to_new_connections_and_subscribers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::default();
-    config.workers = 1;
+    let mut config = ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    };
     config.limits.connections_per_ip = 1;
     config.limits.exempt_loopback = false;
     let seen = Arc::new(AtomicUsize::new(0));

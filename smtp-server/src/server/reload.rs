@@ -15,8 +15,8 @@
 //! What it does not reload: the listeners, loop and pool threads, the spool, the host
 //! name, the plugins and `[metrics]` (a warning names a changed key: it takes effect at
 //! the next start), nor `timeouts.shutdown_grace`. Subsystems beside the server (the relay)
-//! receive each accepted configuration through [`ServerBuilder::on_reload`]
-//! (crate::server::ServerBuilder::on_reload).
+//! receive each accepted configuration through
+//! [`ServerBuilder::on_reload`](crate::server::ServerBuilder::on_reload).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
