@@ -62,13 +62,6 @@ impl ServerMetrics {
                 &[("reason", reason)],
             )
         };
-        let replies = CLASSES.map(|class| {
-            r.counter(
-                "impulse_replies_total",
-                "SMTP replies sent, by the class of their code.",
-                &[("class", class)],
-            )
-        });
         let messages = |outcome| {
             r.counter(
                 "impulse_messages_total",
@@ -117,7 +110,13 @@ impl ServerMetrics {
                 "SMTP command lines received (SASL response lines not included).",
                 &[],
             ),
-            replies,
+            replies: CLASSES.map(|class| {
+                r.counter(
+                    "impulse_replies_total",
+                    "SMTP replies given to clients (queued for writing), by the class of their code.",
+                    &[("class", class)],
+                )
+            }),
             messages_accepted: messages("accepted"),
             messages_rejected: messages("rejected"),
             bytes_received: r.counter(
