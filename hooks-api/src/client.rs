@@ -135,6 +135,7 @@ impl ClientStateRegistration {
                     name: state_name.clone(),
                 }),
                 Err(message) => {
+                    crate::hook::note_panic();
                     log::error!("plugin {owner}: the factory of client state {state_name} panicked: {message}");
                     Box::new(Guarded {
                         inner: None,
@@ -197,6 +198,7 @@ impl Guarded {
             return StateAction::panicked();
         };
         guarded(|| f(inner)).unwrap_or_else(|message| {
+            crate::hook::note_panic();
             log::error!(
                 "plugin {}: client state {} panicked: {message}; failing with 451 4.3.0",
                 self.plugin,

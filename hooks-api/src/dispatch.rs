@@ -54,6 +54,7 @@ macro_rules! dispatch_methods {
         pub fn $dispatch(&self, ctx: &mut $ctx<'_>) {
             for entry in &self.chains.$name {
                 if let Err(message) = (entry.hook)(ctx) {
+                    crate::hook::note_panic();
                     log::error!(
                         "plugin {} panicked in its {} hook: {message}",
                         entry.plugin,

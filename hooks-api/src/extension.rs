@@ -152,6 +152,7 @@ impl EsmtpExtension {
         match &self.advertise {
             None => true,
             Some(predicate) => predicate(session).unwrap_or_else(|message| {
+                crate::hook::note_panic();
                 log::error!(
                     "the advertise predicate of {} panicked: {message}",
                     self.keyword
@@ -172,6 +173,7 @@ impl EsmtpExtension {
         let verdict = match handler(ctx, args) {
             Ok(v) => v,
             Err(message) => {
+                crate::hook::note_panic();
                 log::error!(
                     "plugin {plugin} panicked in its {} verb handler: {message}; answering 451 4.3.0",
                     self.keyword

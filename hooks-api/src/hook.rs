@@ -28,6 +28,7 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::context::Ctx;
@@ -181,6 +182,21 @@ pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
 }
 
+/// Panics of plugin code caught in this process (see [`panics_caught`]).
+static PANICS_CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+/// How many panics of plugin code (hooks, verb handlers, advertise predicates, client
+/// states) the dispatch caught in this process since it started: the server's
+/// `impulse_plugin_panics_total`.
+pub fn panics_caught() -> u64 {
+    PANICS_CAUGHT.load(Ordering::Relaxed)
+}
+
+/// Counts one caught panic (where it is logged).
+pub(crate) fn note_panic() {
+    PANICS_CAUGHT.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The text of a panic payload.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -233,6 +249,7 @@ pub(crate) fn run_chain<'c, H: ?Sized, E>(
         let verdict = match call(&entry.hook, ctx) {
             Ok(v) => v,
             Err(message) => {
+                note_panic();
                 log::error!(
                     "plugin {} panicked in its {point} hook: {message}; answering 451 4.3.0",
                     entry.plugin

@@ -86,7 +86,7 @@ pub use context::{
 pub use error::LoadError;
 pub use extension::{EsmtpExtension, RegisteredExtension};
 pub use headers::{Header, HeaderLimits, Headers};
-pub use hook::{HookPoint, Order, ServerStage, Side};
+pub use hook::{panics_caught, HookPoint, Order, ServerStage, Side};
 pub use loader::AbiFacts;
 pub use notes::Notes;
 pub use plugin::PluginDecl;

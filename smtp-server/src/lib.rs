@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`config`] | `impulse.toml`: listeners, limits, timeouts, spool, plugins, with embedded defaults |
 //! | [`factory`] | the sans-IO ESMTP message factory: one state machine per connection |
+//! | [`metrics`] | counters, gauges and histograms in the Prometheus text format, and the `GET /metrics` responder |
 //! | [`server`] | the mio event loop: listeners, connections, hooks, spool wiring, shutdown, embedding |
 //! | [`spool`] | the durable on-disk spool (the `smtp-spool` crate, re-exported): streaming writer, group commit, recovery, read side |
 //!
@@ -22,6 +23,7 @@
 
 pub mod config;
 pub mod factory;
+pub mod metrics;
 pub mod server;
 pub use smtp_spool as spool;
 

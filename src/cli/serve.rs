@@ -1,4 +1,5 @@
-//! `impulse serve`: run the ESMTP server until SIGTERM or SIGINT.
+//! `impulse serve`: run the ESMTP server until SIGTERM or SIGINT; SIGHUP reads the
+//! configuration again (limits, timeouts, TLS certificate and key: docs/OPERATIONS.md).
 //!
 //! With no arguments it listens on 127.0.0.1:2525, spools to `./spool` and greets with the
 //! system's host name. `--config FILE` reads an `impulse.toml`; `--listen`, `--spool`,
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use clap::Args;
 use smtp_relay::driver::{control, offline, Relay, RelaySettings};
 use smtp_relay::route::{LocalHost, RouteTable};
-use smtp_server::config::Overrides;
+use smtp_server::config::{Overrides, ServerConfig};
 use smtp_server::server::Server;
 
 /// Arguments of `impulse serve`.
@@ -61,20 +62,25 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut config = super::config::load(
-        args.config.as_deref(),
-        Overrides {
-            listen: args.listen,
-            spool: args.spool,
-            hostname: args.hostname,
-            plugins: args.plugins,
-            tls_cert: args.tls_cert,
-            tls_key: args.tls_key,
-        },
-    )?;
-    if args.discard {
-        config.spool.discard = true;
-    }
+    let overrides = Overrides {
+        listen: args.listen,
+        spool: args.spool,
+        hostname: args.hostname,
+        plugins: args.plugins,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+    };
+    let (path, discard) = (args.config, args.discard);
+    // What `serve` runs with, and what SIGHUP reads again: the file, then the same
+    // command-line overrides.
+    let load = move || -> Result<ServerConfig, String> {
+        let mut config = super::config::load(path.as_deref(), overrides.clone())?;
+        if discard {
+            config.spool.discard = true;
+        }
+        Ok(config)
+    };
+    let config = load()?;
     let registry = super::config::registry(&config)?;
     if config.spool.discard {
         log::warn!("discard mode: every message is accepted and dropped, nothing is stored");
@@ -97,6 +103,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .config(config)
         .registry(registry.clone())
         .handle_signals(true)
+        .reload_from(load)
         .build()
         .map_err(|e| e.to_string())?;
     let spool = server.spool().clone();

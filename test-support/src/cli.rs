@@ -140,11 +140,37 @@ impl Serve {
 
     /// Sends SIGTERM (a graceful stop).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP (reload the configuration).
+    pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Reads the log until a line containing `needle` (returned with the lines before
+    /// it); panics when the log ends first or was given to [`drain_log`](Serve::drain_log).
+    pub fn log_until(&mut self, needle: &str) -> String {
+        let log = self.log.as_mut().expect("the log is still read here");
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            let n = log.read_line(&mut line).expect("read the log");
+            assert!(n > 0, "the log ended before {needle:?}: {seen}");
+            seen.push_str(&line);
+            if line.contains(needle) {
+                return seen;
+            }
+        }
     }
 
     /// Waits for the process to exit.

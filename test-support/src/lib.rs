@@ -10,6 +10,7 @@
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
 //! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
+//! | [`metrics`] | scraping `GET /metrics`, reading a series, `promtool check metrics` |
 //! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
 //!
 //! Test code only (`publish = false`, a dev-dependency of the crates whose tests use it): it
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod dns;
 pub mod fake;
 pub mod line;
+pub mod metrics;
 pub mod pair;
 pub mod peers;
 pub mod server;

@@ -17,7 +17,58 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
+};
+
+use crate::line::LineClient;
+
+/// A client's TLS session over a socket, read line by line ([`starttls`]).
+pub type TlsClient = std::io::BufReader<StreamOwned<ClientConnection, TcpStream>>;
+
+impl Certs {
+    /// A rustls client configuration that trusts this CA only.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&self.ca_file).expect("the CA's PEM file"))
+            .expect("the CA certificate");
+        Arc::new(
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+}
+
+/// STARTTLS on `client` (past its EHLO): `220`, then a handshake for `localhost` with
+/// `config`, completed here. The TLS session, or why the handshake failed (a certificate
+/// the client does not trust, ...).
+pub fn starttls(mut client: LineClient, config: Arc<ClientConfig>) -> Result<TlsClient, String> {
+    let reply = client.cmd("STARTTLS");
+    if !reply.starts_with("220 ") {
+        return Err(format!("STARTTLS answered {reply}"));
+    }
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    let mut conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    let mut tcp = client.w;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    Ok(std::io::BufReader::new(StreamOwned::new(conn, tcp)))
+}
+
+/// Sends `line` and CRLF over TLS, returns the reply.
+pub fn tls_cmd(t: &mut TlsClient, line: &str) -> String {
+    t.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .expect("write over TLS");
+    t.get_mut().flush().expect("flush over TLS");
+    crate::line::read_reply(t)
+}
 
 /// A CA, a server certificate it signed (for `localhost` and `127.0.0.1`), their PEM files.
 pub struct Certs {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 mod duration;
 mod listener;
+mod metrics;
 mod relay;
 mod validate;
 pub use duration::ConfigDuration;
@@ -19,6 +20,7 @@ pub use listener::{
     check_auth_hook, AuthSettings, ListenerConfig, ListenerRole, ListenerTls, DEFAULT_PROXY_FROM,
     DEFAULT_PROXY_TIMEOUT,
 };
+pub use metrics::MetricsConfig;
 pub use relay::{read_recipients, DnsConfig, RelayConfig, RetryConfig, RouteConfig};
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
@@ -131,6 +133,8 @@ pub struct ServerConfig {
     pub auth: AuthSettings,
     /// Listeners with a role, a TLS mode and the PROXY protocol (`[[listener]]`).
     pub listener: Vec<ListenerConfig>,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
     /// Plugin `.so` files to load, in order.
     pub plugin_files: Vec<PathBuf>,
     /// Each plugin's own table, by plugin name: `[plugins.auth-file]` ...
@@ -154,6 +158,7 @@ impl Default for ServerConfig {
             smtp: SmtpConfig::default(),
             auth: AuthSettings::default(),
             listener: Vec::new(),
+            metrics: MetricsConfig::default(),
             plugin_files: Vec::new(),
             plugins: toml::Table::new(),
             relay: None,

@@ -107,6 +107,7 @@ pub use relay::RelayControl;
 pub use session::SessionUpdate;
 pub use state::State;
 
+pub use output::ReplyTally;
 use output::Transmit;
 use pending::Pending;
 

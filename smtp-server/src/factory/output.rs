@@ -14,6 +14,43 @@ pub(crate) struct Transmit {
     pub(crate) total_sent: u64,
     max_replies: usize,
     max_bytes: usize,
+    /// Replies ever queued, counted by their code (for the driver's metrics).
+    pub(crate) tally: ReplyTally,
+}
+
+/// Replies a session has queued so far, by the class of their code, for the driver's
+/// metrics ([`Factory::reply_tally`](super::Factory::reply_tally)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyTally {
+    /// Indexed by the first digit of the code (`1` to `5`); `0` counts anything else.
+    pub by_class: [u64; 6],
+    /// `235` replies: AUTH succeeded (RFC 4954).
+    pub auth_succeeded: u64,
+    /// `535` replies: AUTH credentials refused (RFC 4954).
+    pub auth_failed: u64,
+}
+
+impl ReplyTally {
+    /// Counts one reply that starts with `bytes`.
+    fn count(&mut self, bytes: &[u8]) {
+        let code = match bytes {
+            [a, b, c, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => Some((
+                u16::from(a - b'0'),
+                u16::from(b - b'0') * 10 + u16::from(c - b'0'),
+            )),
+            _ => None,
+        };
+        let class = match code {
+            Some((first @ 1..=5, _)) => usize::from(first),
+            _ => 0,
+        };
+        self.by_class[class] += 1;
+        match code {
+            Some((2, 35)) => self.auth_succeeded += 1,
+            Some((5, 35)) => self.auth_failed += 1,
+            _ => {}
+        }
+    }
 }
 
 impl Transmit {
@@ -26,6 +63,7 @@ impl Transmit {
             total_sent: 0,
             max_replies: max_replies.max(1),
             max_bytes: max_bytes.max(512),
+            tally: ReplyTally::default(),
         }
     }
 
@@ -43,6 +81,7 @@ impl Transmit {
     pub(crate) fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
         let before = self.buf.len();
         f(&mut self.buf);
+        self.tally.count(&self.buf[before..]);
         self.replies += 1;
         self.total_queued += (self.buf.len() - before) as u64;
     }
@@ -64,5 +103,27 @@ impl Transmit {
             self.buf.drain(..self.sent);
             self.sent = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_counted_by_class_and_auth_code() {
+        let mut t = Transmit::new(10, 4096);
+        for line in [
+            "220 hi\r\n",
+            "250-a\r\n250 b\r\n",
+            "235 2.7.0 ok\r\n",
+            "535 5.7.8 no\r\n",
+            "354 go\r\n",
+            "x\r\n",
+        ] {
+            t.push_with(|o| o.extend_from_slice(line.as_bytes()));
+        }
+        assert_eq!(t.tally.by_class, [1, 0, 3, 1, 0, 1]);
+        assert_eq!((t.tally.auth_succeeded, t.tally.auth_failed), (1, 1));
     }
 }

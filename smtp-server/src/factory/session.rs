@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use smtp_proto::status::EnhancedStatus;
 
-use super::{CloseReason, Factory, FactoryConfig, Phase, TlsInfo};
+use super::{CloseReason, Factory, FactoryConfig, Phase, ReplyTally, TlsInfo};
 
 /// What an extension changed in the session (Postfix's XCLIENT attributes), for
 /// [`Factory::handle_session_update`]. Each field is `None` when unchanged; `Some(None)`
@@ -139,6 +139,11 @@ impl Factory {
     /// the driver's connection log line.
     pub fn commands(&self) -> u64 {
         self.commands
+    }
+
+    /// Replies queued so far, by class (and the AUTH answers), for the driver's metrics.
+    pub fn reply_tally(&self) -> ReplyTally {
+        self.out.tally
     }
 
     /// Whether the session speaks ESMTP: the client greeted with EHLO (not HELO), or a

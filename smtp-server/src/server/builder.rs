@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hooks_api::{HookPoint, Registry};
-use smtp_proto::command::Leniency;
-use smtp_proto::data::BareLineEndings;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::event_loop::Loop;
@@ -15,11 +13,12 @@ use super::limits::ConnLimits;
 use super::listener::ListenerSpec;
 use super::pool::Pool;
 use super::relay_watch::Watch;
+use super::reload::{self, ConfigSource, OnReload, Reloadable, Reloader, Settings};
 use super::{Control, Server, ServerError, ServerHandle};
-use crate::config::{
-    check_auth_hook, BareLineEndingPolicy, ListenerConfig, RelayConfig, ServerConfig,
-};
+use crate::config::{check_auth_hook, ListenerConfig, RelayConfig, ServerConfig};
 use crate::factory::{AuthConfig, Decisions, EventKind, FactoryConfig, RelayControl};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::{self, ServerMetrics};
 use crate::spool::{RealIo, Spool, SpoolOptions};
 
 /// Listen backlog of the sockets the server binds itself.
@@ -79,21 +78,23 @@ impl HookSet {
 /// Everything the loop threads share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The factory configuration of an `mx` listener (the others derive from it).
-    pub factory: Arc<FactoryConfig>,
     /// Each bound listener's role, TLS mode and PROXY protocol, by listener index.
     pub listeners: Vec<ListenerSpec>,
+    /// What a reload may change: the factory configuration and STARTTLS of new
+    /// connections (each loop keeps the current `Settings` and looks for a newer one at
+    /// accept).
+    pub live: Arc<Reloadable>,
     pub registry: Arc<Registry>,
     pub spool: Spool,
-    pub limits: ConnLimits,
+    pub limits: Arc<ConnLimits>,
     pub pool: Option<Pool>,
     pub hooks: HookSet,
     pub grace: Duration,
     pub control: Arc<Control>,
     /// `[spool] discard`: accept and drop every message (benchmarks).
     pub discard: bool,
-    /// STARTTLS, when a certificate is configured.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What the loops, spool callbacks and hook pool count.
+    pub metrics: Arc<ServerMetrics>,
 }
 
 /// A built server (see [`Server`]).
@@ -107,6 +108,10 @@ pub(crate) struct Built {
     pub signals: bool,
     /// The `[relay] recipients` file to re-read when it changes.
     pub relay_watch: Option<Watch>,
+    /// The `[metrics] listen` endpoint, bound.
+    pub metrics_server: Option<MetricsServer>,
+    /// Where SIGHUP reads the configuration from.
+    pub reload_from: Option<ConfigSource>,
 }
 
 type FactoryTweak = Box<dyn FnOnce(&mut FactoryConfig)>;
@@ -127,6 +132,9 @@ pub struct ServerBuilder {
     signals: bool,
     tweak: Option<FactoryTweak>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    metrics: Option<Arc<metrics::Registry>>,
+    on_reload: Vec<OnReload>,
+    reload_from: Option<ConfigSource>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -207,6 +215,34 @@ impl ServerBuilder {
         self
     }
 
+    /// With [`handle_signals`](ServerBuilder::handle_signals), SIGHUP calls `source` for
+    /// the configuration and reloads it ([`Reloader::reload`]; `impulse serve` reads its
+    /// file again). A source that fails, or a configuration that does not validate, is
+    /// logged and the running configuration stays. Without a source SIGHUP is ignored.
+    pub fn reload_from(
+        mut self,
+        source: impl Fn() -> Result<ServerConfig, String> + Send + 'static,
+    ) -> Self {
+        self.reload_from = Some(ConfigSource(Box::new(source)));
+        self
+    }
+
+    /// Calls `f` with every configuration a reload accepted, after the server took it:
+    /// where a subsystem beside the server (the relay: routes, relay control, retries)
+    /// picks up its new settings. Called on the thread that reloaded (the signal thread);
+    /// it must not block for long.
+    pub fn on_reload(mut self, f: impl Fn(&ServerConfig) + Send + Sync + 'static) -> Self {
+        self.on_reload.push(Box::new(f));
+        self
+    }
+
+    /// Counts into `registry` (instead of a registry of the server's own), so that one
+    /// endpoint serves the server's metrics and those of whatever runs beside it.
+    pub fn metrics(mut self, registry: Arc<metrics::Registry>) -> Self {
+        self.metrics = Some(registry);
+        self
+    }
+
     /// Validates the configuration, opens the spool (running its recovery) and binds the
     /// listeners. Nothing runs until [`Server::spawn`] or [`Server::run`].
     pub fn build(mut self) -> Result<Server, ServerError> {
@@ -224,14 +260,13 @@ impl ServerBuilder {
         let registry = self.registry.unwrap_or_else(|| Arc::new(Registry::new()));
         let hooks = HookSet::of(&registry);
         check_auth_hook(&config, hooks.has(HookPoint::Auth))?;
-        let mut factory = factory_config(&config, &registry, hooks)?;
+        let tls_from_builder = self.tls.is_some();
         let tls = match (self.tls, &config.tls.cert, &config.tls.key) {
             (Some(tls), ..) => Some(tls),
             (None, Some(cert), Some(key)) => Some(super::tls::load_server_config(cert, key)?),
             _ => None,
         };
-        factory.tls_available = tls.is_some();
-        factory.require_tls = tls.is_some() && config.tls.required;
+        let mut factory = factory_config(&config, &registry, hooks, tls.is_some())?;
         // Relay control runs at every RCPT, with or without a `[relay]` table. The
         // recipients file's version is noted before it is read: a change in between is
         // read again, never missed.
@@ -298,36 +333,65 @@ impl ServerBuilder {
                     .map_err(|e| ServerError::io("local_addr", e))?,
             );
         }
+        let hooked: Vec<HookPoint> = HookPoint::ALL
+            .into_iter()
+            .filter(|&p| hooks.has(p))
+            .collect();
+        let registry_m = self.metrics.unwrap_or_default();
+        let metrics = Arc::new(ServerMetrics::register(registry_m.clone(), &spool, &hooked));
+        let metrics_server = match config.metrics.listen {
+            Some(addr) => Some(
+                MetricsServer::start(addr, registry_m)
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let pool = if hooks.message() {
             Some(Pool::start(config.pool_threads).map_err(|e| ServerError::io("spawn", e))?)
         } else {
             None
         };
+        let limits = Arc::new(ConnLimits::new(
+            config.limits.connections,
+            config.limits.connections_per_ip,
+            config.limits.exempt_loopback,
+        ));
+        let loops = config.effective_workers();
+        let grace = Duration::from_secs(config.timeouts.shutdown_grace);
+        let discard = config.spool.discard;
+        let live = Arc::new(Reloadable::new(
+            Settings {
+                factory: factory.clone(),
+                tls,
+            },
+            limits.clone(),
+            config,
+            tls_from_builder,
+            self.on_reload,
+        ));
         let shared = Arc::new(Shared {
-            factory,
             listeners: specs,
+            live,
             registry,
             spool,
-            limits: ConnLimits::new(
-                config.limits.connections,
-                config.limits.connections_per_ip,
-                config.limits.exempt_loopback,
-            ),
+            limits,
             pool,
             hooks,
-            grace: Duration::from_secs(config.timeouts.shutdown_grace),
+            grace,
             control: Arc::new(Control::default()),
-            discard: config.spool.discard,
-            tls,
+            discard,
+            metrics,
         });
         Ok(Server {
             inner: Built {
                 shared,
                 listeners,
                 local_addrs,
-                loops: config.effective_workers(),
+                loops,
                 signals: self.signals,
                 relay_watch,
+                metrics_server,
+                reload_from: self.reload_from,
             },
         })
     }
@@ -354,29 +418,11 @@ fn factory_config(
     config: &ServerConfig,
     registry: &Registry,
     hooks: HookSet,
+    tls: bool,
 ) -> Result<FactoryConfig, ServerError> {
     let mut f = FactoryConfig::new(config.effective_hostname());
-    f.banner = config.smtp.banner.clone();
-    f.limits.command_line = config.limits.command_line;
-    f.leniency = Leniency {
-        space_after_colon: config.smtp.allow_space_after_colon,
-        missing_angle_brackets: config.smtp.allow_missing_brackets,
-        ..f.leniency
-    };
-    f.max_recipients = config.limits.recipients;
-    f.max_message_size = config.limits.message_size;
-    f.max_hops = u32::try_from(config.limits.hops).unwrap_or(u32::MAX);
-    f.command_timeout = Duration::from_secs(config.timeouts.command);
-    f.data_timeout = Duration::from_secs(config.timeouts.data);
-    f.decision_timeout = Duration::from_secs(config.timeouts.hook);
-    f.min_data_rate = config.timeouts.data_min_rate;
-    f.soft_error_limit = config.limits.soft_errors;
-    f.hard_error_limit = config.limits.hard_errors;
-    f.bare_line_endings = match config.smtp.bare_line_endings {
-        BareLineEndingPolicy::Reject => BareLineEndings::Reject,
-        BareLineEndingPolicy::Normalize => BareLineEndings::Normalize,
-        BareLineEndingPolicy::Keep => BareLineEndings::Keep,
-    };
+    // The same fields a reload changes, from the same function.
+    reload::apply(&mut f, config, tls);
     f.decisions = hooks.decisions();
     // AUTH is offered exactly when a hook can verify it.
     if hooks.has(HookPoint::Auth) {
@@ -406,7 +452,14 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         loops: loop_count,
         signals,
         relay_watch,
+        metrics_server,
+        reload_from,
     } = built;
+    let reloader = Reloader {
+        inner: shared.live.clone(),
+    };
+    let metrics_addr = metrics_server.as_ref().map(MetricsServer::local_addr);
+    let metrics = shared.metrics.registry().clone();
     let control = shared.control.clone();
     let mut loops = Vec::with_capacity(loop_count);
     for i in 0..loop_count {
@@ -440,7 +493,11 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         .transpose()
         .map_err(|e| ServerError::io("spawn", e))?;
     let signal_handle = if signals {
-        Some(spawn_signal_thread(control.clone())?)
+        Some(spawn_signal_thread(
+            control.clone(),
+            reloader.clone(),
+            reload_from,
+        )?)
     } else {
         None
     };
@@ -453,6 +510,9 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
         local_addrs,
         control,
         threads,
+        metrics,
+        metrics_addr,
+        reloader,
         on_exit: Some(Box::new(move || {
             if let Some(h) = signal_handle {
                 h.close();
@@ -460,6 +520,7 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
             if let Some(w) = relay_watcher {
                 w.stop();
             }
+            drop(metrics_server);
             // Plugin shutdowns run once nobody else holds the registry.
             if let Some(mut arc) = registry.take() {
                 for _ in 0..50 {
@@ -477,11 +538,14 @@ pub(crate) fn start(built: Built) -> Result<ServerHandle, ServerError> {
     })
 }
 
+/// SIGTERM and SIGINT: a graceful shutdown; SIGHUP: a reload from `reload_from`.
 fn spawn_signal_thread(
     control: Arc<Control>,
+    reloader: Reloader,
+    reload_from: Option<ConfigSource>,
 ) -> Result<signal_hook::iterator::Handle, ServerError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| ServerError::io("signal handler", e))?;
     let handle = signals.handle();
     std::thread::Builder::new()
@@ -489,7 +553,11 @@ fn spawn_signal_thread(
         .spawn(move || {
             for sig in signals.forever() {
                 log::info!("signal {sig} received");
-                control.shutdown();
+                if sig == SIGHUP {
+                    reload::on_hangup(&reloader, reload_from.as_ref());
+                } else {
+                    control.shutdown();
+                }
             }
         })
         .map_err(|e| ServerError::io("spawn", e))?;

@@ -248,7 +248,11 @@ impl Loop {
             };
             let conn = &mut self.conns[key];
             sync_session(conn);
+            let started = Instant::now();
             let v = run_chain(&registry, conn, &event, &source, resume, &mut changed);
+            if let Some(point) = deciding_point(kind) {
+                self.shared.metrics.hook_time(point, started.elapsed());
+            }
             self.ticket = source.next.get();
             v
         } else {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Why a connection may not be taken.
@@ -16,12 +16,13 @@ pub(crate) enum Refusal {
 }
 
 /// The counters. The per-IP map is behind a mutex taken once per accept and once per
-/// close: short critical sections, never held across I/O.
+/// close: short critical sections, never held across I/O. The caps themselves change on a
+/// reload ([`set`](ConnLimits::set)); connections above a lowered cap stay.
 #[derive(Debug)]
 pub(crate) struct ConnLimits {
-    max: usize,
-    max_per_ip: usize,
-    exempt_loopback: bool,
+    max: AtomicUsize,
+    max_per_ip: AtomicUsize,
+    exempt_loopback: AtomicBool,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -29,28 +30,37 @@ pub(crate) struct ConnLimits {
 impl ConnLimits {
     pub(crate) fn new(max: usize, max_per_ip: usize, exempt_loopback: bool) -> Self {
         ConnLimits {
-            max,
-            max_per_ip,
-            exempt_loopback,
+            max: AtomicUsize::new(max),
+            max_per_ip: AtomicUsize::new(max_per_ip),
+            exempt_loopback: AtomicBool::new(exempt_loopback),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
         }
     }
 
+    /// New caps (a reload).
+    pub(crate) fn set(&self, max: usize, max_per_ip: usize, exempt_loopback: bool) {
+        self.max.store(max, Ordering::Relaxed);
+        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
+        self.exempt_loopback
+            .store(exempt_loopback, Ordering::Relaxed);
+    }
+
     /// Whether another connection may be accepted at all.
     pub(crate) fn has_room(&self) -> bool {
-        self.total.load(Ordering::Acquire) < self.max
+        self.total.load(Ordering::Acquire) < self.max.load(Ordering::Relaxed)
     }
 
     /// Counts a connection from `ip`, or says why not.
     pub(crate) fn acquire(&self, ip: IpAddr) -> Result<(), Refusal> {
-        if self.total.fetch_add(1, Ordering::AcqRel) >= self.max {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= self.max.load(Ordering::Relaxed) {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Full);
         }
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip && !(self.exempt_loopback && ip.is_loopback()) {
+        let exempt = self.exempt_loopback.load(Ordering::Relaxed) && ip.is_loopback();
+        if *n >= self.max_per_ip.load(Ordering::Relaxed) && !exempt {
             drop(map);
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::PerIp);
@@ -102,5 +112,18 @@ mod tests {
         let l = ConnLimits::new(10, 1, false);
         assert_eq!(l.acquire(lo), Ok(()));
         assert_eq!(l.acquire(lo), Err(Refusal::PerIp));
+    }
+
+    #[test]
+    fn new_caps_apply_at_once() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let l = ConnLimits::new(10, 1, true);
+        assert_eq!(l.acquire(a), Ok(()));
+        assert_eq!(l.acquire(a), Err(Refusal::PerIp));
+        l.set(1, 5, true);
+        assert!(!l.has_room());
+        assert_eq!(l.acquire(a), Err(Refusal::Full));
+        l.set(10, 5, true);
+        assert_eq!(l.acquire(a), Ok(()));
     }
 }

@@ -33,8 +33,8 @@ impl ProxySpec {
 /// One bound listener, as the loop sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct ListenerSpec {
-    /// The factory configuration of its connections.
-    pub factory: Arc<FactoryConfig>,
+    /// How its connections' factory configuration differs from the `mx` one.
+    tls: ListenerTls,
     /// TLS starts before the banner (RFC 8314).
     pub implicit_tls: bool,
     /// The PROXY protocol, when on.
@@ -47,8 +47,25 @@ impl ListenerSpec {
     /// The listener `config` over the `mx` factory configuration `base` (which says whether
     /// STARTTLS can be offered and whether AUTH is).
     pub(crate) fn new(config: &ListenerConfig, base: &Arc<FactoryConfig>) -> ListenerSpec {
+        ListenerSpec {
+            tls: config.tls,
+            implicit_tls: config.tls == ListenerTls::Implicit && base.tls_available,
+            proxy: config.proxy_protocol.then(|| ProxySpec {
+                from: config.proxy_networks(),
+                timeout: config.proxy_timeout.get(),
+            }),
+            role: config.role,
+        }
+    }
+
+    /// The factory configuration of its connections, over the current `mx` one `base` (the
+    /// same `Arc` for an `mx` listener with STARTTLS; a reload gives a new `base`).
+    pub(crate) fn factory(&self, base: &Arc<FactoryConfig>) -> Arc<FactoryConfig> {
+        if self.role == ListenerRole::Mx && self.tls == ListenerTls::Starttls {
+            return base.clone();
+        }
         let mut factory = (**base).clone();
-        match config.tls {
+        match self.tls {
             ListenerTls::Starttls => {}
             // Under implicit TLS the session is encrypted from the start; with `none` there
             // is no TLS: either way STARTTLS is not offered and cannot be required.
@@ -57,24 +74,11 @@ impl ListenerSpec {
                 factory.require_tls = false;
             }
         }
-        if config.role == ListenerRole::Submission {
+        if self.role == ListenerRole::Submission {
             // RFC 6409 §4.3 / RFC 4954 §6: `530 5.7.0` to MAIL before AUTH.
             factory.require_auth = true;
         }
-        let unchanged = config.role == ListenerRole::Mx && config.tls == ListenerTls::Starttls;
-        ListenerSpec {
-            factory: if unchanged {
-                base.clone()
-            } else {
-                Arc::new(factory)
-            },
-            implicit_tls: config.tls == ListenerTls::Implicit && base.tls_available,
-            proxy: config.proxy_protocol.then(|| ProxySpec {
-                from: config.proxy_networks(),
-                timeout: config.proxy_timeout.get(),
-            }),
-            role: config.role,
-        }
+        Arc::new(factory)
     }
 
     /// What the log says after a listener's address: nothing for an `mx` listener with
@@ -120,7 +124,7 @@ mod tests {
     fn roles_and_tls_modes_shape_the_factory() {
         let b = base(true);
         let mx = ListenerSpec::new(&ListenerConfig::mx("127.0.0.1:25".parse().unwrap()), &b);
-        assert!(Arc::ptr_eq(&mx.factory, &b));
+        assert!(Arc::ptr_eq(&mx.factory(&b), &b));
         assert!(!mx.has_prelude());
         let mut sub = ListenerConfig::mx("127.0.0.1:465".parse().unwrap());
         sub.role = ListenerRole::Submission;
@@ -129,7 +133,8 @@ mod tests {
         assert!(s.implicit_tls && s.has_prelude());
         assert_eq!(s.describe(), " (submission, implicit TLS)");
         assert_eq!(mx.describe(), "");
-        assert!(s.factory.require_auth && !s.factory.tls_available);
+        let f = s.factory(&b);
+        assert!(f.require_auth && !f.tls_available);
         sub.tls = ListenerTls::None;
         sub.proxy_protocol = true;
         let s = ListenerSpec::new(&sub, &b);

@@ -29,7 +29,10 @@
 //!   the message and queue hook chains, which read the message back from the spool file and may do I/O.
 //!   Only used when plugins registered such hooks.
 //! * **Signal thread** (optional, [`ServerBuilder::handle_signals`]): SIGTERM/SIGINT start a
-//!   graceful shutdown (through `signal-hook`'s self-pipe).
+//!   graceful shutdown, SIGHUP reloads the configuration ([`reload`], from
+//!   [`ServerBuilder::reload_from`]), through `signal-hook`'s self-pipe.
+//! * **Metrics thread** (`impulse-metrics`, with `[metrics] listen`): answers `GET /metrics`
+//!   ([`crate::metrics::http`]).
 //! * **Recipients watcher** (`impulse-relay-recipients`, only with `[relay] recipients`):
 //!   checks the file once a second and swaps a re-read table into relay control.
 //!
@@ -84,6 +87,7 @@
 //! | `relay_watch.rs` | re-reading `[relay] recipients` when it changes, on a thread of its own |
 //! | `builder.rs`, `limits.rs` | building and starting the server; the connection caps |
 //! | `listener.rs`, `proxy.rs` | each listener's role, TLS mode and PROXY settings as the loop uses them; the PROXY v1/v2 header parser (sans-IO) |
+//! | `reload.rs` | what a reload changes (`Settings` behind an `Arc`, swapped), SIGHUP |
 //!
 //! # Where each blocking operation runs
 //!
@@ -155,6 +159,7 @@ mod pool;
 mod proxy;
 mod queue;
 mod relay_watch;
+pub mod reload;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -165,6 +170,7 @@ use std::thread::JoinHandle;
 pub use builder::ServerBuilder;
 pub use common::ConnId;
 pub use queue::spool_envelope;
+pub use reload::Reloader;
 
 use crate::config::ConfigError;
 use crate::factory::ExtensionError;
@@ -277,6 +283,9 @@ pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
     control: Arc<Control>,
     threads: Vec<JoinHandle<Result<(), ServerError>>>,
+    metrics: Arc<crate::metrics::Registry>,
+    metrics_addr: Option<SocketAddr>,
+    reloader: Reloader,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -284,6 +293,21 @@ impl ServerHandle {
     /// The addresses the listeners are bound to.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The registry the server counts into (what `GET /metrics` renders).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Registry> {
+        &self.metrics
+    }
+
+    /// Where the metrics endpoint listens, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// A handle that reloads the configuration of the running server (what SIGHUP does).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Starts a graceful shutdown (the same as SIGTERM): returns at once; [`join`] waits.

@@ -4,7 +4,7 @@
 //! them and commits to the spool if no queue hook took the message.
 
 use std::io::Read;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hooks_api::{
     ChannelPending, Ctx, Headers, Message, Notes, Queue, Registry, SessionInfo, Verdict,
@@ -16,6 +16,7 @@ use super::conn::Conn;
 use super::event_loop::Loop;
 use super::hooks::decision;
 use crate::factory::{Decision, Envelope, MessageStats};
+use crate::metrics::{Outcome, ServerMetrics};
 use crate::spool::{self, QueueId, Spool, SpoolError, SpoolWriter, REPLY_LOCAL_ERROR};
 
 /// How much of the message the header parser of message hooks sees.
@@ -123,6 +124,7 @@ impl Loop {
             let id = QueueId::generate().to_string();
             log::debug!("{id}: discarded (client {})", conn.client());
             let _ = conn.factory.handle_decision(Decision::Queued(id), now);
+            shared.metrics.message(Outcome::Accepted);
             conn.set_txn(None);
             conn.txn_notes.clear();
             return;
@@ -134,12 +136,14 @@ impl Loop {
                     temp_fail(&e)
                 });
                 let _ = conn.factory.handle_decision(d, now);
+                shared.metrics.message(Outcome::Rejected);
                 conn.set_txn(None);
                 conn.txn_notes.clear();
                 return;
             }
         };
         conn.waiting = Waiting::Queue;
+        let metrics = shared.metrics.clone();
         let (sender, key) = (self.sender.clone(), conn.key());
         match &shared.pool {
             Some(pool) => {
@@ -158,7 +162,8 @@ impl Loop {
                 let job = Box::new(move || {
                     let mut guard = guard;
                     let (d, notes) = run_message_hooks(
-                        &registry, &spool, discard, writer, &env, session, conn_notes, txn_notes,
+                        &registry, &spool, &metrics, discard, writer, &env, session, conn_notes,
+                        txn_notes,
                     );
                     guard.send(d, Some(notes));
                 });
@@ -173,9 +178,11 @@ impl Loop {
                     key,
                     sent: false,
                 };
+                let started = Instant::now();
                 shared.spool.commit(
                     writer,
                     Box::new(move |result| {
+                        metrics.commit_seconds.observe(started.elapsed());
                         let mut reply = reply;
                         let d = match result {
                             Ok(id) => Decision::Queued(id.to_string()),
@@ -208,6 +215,11 @@ impl Loop {
             conn.conn_notes = c;
         }
         conn.txn_notes.clear();
+        self.shared.metrics.message(match &d {
+            Decision::Queued(_) | Decision::Accept | Decision::Continue => Outcome::Accepted,
+            Decision::Reply(r) if r.code() < 400 => Outcome::Accepted,
+            _ => Outcome::Rejected,
+        });
         if let (Decision::Queued(id), Some(t)) = (&d, conn.take_txn()) {
             log::info!(
                 "{id}: from={}, size={}, nrcpt={} (queued, client {})",
@@ -264,6 +276,7 @@ fn settle_pending(source: &ChannelPending) -> Verdict {
 fn run_message_hooks(
     registry: &Registry,
     spool: &Spool,
+    metrics: &ServerMetrics,
     discard: bool,
     mut writer: SpoolWriter,
     env: &hooks_api::Envelope,
@@ -289,11 +302,13 @@ fn run_message_hooks(
         let message = Message::new(env, &headers, &mut reader);
         let mut ctx =
             Ctx::new(&mut session, &mut conn_notes, &mut txn_notes, message).with_pending(&source);
+        let started = Instant::now();
         let mut v = registry.dispatch_message(&mut ctx);
         while let Verdict::Pending(p) = v {
             let done = settle_pending(&source);
             v = registry.resume_message(&mut ctx, p, done);
         }
+        metrics.hook_time(hooks_api::HookPoint::Message, started.elapsed());
         v
     };
     if !matches!(verdict, Verdict::Continue | Verdict::Accept(_)) {
@@ -308,11 +323,13 @@ fn run_message_hooks(
             Queue::new(message),
         )
         .with_pending(&source);
+        let started = Instant::now();
         let mut v = registry.dispatch_queue(&mut ctx);
         while let Verdict::Pending(p) = v {
             let done = settle_pending(&source);
             v = registry.resume_queue(&mut ctx, p, done);
         }
+        metrics.hook_time(hooks_api::HookPoint::Queue, started.elapsed());
         let id = ctx.queue_id().map(str::to_owned);
         (v, id)
     };
@@ -329,13 +346,18 @@ fn run_message_hooks(
             Decision::Queued(QueueId::generate().to_string())
         }
         // No queue hook took it: the durable spool, the default queue hook, does.
-        (Verdict::Continue, _) => match spool.commit_blocking(writer) {
-            Ok(id) => Decision::Queued(id.to_string()),
-            Err(e) => {
-                log::error!("spool commit failed: {e}");
-                temp_fail(&e)
+        (Verdict::Continue, _) => {
+            let started = Instant::now();
+            let committed = spool.commit_blocking(writer);
+            metrics.commit_seconds.observe(started.elapsed());
+            match committed {
+                Ok(id) => Decision::Queued(id.to_string()),
+                Err(e) => {
+                    log::error!("spool commit failed: {e}");
+                    temp_fail(&e)
+                }
             }
-        },
+        }
         (Verdict::Accept(_), None) => Decision::TempFail(REPLY_LOCAL_ERROR.into()),
         (other, _) => decision(other),
     };

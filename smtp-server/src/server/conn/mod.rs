@@ -22,6 +22,7 @@ use mio::{Interest, Registry};
 use super::common::{ConnKey, TxnLog, Waiting};
 use super::tls::{TlsLayer, TlsRead};
 use crate::factory::Factory;
+use crate::metrics::{ConnTally, ServerMetrics};
 use crate::spool::{SpoolError, SpoolWriter};
 
 use lifetime::{Lifetime, Readiness};
@@ -58,6 +59,12 @@ pub(crate) struct Conn {
     /// The transaction awaiting its commit, for the log line.
     txn: Option<TxnLog>,
     tls: TlsState,
+    /// This connection's own counts (bytes read, TLS handshakes), and what of its counts
+    /// the loop has published to the metrics.
+    counted: ConnTally,
+    reported: ConnTally,
+    /// STARTTLS for this session: the configuration current when it was accepted.
+    pub(crate) tls_config: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Conn {
@@ -81,6 +88,9 @@ impl Conn {
             armed: None,
             txn: None,
             tls: TlsState::default(),
+            counted: ConnTally::default(),
+            reported: ConnTally::default(),
+            tls_config: None,
         }
     }
 
@@ -92,6 +102,19 @@ impl Conn {
             self.tls = TlsState::implicit(layer);
         }
         self.inbuf = held;
+    }
+
+    /// Publishes to `metrics` what the connection counted since the last call.
+    pub(crate) fn publish(&mut self, metrics: &ServerMetrics) {
+        let replies = self.factory.reply_tally();
+        let now = ConnTally {
+            commands: self.factory.commands(),
+            replies: replies.by_class,
+            auth_ok: replies.auth_succeeded,
+            auth_failed: replies.auth_failed,
+            ..self.counted
+        };
+        self.reported.publish(now, metrics);
     }
 
     /// The connection's key: its slot and serial number.
@@ -155,6 +178,7 @@ impl Conn {
                 true
             }
             Ok(n) => {
+                self.counted.bytes += n as u64;
                 let got = &scratch[..n];
                 if log::log_enabled!(log::Level::Debug) {
                     log_trace(self.peer, "<", got);
@@ -199,6 +223,9 @@ impl Conn {
                 true
             }
             TlsRead::Failed(e) => {
+                if self.tls.is_handshaking() {
+                    self.counted.tls_failed += 1;
+                }
                 // The alert rustls queued goes out with the next flush, then the close.
                 log::info!("{}: TLS handshake or record error: {e}", self.client());
                 self.life.close_when_flushed();
@@ -210,6 +237,7 @@ impl Conn {
                 true
             }
         };
+        self.counted.bytes += (self.inbuf.len() - before) as u64;
         if log::log_enabled!(log::Level::Debug) && self.inbuf.len() > before {
             log_trace(self.peer, "<", &self.inbuf[before..]);
         }
@@ -218,6 +246,7 @@ impl Conn {
         }
         let peer = self.peer;
         if let Some(tls) = self.tls.handshake_done() {
+            self.counted.tls_ok += 1;
             let info = tls.info();
             log::info!(
                 "[{}]:{}: TLS established: {} {}{}",

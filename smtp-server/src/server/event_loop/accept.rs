@@ -198,15 +198,22 @@ impl Loop {
         let Err(refusal) = self.shared.limits.acquire(peer.ip()) else {
             return true;
         };
+        let m = &self.shared.metrics;
         let text = match refusal {
-            Refusal::PerIp => format!("too many connections from {}", peer.ip()),
-            Refusal::Full => "too many connections".to_owned(),
+            Refusal::PerIp => {
+                m.refused_per_ip.inc();
+                format!("too many connections from {}", peer.ip())
+            }
+            Refusal::Full => {
+                m.refused_full.inc();
+                "too many connections".to_owned()
+            }
         };
         log::info!("refused [{}]:{}: {text}", peer.ip(), peer.port());
         if plaintext {
             let line = format!(
                 "421 4.7.0 {} Error: {text}\r\n",
-                self.shared.factory.hostname
+                self.settings.factory.hostname
             );
             let _ = sock.write(line.as_bytes());
         }
@@ -226,10 +233,12 @@ impl Loop {
         held: Vec<u8>,
         now: Instant,
     ) {
-        let Some(spec) = self.shared.listeners.get(listener) else {
+        let shared = self.shared.clone();
+        let Some(spec) = shared.listeners.get(listener) else {
             self.shared.limits.release(peer.ip());
             return;
         };
+        let settings = self.settings();
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if slot >= PRELUDE_BASE {
@@ -237,7 +246,7 @@ impl Loop {
             return;
         }
         let key = self.acceptor.next_key(slot);
-        let mut factory = Factory::new(spec.factory.clone(), peer, local, now);
+        let mut factory = Factory::new(spec.factory(&settings.factory), peer, local, now);
         factory.set_wall_clock(SystemTime::now());
         if let Some(layer) = &tls {
             factory.handle_implicit_tls(layer.info());
@@ -246,9 +255,14 @@ impl Loop {
         // then needs: usually the banner is written at once and only READABLE is asked for,
         // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the
         // registration itself.
-        let conn = entry.insert(Conn::new(sock, factory, key));
+        let mut conn = Conn::new(sock, factory, key);
+        // The session keeps the certificate it started with, whatever a reload brings.
+        conn.tls_config = settings.tls.clone();
+        let conn = entry.insert(conn);
         let under_tls = tls.is_some();
         conn.after_prelude(tls, held);
+        self.shared.metrics.accepted.inc();
+        self.shared.metrics.open.inc();
         log::info!(
             "connect from [{}]:{}{}{}",
             peer.ip(),

@@ -10,7 +10,8 @@ use std::time::{Instant, SystemTime};
 use hooks_api::{Ctx, Disconnect, HookPoint};
 
 use super::Loop;
-use crate::factory::Event;
+use crate::factory::{AbortReason, Event};
+use crate::metrics::Outcome;
 use crate::server::common::{Msg, Waiting};
 use crate::server::conn::Conn;
 use crate::server::hooks::sync_session;
@@ -48,7 +49,8 @@ impl Loop {
                 return;
             };
             let mut wrote = conn.flush();
-            wrote |= conn.start_tls_if_reply_written(self.shared.tls.as_ref());
+            let tls = conn.tls_config.clone();
+            wrote |= conn.start_tls_if_reply_written(tls.as_ref());
             if !wrote || rounds >= MAX_ROUNDS {
                 break;
             }
@@ -69,6 +71,7 @@ impl Loop {
     /// Removes a finished connection, or updates its interest and deadline.
     pub(crate) fn settle(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
+        conn.publish(&self.shared.metrics);
         if conn.finished() {
             self.remove(slot);
             return;
@@ -138,13 +141,17 @@ impl Loop {
             }
             Event::MessageAborted { reason } => {
                 log::debug!("{} message aborted: {reason:?}", self.conns[slot].client());
+                if reason != AbortReason::ConnectionClosed {
+                    // Answered 4xx/5xx at the end of data.
+                    self.shared.metrics.message(Outcome::Rejected);
+                }
                 self.drop_writer(slot);
                 self.conns[slot].txn_notes.clear();
             }
             Event::Reset => self.conns[slot].txn_notes.clear(),
             Event::StartTls => {
                 let conn = &mut self.conns[slot];
-                if self.shared.tls.is_some() {
+                if conn.tls_config.is_some() {
                     conn.start_tls_after_reply();
                 } else {
                     // The factory offers STARTTLS only with TLS configured.
@@ -178,7 +185,10 @@ impl Loop {
         // epoll set.
         self.drop_writer(slot);
         let mut conn = self.conns.remove(slot);
+        conn.publish(&self.shared.metrics);
+        self.shared.metrics.open.dec();
         if self.shared.hooks.has(HookPoint::Disconnect) {
+            let started = Instant::now();
             sync_session(&mut conn);
             let Conn {
                 session,
@@ -188,6 +198,7 @@ impl Loop {
             } = &mut conn;
             let mut ctx = Ctx::new(session, conn_notes, txn_notes, Disconnect);
             self.shared.registry.dispatch_disconnect(&mut ctx);
+            (self.shared.metrics).hook_time(HookPoint::Disconnect, started.elapsed());
         }
         self.shared.limits.release(conn.peer().ip());
         log::info!(

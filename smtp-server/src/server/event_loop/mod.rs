@@ -25,6 +25,7 @@ use slab::Slab;
 use super::builder::Shared;
 use super::common::{ConnKey, LoopSender, Msg};
 use super::conn::{Conn, READ_CHUNK};
+use super::reload::Settings;
 use super::ServerError;
 use crate::factory::Decision;
 use crate::spool::SpoolError;
@@ -81,6 +82,9 @@ pub(crate) struct Loop {
     prelude_deadlines: Deadlines,
     /// What every loop thread shares.
     pub(super) shared: Arc<Shared>,
+    /// The settings new connections take, and their generation (see `server/reload.rs`).
+    settings: Arc<Settings>,
+    settings_generation: u64,
     /// The next ticket for a pending hook's completion (`hooks.rs`).
     pub(super) ticket: u64,
     /// Connections to drive again (they ran out of rounds).
@@ -106,7 +110,10 @@ impl Loop {
             Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| ServerError::io("waker", e))?);
         let acceptor = Acceptor::new(poll.registry(), listeners)?;
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (settings, settings_generation) = shared.live.current();
         Ok(Loop {
+            settings,
+            settings_generation,
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             index,
             poll,
@@ -132,6 +139,15 @@ impl Loop {
 
     pub(crate) fn waker(&self) -> Arc<Waker> {
         self.sender.waker()
+    }
+
+    /// The settings for a new connection: the newest, once a reload swapped them.
+    pub(super) fn settings(&mut self) -> Arc<Settings> {
+        if let Some((s, generation)) = self.shared.live.newer_than(self.settings_generation) {
+            self.settings = s;
+            self.settings_generation = generation;
+        }
+        self.settings.clone()
     }
 
     /// The connection `key` names, if it is still there (not gone, its slot not reused).
@@ -208,7 +224,7 @@ impl Loop {
             return;
         }
         self.storage_check_at = now + STORAGE_CHECK_INTERVAL;
-        let limit = self.shared.factory.max_message_size;
+        let limit = self.settings().factory.max_message_size;
         let ok = match self.shared.spool.check_free_space(limit) {
             Ok(()) => true,
             Err(SpoolError::NoSpace {

@@ -88,7 +88,7 @@ impl Loop {
                 now + proxy.timeout,
             ),
             None => match self.handshake(listener) {
-                Some(stage) => (stage, now + spec.factory.command_timeout),
+                Some(stage) => (stage, now + self.settings.factory.command_timeout),
                 None => {
                     release(self);
                     return;
@@ -129,7 +129,7 @@ impl Loop {
         if !spec.implicit_tls {
             return None;
         }
-        let config = self.shared.tls.as_ref()?;
+        let config = self.settings.tls.as_ref()?;
         match TlsLayer::new(config) {
             Ok(layer) => Some(Stage::AwaitingHandshake {
                 layer: Box::new(layer),
@@ -218,7 +218,7 @@ impl Loop {
         let Some(mut stage) = self.handshake(listener) else {
             return false;
         };
-        let timeout = self.shared.listeners[listener].factory.command_timeout;
+        let timeout = self.settings.factory.command_timeout;
         let p = &mut self.preludes[slot];
         if let (Stage::AwaitingProxyHeader { buf }, Stage::AwaitingHandshake { layer, plaintext }) =
             (&p.stage, &mut stage)
@@ -320,7 +320,7 @@ impl Loop {
             if !self.shared.listeners[p.listener].implicit_tls {
                 let line = format!(
                     "421 4.7.0 {} Error: {text}\r\n",
-                    self.shared.factory.hostname
+                    self.settings.factory.hostname
                 );
                 let _ = io::Write::write(&mut p.sock, line.as_bytes());
             }
