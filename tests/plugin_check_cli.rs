@@ -102,7 +102,10 @@ fn suppression_report_lists_its_relay_side_hooks() {
     let list = dir.path().join("suppressed");
     std::fs::write(
         &config,
-        format!("[plugins.suppression]\nfile = {:?}\n", list.display().to_string()),
+        format!(
+            "[plugins.suppression]\nfile = {:?}\n",
+            list.display().to_string()
+        ),
     )
     .unwrap();
     let file = so("suppression");

@@ -10,8 +10,8 @@ use crate::context::{
     AuthCtx, CommandCtx, ConnectCtx, DataStartCtx, DisconnectCtx, HeloCtx, MailCtx, MessageCtx,
     QueueCtx, RcptCtx,
 };
-use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::hook::{sort_chain, Entry, HookPoint, HookResult, Order};
+use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 
 /// Generates the struct `$chains` of chains, one per entry of a hook table whose points are
 /// the enum `$points`.

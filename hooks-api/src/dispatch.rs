@@ -9,9 +9,9 @@ use crate::context::{
     AuthCtx, CommandCtx, ConnectCtx, Ctx, DataStartCtx, DisconnectCtx, HeloCtx, MailCtx,
     MessageCtx, Queue, QueueCtx, RcptCtx,
 };
-use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::hook::{no_check, run_chain, settle, HookPoint};
 use crate::registry::Registry;
+use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::verdict::{Pending, Verdict};
 
 /// The queue point's check: `Accept` must come with a queue id.

@@ -27,9 +27,9 @@ use crate::context::{
     AuthCtx, CommandCtx, ConnectCtx, DataStartCtx, DisconnectCtx, HeloCtx, MailCtx, MessageCtx,
     QueueCtx, RcptCtx,
 };
-use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::extension::{EsmtpExtension, RegisteredExtension};
 use crate::hook::{guarded, Entry, HookResult, Order};
+use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::verdict::Verdict;
 
 /// A bounce class a plugin registers (delegated to [`smtp_proto::classify`] by the host).

@@ -283,7 +283,8 @@ impl<'a> Bounce<'a> {
     /// value holds a CR, LF or other control character, the two are longer than
     /// [`MAX_ADDED_HEADER_LEN`], or [`MAX_ADDED_HEADERS`] were added already.
     pub fn add_header(&mut self, name: &str, value: &str) -> bool {
-        let name_ok = !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+        let name_ok =
+            !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
         let value_ok = value.chars().all(|c| c == '\t' || !c.is_control());
         if !name_ok
             || !value_ok
@@ -292,7 +293,8 @@ impl<'a> Bounce<'a> {
         {
             return false;
         }
-        self.headers.push((name.to_owned(), value.trim().to_owned()));
+        self.headers
+            .push((name.to_owned(), value.trim().to_owned()));
         true
     }
 

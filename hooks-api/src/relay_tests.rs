@@ -78,9 +78,10 @@ fn attempt_and_outcome_hooks_answer_with_verdicts() {
         Ok(())
     });
     let mut scope = RelayScope::new("relay.test");
-    let mut ctx: AttemptCtx<'_> =
-        scope.ctx(Attempt::new("Q1", "a@s.test", "gone@target.test", 1));
-    assert!(matches!(r.dispatch_attempt(&mut ctx), Verdict::Reject(ref reply) if reply.code() == 550));
+    let mut ctx: AttemptCtx<'_> = scope.ctx(Attempt::new("Q1", "a@s.test", "gone@target.test", 1));
+    assert!(
+        matches!(r.dispatch_attempt(&mut ctx), Verdict::Reject(ref reply) if reply.code() == 550)
+    );
     let mut ctx: AttemptCtx<'_> = scope.ctx(Attempt::new("Q1", "a@s.test", "b@target.test", 0));
     assert_eq!(r.dispatch_attempt(&mut ctx), Verdict::Continue);
 
@@ -109,8 +110,12 @@ fn a_panicking_or_waiting_relay_hook_is_reported_as_faulted() {
     assert!(ctx.hook_faulted(), "the host applies its default");
 
     let reported = [Reported::new("b@t.test", "5.1.1", "550 5.1.1 no", Some(10))];
-    let mut ctx: BounceCtx<'_> =
-        scope.ctx(Bounce::new("Q1", "a@s.test", NotificationKind::Failed, &reported));
+    let mut ctx: BounceCtx<'_> = scope.ctx(Bounce::new(
+        "Q1",
+        "a@s.test",
+        NotificationKind::Failed,
+        &reported,
+    ));
     assert!(!ctx.can_pend());
     assert_eq!(r.dispatch_bounce(&mut ctx), Verdict::local_error());
     assert!(ctx.hook_faulted());
@@ -131,7 +136,10 @@ fn bounce_hooks_add_only_well_formed_headers_and_notes() {
         assert!(event.add_header(&format!("X-N{i}"), "v"));
     }
     assert!(!event.add_header("X-One-Too-Many", "v"));
-    assert_eq!(event.headers()[0], ("X-Suppression".into(), "checked".into()));
+    assert_eq!(
+        event.headers()[0],
+        ("X-Suppression".into(), "checked".into())
+    );
     assert_eq!(event.notes(), ["checked by the suppression list"]);
 }
 

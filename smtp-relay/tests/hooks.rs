@@ -57,7 +57,10 @@ fn settings(hop: SocketAddr, registry: Registry) -> RelaySettings {
 }
 
 /// A registry holding one plugin whose `init` is `init`.
-fn plugin(name: &'static str, init: fn(&mut Registrar, &PluginConfig) -> Result<(), String>) -> Registry {
+fn plugin(
+    name: &'static str,
+    init: fn(&mut Registrar, &PluginConfig) -> Result<(), String>,
+) -> Registry {
     let decl: &'static PluginDecl = Box::leak(Box::new(PluginDecl {
         name,
         version: "1",
@@ -112,7 +115,11 @@ fn a_route_hook_sends_a_domain_to_other_next_hops() {
     assert_eq!(got[0].to, ["x@moved.test"]);
     let stayed = old.wait_for(1, WAIT);
     assert_eq!(stayed.len(), 1);
-    assert_eq!(stayed[0].to, ["y@target.test"], "target.test kept its route");
+    assert_eq!(
+        stayed[0].to,
+        ["y@target.test"],
+        "target.test kept its route"
+    );
     assert!(until(WAIT, || spool.list().unwrap().is_empty()), "all done");
     relay.shutdown();
 }
@@ -152,7 +159,10 @@ fn an_outcome_hook_turns_a_deferral_into_a_bounce_and_a_bounce_hook_adds_a_heade
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].to, ["b@target.test"]);
     let dsn = &got[1];
-    assert_eq!((dsn.from.as_str(), dsn.to.as_slice()), ("", &["a@sender.test".to_owned()][..]));
+    assert_eq!(
+        (dsn.from.as_str(), dsn.to.as_slice()),
+        ("", &["a@sender.test".to_owned()][..])
+    );
     for want in [
         "X-Impulse-Policy: strict-quota\r\n",
         "Final-Recipient: rfc822; full@target.test",
@@ -160,7 +170,11 @@ fn an_outcome_hook_turns_a_deferral_into_a_bounce_and_a_bounce_hook_adds_a_heade
         "Status: 5.2.2",
         "Diagnostic-Code: smtp; 552 5.2.2 mailbox full, not retried",
     ] {
-        assert!(dsn.data.contains(want), "{want:?} missing from\n{}", dsn.data);
+        assert!(
+            dsn.data.contains(want),
+            "{want:?} missing from\n{}",
+            dsn.data
+        );
     }
     assert!(dsn.data.starts_with("X-Impulse-Policy: strict-quota\r\n"));
     assert!(until(WAIT, || spool.list().unwrap().is_empty()), "all done");
@@ -218,11 +232,16 @@ fn the_suppression_plugin_bounces_at_once_a_recipient_that_hard_bounced_before()
     });
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("suppressed");
-    let configs: hooks_api::toml::Table =
-        hooks_api::toml::from_str(&format!("[suppression]\nfile = {:?}\n", list.display().to_string()))
-            .unwrap();
+    let configs: hooks_api::toml::Table = hooks_api::toml::from_str(&format!(
+        "[suppression]\nfile = {:?}\n",
+        list.display().to_string()
+    ))
+    .unwrap();
     let mut registry = Registry::new();
-    assert_eq!(registry.load_static_configured(&configs).unwrap(), ["suppression"]);
+    assert_eq!(
+        registry.load_static_configured(&configs).unwrap(),
+        ["suppression"]
+    );
     let spool = Spool::open(dir.path().join("spool")).unwrap();
     let relay = Relay::start(spool.clone(), settings(sink.addr, registry)).unwrap();
 
@@ -238,7 +257,10 @@ fn the_suppression_plugin_bounces_at_once_a_recipient_that_hard_bounced_before()
     assert!(got[1].data.contains("Status: 5.1.1"), "{}", got[1].data);
     assert!(until(WAIT, || spool.list().unwrap().is_empty()));
     assert_eq!(GONE_RCPTS.load(Ordering::SeqCst), 1);
-    assert_eq!(std::fs::read_to_string(&list).unwrap(), "gone@target.test\n");
+    assert_eq!(
+        std::fs::read_to_string(&list).unwrap(),
+        "gone@target.test\n"
+    );
 
     // Second message: gone@ is bounced without an attempt; c@ is delivered.
     commit(
@@ -257,7 +279,11 @@ fn the_suppression_plugin_bounces_at_once_a_recipient_that_hard_bounced_before()
         "Status: 5.1.1",
         "recipient suppressed after an earlier hard bounce",
     ] {
-        assert!(dsn.data.contains(want), "{want:?} missing from\n{}", dsn.data);
+        assert!(
+            dsn.data.contains(want),
+            "{want:?} missing from\n{}",
+            dsn.data
+        );
     }
     assert!(until(WAIT, || spool.list().unwrap().is_empty()));
     assert_eq!(
@@ -294,9 +320,15 @@ fn panicking_relay_hooks_leave_the_relays_defaults() {
         "Subject: broken\r\n\r\nbody\r\n",
     );
     let got = sink.wait_for(2, WAIT);
-    assert_eq!(got.len(), 2, "delivered and notified as without hooks: {got:?}");
+    assert_eq!(
+        got.len(),
+        2,
+        "delivered and notified as without hooks: {got:?}"
+    );
     assert_eq!(got[0].to, ["b@target.test"]);
-    assert!(got[1].data.contains("Final-Recipient: rfc822; nobody@target.test"));
+    assert!(got[1]
+        .data
+        .contains("Final-Recipient: rfc822; nobody@target.test"));
     assert!(until(WAIT, || spool.list().unwrap().is_empty()));
     relay.shutdown();
 }

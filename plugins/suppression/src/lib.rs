@@ -66,7 +66,8 @@ pub struct Config {
 /// Reads the list and registers the two hooks (see the [crate docs](crate)).
 pub fn init(r: &mut Registrar, config: &PluginConfig) -> Result<(), String> {
     let config: Config = config.deserialize()?;
-    let list = Arc::new(List::open(&config.file).map_err(|e| format!("[plugins.{NAME}] file {e}"))?);
+    let list =
+        Arc::new(List::open(&config.file).map_err(|e| format!("[plugins.{NAME}] file {e}"))?);
     hooks_api::log::info!(
         "suppression: {} addresses in {}",
         list.len(),

@@ -73,7 +73,11 @@ impl List {
                         continue;
                     }
                     let address = normalize(line).ok_or_else(|| {
-                        format!("{} line {}: not an address: {line:?}", path.display(), n + 1)
+                        format!(
+                            "{} line {}: not an address: {line:?}",
+                            path.display(),
+                            n + 1
+                        )
                     })?;
                     if addresses.len() >= MAX_ENTRIES {
                         return Err(format!(
@@ -87,10 +91,7 @@ impl List {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
                 if parent.is_some_and(|p| !p.is_dir()) {
-                    return Err(format!(
-                        "{}: its directory does not exist",
-                        path.display()
-                    ));
+                    return Err(format!("{}: its directory does not exist", path.display()));
                 }
             }
             Err(e) => return Err(format!("{}: {e}", path.display())),
@@ -175,7 +176,10 @@ mod tests {
 
     #[test]
     fn addresses_are_normalised_and_non_addresses_refused() {
-        assert_eq!(normalize(" <Bob@Example.ORG> ").as_deref(), Some("bob@example.org"));
+        assert_eq!(
+            normalize(" <Bob@Example.ORG> ").as_deref(),
+            Some("bob@example.org")
+        );
         assert_eq!(normalize("a@b").as_deref(), Some("a@b"));
         for bad in ["", "<>", "bob", "@example.org", "bob@", "a b@c", "a@b\u{7}"] {
             assert_eq!(normalize(bad), None, "{bad:?}");
@@ -187,7 +191,11 @@ mod tests {
     fn the_file_is_read_at_start_and_appended_to() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suppressed");
-        std::fs::write(&path, "# hard bounces\n\nold@example.org\n<Older@Example.org>\n").unwrap();
+        std::fs::write(
+            &path,
+            "# hard bounces\n\nold@example.org\n<Older@Example.org>\n",
+        )
+        .unwrap();
         let list = List::open(&path).unwrap();
         assert_eq!(list.len(), 2);
         assert!(list.contains("OLD@example.org"));
@@ -196,7 +204,10 @@ mod tests {
         assert_eq!(list.record("NEW@example.org"), Ok(false), "once");
         assert_eq!(list.record("not an address"), Ok(false));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.ends_with("<Older@Example.org>\nnew@example.org\n"), "{text:?}");
+        assert!(
+            text.ends_with("<Older@Example.org>\nnew@example.org\n"),
+            "{text:?}"
+        );
         let again = List::open(&path).unwrap();
         assert_eq!(again.len(), 3);
     }
@@ -213,7 +224,10 @@ mod tests {
 
         std::fs::write(&path, "a@b.test\nnot an address\n").unwrap();
         let err = List::open(&path).unwrap_err();
-        assert!(err.ends_with("line 2: not an address: \"not an address\""), "{err}");
+        assert!(
+            err.ends_with("line 2: not an address: \"not an address\""),
+            "{err}"
+        );
         let err = List::open(&dir.path().join("no/such/dir/file")).unwrap_err();
         assert!(err.contains("its directory does not exist"), "{err}");
     }

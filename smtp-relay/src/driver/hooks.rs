@@ -83,7 +83,12 @@ pub(super) fn route(
     let event = ctx.into_event();
     let changed = match asked(verdict, faulted) {
         Asked::Permanent(r) => return refused(&r),
-        Asked::Temporary(r) => return (RouteAnswer::Temporary(reply_line(&r)), TlsPolicy::Opportunistic),
+        Asked::Temporary(r) => {
+            return (
+                RouteAnswer::Temporary(reply_line(&r)),
+                TlsPolicy::Opportunistic,
+            )
+        }
         Asked::Default if faulted => return super::route_answer(outcome),
         Asked::Default => event,
     };
@@ -168,7 +173,12 @@ impl Screen {
     /// Names `hostname` (this relay) as the host that answered for the decided recipients of
     /// the batch `recipients`, in `known` (a message's `Remote-MTA` by envelope position), so
     /// their notification carries the hook's reply as its `Diagnostic-Code`.
-    pub(super) fn remember(&self, known: &mut HashMap<u32, String>, recipients: &[u32], hostname: &str) {
+    pub(super) fn remember(
+        &self,
+        known: &mut HashMap<u32, String>,
+        recipients: &[u32],
+        hostname: &str,
+    ) {
         for (k, _) in &self.decided {
             if let Some(&i) = recipients.get(*k) {
                 known.insert(i, hostname.to_owned());
@@ -191,10 +201,7 @@ impl Screen {
                 }),
             })
             .collect();
-        AttemptReport {
-            outcomes,
-            ..report
-        }
+        AttemptReport { outcomes, ..report }
     }
 }
 
@@ -220,7 +227,12 @@ pub(super) fn screen(
         let Some(r) = state.recipients.get(i as usize) else {
             continue;
         };
-        let mut ctx = scope.ctx(Attempt::new(&queue_id, &meta.sender, &r.address, r.attempts));
+        let mut ctx = scope.ctx(Attempt::new(
+            &queue_id,
+            &meta.sender,
+            &r.address,
+            r.attempts,
+        ));
         let verdict = registry.dispatch_attempt(&mut ctx);
         let faulted = ctx.hook_faulted();
         let (outcome, status) = match asked(verdict, faulted) {
@@ -232,7 +244,10 @@ pub(super) fn screen(
                 },
                 "bounced",
             ),
-            Asked::Temporary(reply) => (RecipientOutcome::LocalFailure(reply_line(&reply)), "deferred"),
+            Asked::Temporary(reply) => (
+                RecipientOutcome::LocalFailure(reply_line(&reply)),
+                "deferred",
+            ),
         };
         log::info!(
             "{id}: to=<{}>, relay=none, delay={:.1}, dsn={}, status={status} ({}) [attempt hook]",
@@ -282,9 +297,16 @@ pub(super) fn outcomes(
         };
         let local = matches!(o, RecipientOutcome::LocalFailure(_));
         let class = classifier.classify_reply_text(o.text());
-        let event = DeliveryOutcome::new(&queue_id, sender, &r.recipient, disposition, &r.reply, class)
-            .local(local)
-            .next_hop(hop.as_deref());
+        let event = DeliveryOutcome::new(
+            &queue_id,
+            sender,
+            &r.recipient,
+            disposition,
+            &r.reply,
+            class,
+        )
+        .local(local)
+        .next_hop(hop.as_deref());
         let mut ctx = scope.ctx(event);
         let verdict = registry.dispatch_delivery_outcome(&mut ctx);
         let faulted = ctx.hook_faulted();
@@ -355,8 +377,7 @@ pub(super) fn notification(
     sender: &str,
     wanted: &[&BounceRecipient],
 ) -> Option<Additions> {
-    let Some(registry) = registry.filter(|r| r.hook_count(hooks_api::HookPoint::Bounce) > 0)
-    else {
+    let Some(registry) = registry.filter(|r| r.hook_count(hooks_api::HookPoint::Bounce) > 0) else {
         return Some(Additions::default());
     };
     let queue_id = id.to_string();

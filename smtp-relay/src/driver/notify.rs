@@ -81,7 +81,8 @@ pub(crate) fn queue(
     }
     let (id, kind, registry) = (occasion.id, occasion.kind, occasion.registry);
     let hostname = occasion.hostname;
-    let Some(added) = super::hooks::notification(registry, hostname, id, kind, &meta.sender, &wanted)
+    let Some(added) =
+        super::hooks::notification(registry, hostname, id, kind, &meta.sender, &wanted)
     else {
         return Ok(None);
     };
