@@ -407,3 +407,7 @@ pub(super) fn notification(
         notes: event.notes().to_vec(),
     })
 }
+
+#[cfg(test)]
+#[path = "hooks_tests.rs"]
+mod tests;
