@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use impulse_plugin_auth_file as _;
 use impulse_plugin_bounce_rules as _;
 use impulse_plugin_client_xclient as _;
+use impulse_plugin_suppression as _;
 use impulse_plugin_xclient as _;
 
 mod cli;

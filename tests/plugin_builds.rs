@@ -19,8 +19,8 @@ use hooks_api::abi;
 mod build_so;
 use build_so::FIRST_PARTY;
 
-/// A configuration for `impulse plugin check --config`: auth-file needs its user file; the
-/// other plugins start with their defaults.
+/// A configuration for `impulse plugin check --config`: auth-file needs its user file and
+/// suppression its list file; the other plugins start with their defaults.
 struct CheckConfig {
     path: PathBuf,
     _dir: tempfile::TempDir,
@@ -35,8 +35,9 @@ impl CheckConfig {
         std::fs::write(
             &path,
             format!(
-                "[plugins.auth-file]\nfile = {:?}\n",
-                users.display().to_string()
+                "[plugins.auth-file]\nfile = {:?}\n[plugins.suppression]\nfile = {:?}\n",
+                users.display().to_string(),
+                dir.path().join("suppressed").display().to_string()
             ),
         )
         .unwrap();

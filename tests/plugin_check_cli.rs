@@ -9,9 +9,10 @@ use hooks_api::abi;
 #[path = "support/plugin_so.rs"]
 mod build_so;
 
-/// `plugin`'s `.so`. The first call builds bounce-rules' and xclient's in one cargo run.
+/// `plugin`'s `.so`. The first call builds bounce-rules', suppression's and xclient's in one
+/// cargo run.
 fn so(plugin: &str) -> PathBuf {
-    build_so::plugin_sos(&["bounce-rules", "xclient"]);
+    build_so::plugin_sos(&["bounce-rules", "suppression", "xclient"]);
     build_so::plugin_so(plugin)
 }
 
@@ -88,6 +89,31 @@ fn xclient_report_lists_its_extension_and_hook() {
     assert!(
         out.ends_with(&format!(
             "plugin xclient {}\n  hooks:\n    mail             last\n  esmtp extension:   XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn suppression_report_lists_its_relay_side_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("impulse.toml");
+    let list = dir.path().join("suppressed");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins.suppression]\nfile = {:?}\n",
+            list.display().to_string()
+        ),
+    )
+    .unwrap();
+    let file = so("suppression");
+    let (ok, out, err) = check(&["--config".as_ref(), config.as_os_str(), file.as_os_str()]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.ends_with(&format!(
+            "plugin suppression {}\n  hooks:\n    attempt          first\n    delivery_outcome last\n",
             env!("CARGO_PKG_VERSION")
         )),
         "{out}"

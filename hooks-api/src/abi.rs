@@ -37,8 +37,9 @@
 
 /// The version of the entry protocol; bumped whenever [`AbiDecl`], the entry, or the shape
 /// of what crosses it changes (2: the hook chains a `Registrar` holds are generated from the
-/// hook table, with the disconnect chain in protocol order).
-pub const ABI_VERSION: u32 = 2;
+/// hook table, with the disconnect chain in protocol order; 3: the relay-side points `route`,
+/// `attempt`, `delivery_outcome` and `bounce`, and the `Ctx` fault flag).
+pub const ABI_VERSION: u32 = 3;
 /// This hooks-api's version.
 pub const HOOKS_API_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `rustc --version` of the compiler that built this hooks-api.

@@ -11,6 +11,7 @@ use crate::context::{
     QueueCtx, RcptCtx,
 };
 use crate::hook::{sort_chain, Entry, HookPoint, HookResult, Order};
+use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 
 /// Generates the struct `$chains` of chains, one per entry of a hook table whose points are
 /// the enum `$points`.

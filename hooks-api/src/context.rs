@@ -43,6 +43,7 @@ pub struct Ctx<'a, E> {
     txn_notes: &'a mut Notes,
     pending: Option<&'a dyn PendingSource>,
     pub(crate) pending_issued: bool,
+    pub(crate) faulted: bool,
     event: E,
 }
 
@@ -60,6 +61,7 @@ impl<'a, E> Ctx<'a, E> {
             txn_notes,
             pending: None,
             pending_issued: false,
+            faulted: false,
             event,
         }
     }
@@ -127,6 +129,14 @@ impl<'a, E> Ctx<'a, E> {
     /// `true` when the host supplied a pending source.
     pub fn can_pend(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// `true` once a hook dispatched on this context panicked, or answered a
+    /// verdict the dispatcher refused (one that does not fit its kind, a pending one where
+    /// none can wait): the dispatcher logged it and substituted `451 4.3.0`. Host side: the
+    /// relay applies its default then (see [`crate::relay`]).
+    pub fn hook_faulted(&self) -> bool {
+        self.faulted
     }
 
     /// The event data.

@@ -11,6 +11,7 @@ use crate::context::{
 };
 use crate::hook::{no_check, run_chain, settle, HookPoint};
 use crate::registry::Registry;
+use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::verdict::{Pending, Verdict};
 
 /// The queue point's check: `Accept` must come with a queue id.

@@ -254,6 +254,7 @@ pub(crate) fn run_chain<'c, H: ?Sized, E>(
                     "plugin {} panicked in its {point} hook: {message}; answering 451 4.3.0",
                     entry.plugin
                 );
+                ctx.faulted = true;
                 return Verdict::panicked();
             }
         };
@@ -272,7 +273,7 @@ pub(crate) fn run_chain<'c, H: ?Sized, E>(
 /// Validates one verdict of `plugin` at `point`; logs and replaces a bad one.
 pub(crate) fn settle<'c, E>(
     verdict: Verdict,
-    ctx: &Ctx<'c, E>,
+    ctx: &mut Ctx<'c, E>,
     point: HookPoint,
     plugin: &str,
     check: Check<'c, E>,
@@ -284,6 +285,7 @@ pub(crate) fn settle<'c, E>(
                 "plugin {plugin} returned a verdict whose reply does not fit its kind in its \
                  {point} hook; answering 451 4.3.0"
             );
+            ctx.faulted = true;
             return replacement;
         }
     };
@@ -294,6 +296,7 @@ pub(crate) fn settle<'c, E>(
                 "plugin {plugin} went pending in its {point} hook, which cannot wait here; \
                  answering 451 4.3.0"
             );
+            ctx.faulted = true;
             Verdict::local_error()
         }
         Verdict::Pending(_) => verdict,
@@ -301,6 +304,7 @@ pub(crate) fn settle<'c, E>(
             Ok(()) => verdict,
             Err(why) => {
                 log::error!("plugin {plugin} in its {point} hook: {why}; answering 451 4.3.0");
+                ctx.faulted = true;
                 Verdict::local_error()
             }
         },

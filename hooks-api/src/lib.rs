@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`verdict`] | [`Verdict`] — what a hook answers — and the chain rules; pending verdicts ([`Completer`]) |
 //! | [`context`] | [`Ctx`], the per-hook context, and the event of each server hook point |
+//! | [`relay`] | the relay-side hook points' events (route, attempt, delivery outcome, bounce) and [`RelayScope`] |
 //! | [`mod@points`] | the hook table: every hook point, declared once |
 //! | [`hook`] | [`HookPoint`] and [`Side`] (generated from the table), [`Order`] and the ordering rules; panic containment |
 //! | [`session`] | [`SessionInfo`], [`Envelope`]: typed, validated connection and transaction state |
@@ -28,7 +29,7 @@
 //! 1. **data** — [`abi`] (the C-stable ABI data; it uses no other module), [`mod@points`]
 //!    (the hook table, a macro), [`error`], [`config`], [`session`], [`notes`], [`headers`],
 //!    [`verdict`];
-//! 2. **contract** — [`context`], [`hook`] (generates [`HookPoint`] from the table),
+//! 2. **contract** — [`context`], [`relay`], [`hook`] (generates [`HookPoint`] from the table),
 //!    [`extension`], [`client`];
 //! 3. **registration** — `chains` (one chain per point, from the table), [`registrar`]
 //!    (`on_*`, from the table), [`mod@plugin`];
@@ -65,9 +66,12 @@ pub mod plugin;
 pub mod points;
 pub mod registrar;
 pub mod registry;
+pub mod relay;
 pub mod session;
 pub mod verdict;
 
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
@@ -92,6 +96,10 @@ pub use notes::Notes;
 pub use plugin::PluginDecl;
 pub use registrar::{ClassRegistration, Registrar, RuleRegistration};
 pub use registry::{PluginInfo, PluginSource, PluginSummary, Registry};
+pub use relay::{
+    Attempt, AttemptCtx, Bounce, BounceCtx, DeliveryOutcome, DeliveryOutcomeCtx, Disposition,
+    NotificationKind, RelayScope, Reported, Route, RouteCtx, RouteHop,
+};
 pub use session::{Envelope, Recipient, SessionInfo, TlsInfo};
 pub use verdict::{ChannelPending, Completer, Completion, Pending, PendingSource, Verdict};
 

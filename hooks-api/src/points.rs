@@ -29,15 +29,15 @@
 //! - `"doc"` documents the variant.
 //!
 //! Adding a point is one entry here plus its handler: the event type and its context alias,
-//! and the code that builds the event and calls `dispatch_name` where the point happens. A
-//! relay-side route point, for example, would be
+//! and the code that builds the event and calls `dispatch_name` where the point happens. The
+//! relay-side `route` point, for example, is
 //!
 //! ```text
 //! Route, route(on_route, dispatch_route, resume_route),
-//!     RouteCtx, chain, relay, no_check, "A recipient domain needs next hops.";
+//!     RouteCtx, chain, relay, no_check, "A recipient domain needs next hops (relay).";
 //! ```
 //!
-//! and nothing in the server changes. A point whose context crosses the `.so` boundary in a
+//! with its event and alias in [`crate::relay`], and nothing in the server changed for it. A point whose context crosses the `.so` boundary in a
 //! new shape is an ABI change: bump [`ABI_VERSION`](crate::abi::ABI_VERSION).
 //!
 //! What this module does not do: it holds no code. Each layer expands the table with a
@@ -72,6 +72,14 @@ macro_rules! hook_points {
                 DisconnectCtx, void, server(close), no_check, "The connection is closing (void).";
             UnknownCommand, unknown_command(on_unknown_command, dispatch_unknown_command, resume_unknown_command),
                 CommandCtx, chain, server(decide Unknown), no_check, "A command the server does not know.";
+            Route, route(on_route, dispatch_route, resume_route),
+                RouteCtx, chain, relay, no_check, "A recipient domain needs next hops (relay).";
+            Attempt, attempt(on_attempt, dispatch_attempt, resume_attempt),
+                AttemptCtx, chain, relay, no_check, "A recipient is about to be attempted (relay).";
+            DeliveryOutcome, delivery_outcome(on_delivery_outcome, dispatch_delivery_outcome, resume_delivery_outcome),
+                DeliveryOutcomeCtx, chain, relay, no_check, "An attempt decided a recipient (relay).";
+            Bounce, bounce(on_bounce, dispatch_bounce, resume_bounce),
+                BounceCtx, chain, relay, no_check, "A notification is about to be queued (relay).";
         }
     };
 }

@@ -2,7 +2,7 @@
 //!
 //! | to register | call |
 //! |---|---|
-//! | a hook | `r.on_NAME(order, closure)` for every point of the [hook table](crate::points): `on_connect` / `on_helo` / `on_auth` / `on_mail` / `on_rcpt` / `on_data_start` / `on_message` / `on_queue` / `on_disconnect` / `on_unknown_command` |
+//! | a hook | `r.on_NAME(order, closure)` for every point of the [hook table](crate::points): `on_connect` / `on_helo` / `on_auth` / `on_mail` / `on_rcpt` / `on_data_start` / `on_message` / `on_queue` / `on_disconnect` / `on_unknown_command`, and on the relay side `on_route` / `on_attempt` / `on_delivery_outcome` / `on_bounce` ([`crate::relay`]) |
 //! | an ESMTP extension | [`r.esmtp_extension(EsmtpExtension::new(..)...)`](Registrar::esmtp_extension) |
 //! | a client state | [`r.client_state(name, anchor, factory)`](Registrar::client_state) |
 //! | a bounce class | [`r.bounce_class(id, name, description, category)`](Registrar::bounce_class) |
@@ -29,6 +29,7 @@ use crate::context::{
 };
 use crate::extension::{EsmtpExtension, RegisteredExtension};
 use crate::hook::{guarded, Entry, HookResult, Order};
+use crate::relay::{AttemptCtx, BounceCtx, DeliveryOutcomeCtx, RouteCtx};
 use crate::verdict::Verdict;
 
 /// A bounce class a plugin registers (delegated to [`smtp_proto::classify`] by the host).

@@ -306,6 +306,12 @@ impl Registry {
         &self.client_states
     }
 
+    /// The bounce-class registry this registry's plugins register into (the relay classifies
+    /// replies for its hooks with it).
+    pub fn classifier(&self) -> &'static classify::Registry {
+        self.classifier
+    }
+
     /// The number of hooks registered at `point`.
     pub fn hook_count(&self, point: HookPoint) -> usize {
         self.chains.len(point)

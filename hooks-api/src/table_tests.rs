@@ -22,7 +22,11 @@ fn one_hook_everywhere(r: &mut Registrar, _: &PluginConfig) -> Result<(), String
         .on_message(Order::First, |_| Verdict::Continue)
         .on_queue(Order::First, |_| Verdict::Continue)
         .on_disconnect(Order::First, |_| {})
-        .on_unknown_command(Order::First, |_| Verdict::Continue);
+        .on_unknown_command(Order::First, |_| Verdict::Continue)
+        .on_route(Order::First, |_| Verdict::Continue)
+        .on_attempt(Order::First, |_| Verdict::Continue)
+        .on_delivery_outcome(Order::First, |_| Verdict::Continue)
+        .on_bounce(Order::First, |_| Verdict::Continue);
     Ok(())
 }
 
@@ -55,13 +59,27 @@ fn every_point_of_the_table_has_a_name_a_side_and_a_chain() {
             "message",
             "queue",
             "disconnect",
-            "unknown_command"
+            "unknown_command",
+            "route",
+            "attempt",
+            "delivery_outcome",
+            "bounce"
         ]
     );
     for (i, point) in HookPoint::ALL.into_iter().enumerate() {
         assert_eq!(point.index(), i);
         assert_eq!(point.to_string(), point.as_str());
-        assert!(matches!(point.side(), Side::Server(_)), "{point}");
+        let relay = [
+            HookPoint::Route,
+            HookPoint::Attempt,
+            HookPoint::DeliveryOutcome,
+            HookPoint::Bounce,
+        ];
+        if relay.contains(&point) {
+            assert_eq!(point.side(), Side::Relay, "{point}");
+        } else {
+            assert!(matches!(point.side(), Side::Server(_)), "{point}");
+        }
     }
     assert_eq!(HookPoint::Rcpt.side(), Side::Server(ServerStage::Decision));
     assert_eq!(HookPoint::Queue.side(), Side::Server(ServerStage::Message));
@@ -85,32 +103,32 @@ fn every_point_of_the_table_has_a_name_a_side_and_a_chain() {
 }
 
 /// The context of the point the test below adds.
-pub(crate) struct Route;
-type RouteCtx<'a> = Ctx<'a, Route>;
+pub(crate) struct Expiry;
+type ExpiryCtx<'a> = Ctx<'a, Expiry>;
 
-/// The real table plus one relay-side entry, expanded by the same generators as the crate's
-/// `HookPoint` and chains.
-macro_rules! plus_route {
+/// The real table plus one more relay-side entry, expanded by the same generators as the
+/// crate's `HookPoint` and chains.
+macro_rules! plus_expiry {
     ($($entries:tt)*) => {
         hook_point_enum!(TablePoint; $($entries)*
-            Route, route(on_route, dispatch_route, resume_route),
-                RouteCtx, chain, relay, no_check, "A recipient domain needs next hops.";);
+            Expiry, expiry(on_expiry, dispatch_expiry, resume_expiry),
+                ExpiryCtx, chain, relay, no_check, "A message is about to expire.";);
         chains_struct!(TableChains, TablePoint; $($entries)*
-            Route, route(on_route, dispatch_route, resume_route),
-                RouteCtx, chain, relay, no_check, "A recipient domain needs next hops.";);
+            Expiry, expiry(on_expiry, dispatch_expiry, resume_expiry),
+                ExpiryCtx, chain, relay, no_check, "A message is about to expire.";);
     };
 }
 
-crate::hook_points!(plus_route);
+crate::hook_points!(plus_expiry);
 
 #[test]
 fn a_new_point_is_one_table_entry() {
     assert_eq!(TablePoint::COUNT, HookPoint::COUNT + 1);
-    assert_eq!(TablePoint::ALL.last(), Some(&TablePoint::Route));
-    assert_eq!(TablePoint::Route.as_str(), "route");
-    assert_eq!(TablePoint::Route.index(), HookPoint::COUNT);
-    assert_eq!(TablePoint::Route.side(), Side::Relay);
-    assert!(!TablePoint::Route.is_void());
+    assert_eq!(TablePoint::ALL.last(), Some(&TablePoint::Expiry));
+    assert_eq!(TablePoint::Expiry.as_str(), "expiry");
+    assert_eq!(TablePoint::Expiry.index(), HookPoint::COUNT);
+    assert_eq!(TablePoint::Expiry.side(), Side::Relay);
+    assert!(!TablePoint::Expiry.is_void());
     // The existing points keep their names and sides.
     for (old, new) in HookPoint::ALL.into_iter().zip(TablePoint::ALL) {
         assert_eq!(old.as_str(), new.as_str());
@@ -118,11 +136,11 @@ fn a_new_point_is_one_table_entry() {
     }
 
     // The new point has its chain, merged and summarised like the others.
-    let hook: Arc<dyn for<'a, 'b> Fn(&'b mut RouteCtx<'a>) -> HookResult + Send + Sync> =
+    let hook: Arc<dyn for<'a, 'b> Fn(&'b mut ExpiryCtx<'a>) -> HookResult + Send + Sync> =
         Arc::new(|_| Ok(Verdict::Continue));
     let mut theirs = TableChains::default();
     for (seq, order) in [(0, Order::Last), (1, Order::First)] {
-        theirs.route.push(Entry {
+        theirs.expiry.push(Entry {
             plugin: Arc::from("relay-plugin"),
             order,
             seq,
@@ -131,7 +149,7 @@ fn a_new_point_is_one_table_entry() {
     }
     let mut chains = TableChains::default();
     chains.append(&mut theirs);
-    assert_eq!(chains.len(TablePoint::Route), 2);
+    assert_eq!(chains.len(TablePoint::Expiry), 2);
     assert_eq!(chains.len(TablePoint::Rcpt), 0);
     let summary: Vec<(TablePoint, Order)> = chains
         .summary()
@@ -141,8 +159,8 @@ fn a_new_point_is_one_table_entry() {
     assert_eq!(
         summary,
         [
-            (TablePoint::Route, Order::First),
-            (TablePoint::Route, Order::Last)
+            (TablePoint::Expiry, Order::First),
+            (TablePoint::Expiry, Order::Last)
         ]
     );
 }
@@ -177,7 +195,7 @@ fn an_abi_mismatch_tells_the_operator_to_rebuild_against_this_hooks_api() {
 }
 
 /// Every module, bottom layer first: a module may use only modules before it.
-const LAYERS: [(&str, &str); 19] = [
+const LAYERS: [(&str, &str); 20] = [
     ("abi", include_str!("abi.rs")),
     ("points", include_str!("points.rs")),
     ("error", include_str!("error.rs")),
@@ -187,6 +205,7 @@ const LAYERS: [(&str, &str); 19] = [
     ("headers", include_str!("headers.rs")),
     ("verdict", include_str!("verdict.rs")),
     ("context", include_str!("context.rs")),
+    ("relay", include_str!("relay.rs")),
     ("hook", include_str!("hook.rs")),
     ("extension", include_str!("extension.rs")),
     ("client", include_str!("client.rs")),
@@ -243,5 +262,5 @@ fn modules_use_only_the_layers_below_them() {
         }
     }
     // The check sees uses: the registry uses the loader.
-    assert!(modules_used(LAYERS[17].1).contains(&"loader".to_owned()));
+    assert!(modules_used(LAYERS[18].1).contains(&"loader".to_owned()));
 }

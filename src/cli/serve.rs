@@ -174,5 +174,7 @@ fn relay_settings(
     let chain = smtp_client::StateRegistry::from_hooks(registry)
         .map_err(|e| format!("the plugins' client states: {e}"))?;
     settings.machine = Some(chain.build());
+    // The relay-side hook points (route, attempt, delivery outcome, bounce).
+    settings.registry = Some(registry.clone());
     Ok(settings)
 }

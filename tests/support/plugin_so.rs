@@ -15,7 +15,13 @@ use std::process::Command;
 use std::sync::Mutex;
 
 /// The first-party plugins that ship a `.so`, by plugin name (`plugins/NAME-so`).
-pub const FIRST_PARTY: [&str; 4] = ["auth-file", "bounce-rules", "client-xclient", "xclient"];
+pub const FIRST_PARTY: [&str; 5] = [
+    "auth-file",
+    "bounce-rules",
+    "client-xclient",
+    "suppression",
+    "xclient",
+];
 
 /// The workspace root: the nearest directory above the including crate whose manifest has a
 /// `[workspace]` table.

@@ -24,6 +24,7 @@
 
 pub mod control;
 pub mod dns;
+mod hooks;
 mod notify;
 pub mod offline;
 mod outcome;
@@ -79,6 +80,9 @@ pub struct RelaySettings {
     pub machine: Option<Arc<StateMachine>>,
     /// How long a shutdown waits for deliveries in flight.
     pub shutdown_grace: Duration,
+    /// The plugins whose relay-side hooks (route, attempt, delivery outcome, bounce) the
+    /// relay dispatches (`None`: no hooks).
+    pub registry: Option<Arc<hooks_api::Registry>>,
 }
 
 impl std::fmt::Debug for RelaySettings {
@@ -110,6 +114,7 @@ impl RelaySettings {
             connections: 1000,
             machine: None,
             shutdown_grace: Duration::from_secs(10),
+            registry: None,
         }
     }
 }
@@ -195,6 +200,8 @@ impl Relay {
                 resolver: dns::StubResolver::new(nameservers.clone(), settings.dns_timeout),
                 cache: DnsCache::default(),
                 seed: settings.schedule.seed ^ 0x9e37_79b9_7f4a_7c15 ^ n as u64,
+                registry: settings.registry.clone(),
+                hostname: settings.hostname.clone(),
             };
             let (requests, answers) = (dns_rx, route_tx.clone());
             std::thread::Builder::new()
@@ -293,6 +300,8 @@ struct InFlight {
     hops: Destination,
     recipients: Vec<u32>,
     started: Instant,
+    /// Recipients of the batch the attempt hooks decided (left out of the attempt).
+    screen: hooks::Screen,
 }
 
 /// An action that failed on I/O and waits to be tried again.
@@ -542,6 +551,7 @@ impl Driver {
                         .retry
                         .max_age_for(meta.as_ref().is_some_and(|m| m.sender.is_empty())),
                     remote: &remote,
+                    registry: self.settings.registry.as_deref(),
                 };
                 match notify::queue(&self.spool, &occasion, meta.as_ref(), &recipients) {
                     Ok(Some(new)) => {
@@ -643,6 +653,14 @@ impl Driver {
             .iter()
             .filter_map(|&i| state.recipients.get(i as usize).map(|r| r.address.clone()))
             .collect();
+        let (registry, hostname) = (self.settings.registry.as_deref(), &self.settings.hostname);
+        let screen = hooks::screen(registry, hostname, id, meta, &recipients, state);
+        screen.remember(self.last_hop.entry(id).or_default(), &recipients, hostname);
+        if screen.is_whole(recipients.len()) {
+            let report = screen.merge(recipients.len(), Default::default());
+            return self.scheduler.handle_outcome(attempt, report);
+        }
+        let addresses = screen.attempted(&addresses);
         let sender = meta.sender.clone();
         let body = match read_body(&self.spool, id) {
             Ok(b) => b,
@@ -684,6 +702,7 @@ impl Driver {
                         hops,
                         recipients,
                         started: Instant::now(),
+                        screen,
                     },
                 );
             }
@@ -700,7 +719,10 @@ impl Driver {
             .get(&flight.id)
             .map(|m| m.received)
             .unwrap_or_default();
-        let report = outcome::report(&delivery, &flight.hops);
+        let mut report = outcome::report(&delivery, &flight.hops);
+        let (registry, hostname) = (self.settings.registry.as_deref(), &self.settings.hostname);
+        let meta = self.envelopes.get(&flight.id);
+        hooks::outcomes(registry, hostname, flight.id, meta, &delivery, &mut report);
         let relay = delivery
             .next_hop
             .as_ref()
@@ -726,10 +748,11 @@ impl Driver {
                 .clone()
                 .unwrap_or_else(|| hop.addr.ip().to_string());
             let known = self.last_hop.entry(flight.id).or_default();
-            for &i in &flight.recipients {
+            for &i in &flight.screen.attempted(&flight.recipients) {
                 known.insert(i, name.clone());
             }
         }
+        let report = flight.screen.merge(flight.recipients.len(), report);
         self.scheduler.handle_outcome(flight.attempt, report);
     }
 
@@ -776,6 +799,8 @@ struct DnsThread {
     resolver: dns::StubResolver,
     cache: DnsCache,
     seed: u64,
+    registry: Option<Arc<hooks_api::Registry>>,
+    hostname: String,
 }
 
 impl DnsThread {
@@ -800,7 +825,8 @@ impl DnsThread {
                 &mut cached,
                 rng.next_u64(),
             );
-            let (answer, tls) = route_answer(outcome);
+            let registry = self.registry.as_deref();
+            let (answer, tls) = hooks::route(registry, &self.hostname, &domain, outcome);
             log::debug!("relay: route for {domain}: {answer:?}");
             if answers.send((domain, answer, tls)).is_err() {
                 return;

@@ -25,6 +25,8 @@ pub(crate) struct Occasion<'a> {
     pub max_age: Duration,
     /// The last next hop of each recipient, by envelope index, when known.
     pub remote: &'a dyn Fn(u32) -> Option<String>,
+    /// The plugins whose bounce hooks see the notification.
+    pub registry: Option<&'a hooks_api::Registry>,
 }
 
 /// Builds and commits the notification for `recipients` of the message `meta` describes.
@@ -51,6 +53,7 @@ pub(crate) fn queue(
         BounceKind::Relayed => Action::Relayed,
     };
     let mut reports = Vec::new();
+    let mut wanted = Vec::new();
     for r in recipients {
         let params =
             Params::parse(r.params.trim().as_bytes(), ParamKind::Rcpt, true).unwrap_or_default();
@@ -71,10 +74,18 @@ pub(crate) fn queue(
             report = report.remote(&mta, reply).last_attempt(now);
         }
         reports.push(report);
+        wanted.push(r);
     }
     if reports.is_empty() {
         return Ok(None);
     }
+    let (id, kind, registry) = (occasion.id, occasion.kind, occasion.registry);
+    let hostname = occasion.hostname;
+    let Some(added) =
+        super::hooks::notification(registry, hostname, id, kind, &meta.sender, &wanted)
+    else {
+        return Ok(None);
+    };
     let original = read_original(spool, occasion.id, mail.ret)?;
     let envelope = dsn::Envelope {
         sender: meta.sender.clone(),
@@ -94,14 +105,14 @@ pub(crate) fn queue(
             .map(|d| d.as_secs())
             .unwrap_or(0)
     );
-    let bytes = dsn::build(&Notification {
+    let bytes = added.apply(dsn::build(&Notification {
         reporting_mta: occasion.hostname,
         envelope: &envelope,
         recipients: &reports,
         original: &original,
         date: now,
         token: &token,
-    });
+    }));
     let env = Envelope {
         sender: String::new(),
         mail_params: String::new(),
@@ -114,7 +125,9 @@ pub(crate) fn queue(
             .unwrap_or(0),
         tls: None,
         auth: None,
-        notes: vec![format!("notification for {}", occasion.id)],
+        notes: std::iter::once(format!("notification for {}", occasion.id))
+            .chain(added.notes)
+            .collect(),
     };
     let mut writer = spool.begin(&env).map_err(|e| e.to_string())?;
     writer.write_all(&bytes).map_err(|e| e.to_string())?;

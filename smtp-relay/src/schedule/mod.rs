@@ -215,6 +215,7 @@ impl Scheduler {
                     Reason::MxLoop,
                     format!("554 5.4.6 mail for {domain} loops back to myself"),
                 )),
+                RouteAnswer::Refused(reply) => Some((Reason::Remote, reply.clone())),
                 RouteAnswer::Temporary(text) => {
                     for &i in &recipients {
                         let r = &mut m.state.recipients[i as usize];

@@ -47,6 +47,9 @@ pub enum RouteAnswer {
     MxLoop,
     /// SERVFAIL, a timeout, no usable address for now: defer with this text.
     Temporary(String),
+    /// Refused by policy (a plugin's route hook) with this 5xx reply: bounce the domain's
+    /// recipients with it, no attempt.
+    Refused(String),
 }
 
 /// How one recipient of an attempt fared, as the client engine reports it.
