@@ -36,6 +36,7 @@ impl Factory {
                 self.out.push_with(|o| r::write(o, &reply));
                 self.close(CloseReason::BareLineEnding);
             }
+            Err(_) if super::bdat::is_bdat_line(line) => self.bad_bdat(),
             Err(CommandError::InvalidVerb) => self.send(&r::UNRECOGNIZED),
             Err(e)
                 if line
@@ -51,13 +52,19 @@ impl Factory {
             Err(CommandError::LineTooLong) => self.send(&r::LINE_TOO_LONG),
             Err(e) => self.send(&e.reply()),
         }
-        if !self.session.esmtp && self.pending.is_none() {
-            // Without EHLO there is no PIPELINING: every command ends a group.
+        if !self.session.esmtp && self.pending.is_none() && !matches!(self.phase, Phase::Chunk(_))
+        {
+            // Without EHLO there is no PIPELINING: every command ends a group (BDAT's when
+            // its chunk has been read).
             self.end_group();
         }
     }
 
     fn dispatch(&mut self, command: Command<'_>, now: Instant) {
+        if let Command::Bdat { size, last } = command {
+            // Every refusal of a BDAT still reads its chunk: `cmd_bdat` checks for itself.
+            return self.cmd_bdat(size, last, now);
+        }
         if self.session.refused && command != Command::Quit {
             self.send(&r::NO_SERVICE);
             return;
@@ -83,7 +90,7 @@ impl Factory {
             Command::Mail { from, params } => self.cmd_mail(from, params),
             Command::Rcpt { to, params } => self.cmd_rcpt(to, params),
             Command::Data => self.cmd_data(now),
-            Command::Bdat { .. } => self.send(&r::NOT_IMPLEMENTED),
+            Command::Bdat { .. } => {}
             Command::Rset => {
                 self.reset_transaction();
                 self.send(&r::OK);
@@ -153,6 +160,7 @@ impl Factory {
             size: self.config.max_message_size,
             smtputf8: self.config.smtputf8,
             starttls: self.config.tls_available && !tls,
+            chunking: self.config.chunking,
             auth: mechs.as_deref(),
         };
         self.config
@@ -221,6 +229,7 @@ impl Factory {
                 queue_id: None,
             },
             rcpt_attempts: 0,
+            chunks: None,
         });
         match reply {
             Some(reply) => self.send_reply(&reply),
@@ -233,6 +242,9 @@ impl Factory {
             return self.send(&r::NEED_MAIL);
         };
         construct.rcpt_attempts += 1;
+        if construct.chunks.is_some() {
+            return self.send(&super::bdat::RCPT_AFTER_BDAT);
+        }
         let unsupported = params.notify.is_some()
             || params.orcpt.is_some()
             || params
@@ -277,6 +289,9 @@ impl Factory {
         let Some(construct) = &self.construct else {
             return self.send(&r::NEED_MAIL);
         };
+        if construct.chunks.is_some() {
+            return self.send(&super::bdat::DATA_AFTER_BDAT);
+        }
         if construct.env.recipients.is_empty() {
             return if construct.rcpt_attempts == 0 {
                 self.send(&r::NEED_RCPT)

@@ -188,6 +188,9 @@ pub struct FactoryConfig {
     pub bare_line_endings: BareLineEndings,
     /// Advertise and accept SMTPUTF8 (default `true`).
     pub smtputf8: bool,
+    /// Advertise CHUNKING and accept BDAT (RFC 3030; default `true`). Off, BDAT is answered
+    /// `502 5.5.1` (its chunk still read and dropped).
+    pub chunking: bool,
     /// TLS can be started: advertise STARTTLS before TLS (default `false` until the driver
     /// has a certificate).
     pub tls_available: bool,
@@ -232,6 +235,7 @@ impl Default for FactoryConfig {
             body_chunk: DEFAULT_BODY_CHUNK,
             bare_line_endings: BareLineEndings::Normalize,
             smtputf8: true,
+            chunking: true,
             tls_available: false,
             require_tls: false,
             auth: None,

@@ -261,6 +261,9 @@ pub enum CloseReason {
     /// The decision on the connection or on HELO/EHLO did not come in time (`421 4.3.0`
     /// queued; see [`FactoryConfig::decision_timeout`](super::FactoryConfig::decision_timeout)).
     DecisionTimeout,
+    /// A BDAT line whose chunk size could not be read: the octets after it cannot be told
+    /// from commands (`501 5.5.4` queued).
+    BadChunkSize,
 }
 
 /// TLS parameters reported by the driver after a STARTTLS handshake.

@@ -3,8 +3,8 @@
 
 use smtp_proto::capability::{Capabilities, Capability};
 
-/// Keywords the factory advertises (or reserves: CHUNKING and BINARYMIME wait for BDAT); an
-/// extension may not claim them. Others that smtp-proto knows (DSN, XCLIENT, REQUIRETLS) are
+/// Keywords the factory advertises (or reserves: BINARYMIME is not offered, a binary body
+/// could not be relayed to most next hops); an extension may not claim them. Others that smtp-proto knows (DSN, XCLIENT, REQUIRETLS) are
 /// left to plugins.
 const BUILTIN_KEYWORDS: [&str; 9] = [
     "PIPELINING",
@@ -90,13 +90,15 @@ pub struct Builtins<'a> {
     pub smtputf8: bool,
     /// Offer STARTTLS (configured and not yet active).
     pub starttls: bool,
+    /// Offer CHUNKING (BDAT).
+    pub chunking: bool,
     /// Offer AUTH with these mechanism names.
     pub auth: Option<&'a [String]>,
 }
 
 /// The EHLO keyword registry. Built-ins come first in the EHLO reply (PIPELINING, SIZE n,
-/// 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, then STARTTLS and AUTH when available; CHUNKING
-/// is not offered until BDAT is implemented), then the registered extensions in
+/// 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING, then STARTTLS and AUTH when
+/// available), then the registered extensions in
 /// registration order.
 ///
 /// A registered verb reaches the driver as [`Event::Extension`](super::Event::Extension); a
@@ -234,6 +236,9 @@ impl Extensions {
             caps.insert(Capability::SmtpUtf8);
         }
         caps.insert(Capability::EnhancedStatusCodes);
+        if builtins.chunking {
+            caps.insert(Capability::Chunking);
+        }
         if builtins.starttls {
             caps.insert(Capability::StartTls);
         }

@@ -35,7 +35,8 @@ impl Factory {
             {
                 break;
             }
-            if self.out_of_sync() {
+            // Chunk octets are never commands: they cannot break synchronisation.
+            if !matches!(self.phase, Phase::Chunk(_)) && self.out_of_sync() {
                 self.sync_violation();
                 return input.len();
             }
@@ -62,6 +63,7 @@ impl Factory {
                 }
                 Phase::Discard(reply) => self.discard(rest, reply, now),
                 Phase::Body(_) => self.input_body(rest, now),
+                Phase::Chunk(_) => self.input_chunk(rest, now),
                 Phase::Greeting | Phase::Tls | Phase::Closed => 0,
             };
             if n == 0 {

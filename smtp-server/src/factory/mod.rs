@@ -41,19 +41,22 @@
 //! state). Oversized messages, too many hops and (under `Reject`) bare line endings are
 //! answered after the real end of data, so the session stays in sync.
 //!
-//! BDAT is answered `502 5.5.1` and CHUNKING is not advertised. A BDAT reader slots in as a
-//! second body phase beside the DATA one: it would copy exactly `size` raw bytes per chunk
-//! through the same body buffer, back-pressure, hop counter and size accounting, emit
-//! [`Event::MessageStart`] at the first chunk and [`Event::MessageComplete`] after `LAST`;
-//! the construct, decisions and `Received:` header are shared. Only the framing differs.
+//! CHUNKING is advertised (when [`FactoryConfig::chunking`]) and BDAT (RFC 3030) is the
+//! second body phase beside the DATA one (module `bdat`): it copies exactly `size` raw bytes
+//! per chunk through the same body buffer, back-pressure, hop counter, size accounting and
+//! bare CR/LF policy, emits [`Event::MessageStart`] at the first chunk and
+//! [`Event::MessageComplete`] after `LAST`; the construct, decisions and `Received:` header
+//! are shared. Only the framing differs. A refused chunk is still read and dropped; a
+//! malformed count is `501 5.5.4` and close.
 //!
 //! # Modules
 //!
 //! Events and decisions in `event`, configuration in `config`, the EHLO registry in
 //! `extensions`, per-command handling in `commands`, decisions in `decide`, the body in `body`,
-//! AUTH in `auth`, framing in `input`.
+//! BDAT in `bdat`, AUTH in `auth`, framing in `input`.
 
 mod auth;
+mod bdat;
 mod body;
 mod commands;
 mod config;
@@ -184,6 +187,8 @@ pub struct Factory {
     storage_low: bool,
     /// A session reset happened: the pending decision's reply ends a pipelining group.
     group_after_reply: bool,
+    /// The queue id for the next message's `Received:` header, set by the driver.
+    next_queue_id: Option<String>,
 }
 
 /// What the factory is reading.
@@ -199,6 +204,8 @@ enum Phase {
     Auth(Box<auth::Exchange>),
     /// The DATA body.
     Body(Box<body::BodyReader>),
+    /// The octets of a BDAT chunk.
+    Chunk(Box<bdat::ChunkRead>),
     /// Waiting for the driver's TLS handshake; input is discarded.
     Tls,
     /// Done; input is discarded.
@@ -227,6 +234,8 @@ struct Session {
 struct Construct {
     env: Envelope,
     rcpt_attempts: usize,
+    /// The message is sent with BDAT: its state between and during chunks.
+    chunks: Option<Box<bdat::Chunked>>,
 }
 
 impl Factory {
@@ -263,6 +272,7 @@ impl Factory {
             hidden: Vec::new(),
             storage_low: false,
             group_after_reply: false,
+            next_queue_id: None,
         };
         if f.config.decisions.wants(EventKind::Connect) {
             f.await_decision(Pending::Connect, Event::Connect { peer, local });
@@ -277,6 +287,19 @@ impl Factory {
     /// cheap). Until it is called the date is the Unix epoch.
     pub fn set_wall_clock(&mut self, wall: SystemTime) {
         self.wall = wall;
+    }
+
+    /// The queue id of the next message, written in its `Received:` header (`with ESMTP id
+    /// ID`) and set as [`Envelope::queue_id`] at its [`Event::MessageStart`], where it is
+    /// used up: call it again for the message after. A [`Decision::Queued`] at
+    /// [`Event::DataStart`] takes precedence. Without one, the header has no id.
+    pub fn set_queue_id(&mut self, id: impl Into<String>) {
+        self.next_queue_id = Some(id.into());
+    }
+
+    /// Whether the next message has a queue id set ([`set_queue_id`](Factory::set_queue_id)).
+    pub fn has_queue_id(&self) -> bool {
+        self.next_queue_id.is_some()
     }
 
     /// The peer closed the connection: the construct is destroyed (a streaming message is
@@ -402,6 +425,7 @@ impl Factory {
             Phase::Auth(_) => State::AuthExchange,
             Phase::Body(r) if r.started => State::ReadingBody,
             Phase::Body(_) => State::DataPhase,
+            Phase::Chunk(_) => State::ReadingBody,
             Phase::Command | Phase::Discard(_) => {
                 if self.banner_end.is_some_and(|end| self.out.total_sent < end) {
                     State::SendingBanner
@@ -420,7 +444,7 @@ impl Factory {
     /// pending, reply queue, body buffer and event queue not full, not closed or in a TLS
     /// handshake.
     pub fn wants_input(&self) -> bool {
-        let body_full = matches!(self.phase, Phase::Body(_))
+        let body_full = matches!(self.phase, Phase::Body(_) | Phase::Chunk(_))
             && self.body.len() + 2 > self.config.body_chunk.max(64);
         !matches!(self.phase, Phase::Closed | Phase::Tls | Phase::Greeting)
             && self.pending.is_none()
@@ -443,6 +467,7 @@ impl Factory {
     /// reply. While a body is streaming, the message is aborted: the rest of the body is read
     /// and dropped to stay in sync, and the end of data is answered `451 4.3.0`.
     pub fn destroy_message_construct(&mut self) {
+        self.abort_chunks(AbortReason::Discarded);
         self.construct = None;
         if let Phase::Body(reader) = &mut self.phase {
             reader.doom.get_or_insert(body::Doom::Discarded);
@@ -537,6 +562,7 @@ impl Factory {
 
     /// Drops the transaction; emits [`Event::Reset`] if there was one.
     fn reset_transaction(&mut self) {
+        self.abort_chunks(AbortReason::Discarded);
         if self.construct.take().is_some() {
             self.emit(Event::Reset);
         }
@@ -551,6 +577,7 @@ impl Factory {
                 reason: AbortReason::ConnectionClosed,
             });
         }
+        self.abort_chunks(AbortReason::ConnectionClosed);
         self.construct = None;
         self.pending = None;
         self.phase = Phase::Closed;

@@ -180,6 +180,8 @@ impl Loop {
         let key = self.acceptor.next_key(slot);
         let mut factory = Factory::new(self.shared.factory.clone(), peer, local, now);
         factory.set_wall_clock(SystemTime::now());
+        // The first message's queue id, for its `Received:` header (the next at its start).
+        factory.set_queue_id(crate::spool::QueueId::generate().to_string());
         // Registered by the first `drive` (its `settle`), with the interest the connection
         // then needs: usually the banner is written at once and only READABLE is asked for,
         // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the
