@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod backpressure;
+mod bdat;
 mod decisions;
 mod errors;
 mod props;
