@@ -194,10 +194,7 @@ impl Factory {
         if let Some(refusal) = self.bdat_refusal(size) {
             return self.read_chunk(size, last, Some(refusal.into()), now);
         }
-        let started = self
-            .construct
-            .as_ref()
-            .is_some_and(|c| c.chunks.is_some());
+        let started = self.construct.as_ref().is_some_and(|c| c.chunks.is_some());
         if !started && self.config.decisions.wants(EventKind::DataStart) {
             return self.await_decision(Pending::BdatStart { size, last }, Event::DataStart);
         }
@@ -347,7 +344,11 @@ impl Factory {
         self.deadline = Some(read.deadline);
         let done = read.remaining == 0;
         if read.discard.is_none() {
-            if let Some(c) = self.construct.as_mut().and_then(|c| c.chunks.as_deref_mut()) {
+            if let Some(c) = self
+                .construct
+                .as_mut()
+                .and_then(|c| c.chunks.as_deref_mut())
+            {
                 let body = &mut self.body;
                 let Chunked {
                     scan, hops, doom, ..
@@ -464,7 +465,8 @@ impl Factory {
 
 /// Whether a command line that did not parse is a BDAT line (`BDAT` then SP or the line end).
 pub(super) fn is_bdat_line(line: &[u8]) -> bool {
-    line.get(..4).is_some_and(|v| v.eq_ignore_ascii_case(b"BDAT"))
+    line.get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"BDAT"))
         && matches!(line.get(4), Some(b' ' | b'\r' | b'\n'))
 }
 
@@ -487,10 +489,7 @@ mod tests {
         let input: &[u8] = b"a\r\nb\nc\rd\r\n.\n.\r";
         let want: &[u8] = b"a\r\nb\r\nc\r\nd\r\n.\r\n.\r\n";
         for cut in 0..=input.len() {
-            let (out, stats) = scan(
-                BareLineEndings::Normalize,
-                &[&input[..cut], &input[cut..]],
-            );
+            let (out, stats) = scan(BareLineEndings::Normalize, &[&input[..cut], &input[cut..]]);
             assert_eq!(out, want, "cut at {cut}");
             assert_eq!((stats.bare_cr, stats.bare_lf), (2, 2), "cut at {cut}");
             assert_eq!(stats.size, want.len() as u64);

@@ -52,8 +52,7 @@ impl Factory {
             Err(CommandError::LineTooLong) => self.send(&r::LINE_TOO_LONG),
             Err(e) => self.send(&e.reply()),
         }
-        if !self.session.esmtp && self.pending.is_none() && !matches!(self.phase, Phase::Chunk(_))
-        {
+        if !self.session.esmtp && self.pending.is_none() && !matches!(self.phase, Phase::Chunk(_)) {
             // Without EHLO there is no PIPELINING: every command ends a group (BDAT's when
             // its chunk has been read).
             self.end_group();

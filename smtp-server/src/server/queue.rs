@@ -98,7 +98,10 @@ impl Loop {
         // of ours; the next message gets a fresh one.
         let chosen = envelope.queue_id.as_deref().and_then(|id| id.parse().ok());
         let writer = match chosen {
-            Some(id) => self.shared.spool.begin_deferred_as(id, &env, received.as_bytes()),
+            Some(id) => self
+                .shared
+                .spool
+                .begin_deferred_as(id, &env, received.as_bytes()),
             None => self.shared.spool.begin_deferred(&env, received.as_bytes()),
         };
 

@@ -21,7 +21,10 @@ fn transaction(h: &mut Harness) {
 /// its only `;`).
 fn stored_body(h: &Harness) -> Vec<u8> {
     let body = &h.body;
-    let semi = body.iter().position(|&b| b == b';').expect("a Received: header");
+    let semi = body
+        .iter()
+        .position(|&b| b == b';')
+        .expect("a Received: header");
     let end = semi + body[semi..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
     body[end..].to_vec()
 }
@@ -86,7 +89,11 @@ fn chunks_split_anywhere_give_the_same_message() {
             "250 2.0.0 Ok: 12 octets\r\n250 2.0.0 Ok: queued as QID1\r\n",
             "cut at {cut}"
         );
-        assert_eq!(stored_body(&h), b"line one\r\nxxy\r\nzz\r\n", "cut at {cut}");
+        assert_eq!(
+            stored_body(&h),
+            b"line one\r\nxxy\r\nzz\r\n",
+            "cut at {cut}"
+        );
     }
 }
 
@@ -96,7 +103,10 @@ fn a_chunk_over_size_is_552_read_and_refused_until_rset() {
     cfg.max_message_size = 10;
     let mut h = Harness::ready(cfg);
     transaction(&mut h);
-    assert_eq!(h.exchange(b"BDAT 6\r\n123456"), "250 2.0.0 Ok: 6 octets\r\n");
+    assert_eq!(
+        h.exchange(b"BDAT 6\r\n123456"),
+        "250 2.0.0 Ok: 6 octets\r\n"
+    );
     // 6 + 5 > 10: refused before reading, but the 5 octets are read ("RSET\r" is no command).
     assert_eq!(
         h.exchange(b"BDAT 5\r\nRSET\rNOOP\r\n"),
@@ -109,13 +119,23 @@ fn a_chunk_over_size_is_552_read_and_refused_until_rset() {
         "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
     );
     assert!(!h.f.is_closed());
-    assert_eq!(h.exchange(b"DATA\r\n"), "503 5.5.1 Error: DATA after BDAT in one transaction\r\n");
+    assert_eq!(
+        h.exchange(b"DATA\r\n"),
+        "503 5.5.1 Error: DATA after BDAT in one transaction\r\n"
+    );
     h.events.clear();
     assert_eq!(h.exchange(b"RSET\r\n"), "250 2.0.0 Ok\r\n");
-    assert_eq!(h.kinds(), [EventKind::Reset], "the message was already aborted");
+    assert_eq!(
+        h.kinds(),
+        [EventKind::Reset],
+        "the message was already aborted"
+    );
     // A fresh transaction works.
     transaction(&mut h);
-    assert_eq!(h.exchange(b"BDAT 3 LAST\r\nabc"), "250 2.0.0 Ok: queued as QID1\r\n");
+    assert_eq!(
+        h.exchange(b"BDAT 3 LAST\r\nabc"),
+        "250 2.0.0 Ok: queued as QID1\r\n"
+    );
     // A first chunk over SIZE: no message ever starts.
     transaction(&mut h);
     assert_eq!(
@@ -244,7 +264,10 @@ fn data_after_bdat_is_503_and_rcpt_too() {
         h.exchange(b"RCPT TO:<c@example.com>\r\n"),
         "503 5.5.1 Error: RCPT after BDAT in one transaction\r\n"
     );
-    assert_eq!(h.exchange(b"BDAT 1 LAST\r\nd"), "250 2.0.0 Ok: queued as QID1\r\n");
+    assert_eq!(
+        h.exchange(b"BDAT 1 LAST\r\nd"),
+        "250 2.0.0 Ok: queued as QID1\r\n"
+    );
     assert_eq!(stored_body(&h), b"abcd");
     // After LAST the transaction is over: BDAT needs a new MAIL (its octet still read).
     assert_eq!(
