@@ -183,32 +183,33 @@ impl Default for LimitsConfig {
     }
 }
 
-/// Timeouts, in seconds unless named otherwise.
+/// Timeouts: durations ([`ConfigDuration`]: whole seconds, or a string with a unit such as
+/// `"5m"`), except the rate.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// Waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes).
-    pub command: u64,
+    pub command: ConfigDuration,
     /// Waiting for DATA content between reads.
-    pub data: u64,
+    pub data: ConfigDuration,
     /// The slowest DATA rate tolerated, in bytes per second.
     pub data_min_rate: u64,
     /// How long a graceful shutdown lets transactions finish before closing.
-    pub shutdown_grace: u64,
+    pub shutdown_grace: ConfigDuration,
     /// The longest wait for a plugin hook that went pending (`451 4.3.0` to the command,
     /// or `421 4.3.0` before the banner and at HELO/EHLO; see
     /// [`FactoryConfig::decision_timeout`](crate::factory::FactoryConfig::decision_timeout)).
-    pub hook: u64,
+    pub hook: ConfigDuration,
 }
 
 impl Default for TimeoutsConfig {
     fn default() -> Self {
         TimeoutsConfig {
-            command: 300,
-            data: 300,
+            command: ConfigDuration::from_secs(300),
+            data: ConfigDuration::from_secs(300),
             data_min_rate: 500,
-            shutdown_grace: 30,
-            hook: 60,
+            shutdown_grace: ConfigDuration::from_secs(30),
+            hook: ConfigDuration::from_secs(60),
         }
     }
 }

@@ -272,7 +272,7 @@ impl ServerBuilder {
             ),
             pool,
             hooks,
-            grace: Duration::from_secs(config.timeouts.shutdown_grace),
+            grace: config.timeouts.shutdown_grace.get(),
             control: Arc::new(Control::default()),
             discard: config.spool.discard,
             tls,
@@ -322,9 +322,9 @@ fn factory_config(
     f.max_recipients = config.limits.recipients;
     f.max_message_size = config.limits.message_size;
     f.max_hops = u32::try_from(config.limits.hops).unwrap_or(u32::MAX);
-    f.command_timeout = Duration::from_secs(config.timeouts.command);
-    f.data_timeout = Duration::from_secs(config.timeouts.data);
-    f.decision_timeout = Duration::from_secs(config.timeouts.hook);
+    f.command_timeout = config.timeouts.command.get();
+    f.data_timeout = config.timeouts.data.get();
+    f.decision_timeout = config.timeouts.hook.get();
     f.min_data_rate = config.timeouts.data_min_rate;
     f.soft_error_limit = config.limits.soft_errors;
     f.hard_error_limit = config.limits.hard_errors;
