@@ -29,6 +29,9 @@ impl Factory {
                 .is_some_and(|c| c.env.mail_params.smtputf8),
             leniency: self.config.leniency,
         };
+        if super::abuse::is_forbidden(line) {
+            return self.forbidden_command();
+        }
         match Command::parse(line, &opts) {
             Ok(command) => self.dispatch(command, now),
             Err(CommandError::BareLf) => {
@@ -178,6 +181,9 @@ impl Factory {
         if self.construct.is_some() {
             return self.send(&r::NESTED_MAIL);
         }
+        if self.session_used_up() {
+            return;
+        }
         let unsupported = (params.smtputf8 && !self.config.smtputf8)
             || params.body == Some(Body::BinaryMime)
             || params.ret.is_some()
@@ -228,6 +234,7 @@ impl Factory {
                 queue_id: None,
             },
             rcpt_attempts: 0,
+            rcpt_excess: 0,
             chunks: None,
         });
         match reply {
@@ -254,7 +261,7 @@ impl Factory {
             return self.send(&r::UNSUPPORTED_PARAM);
         }
         if construct.env.recipients.len() >= self.config.max_recipients {
-            return self.send(&r::TOO_MANY_RCPTS);
+            return self.too_many_recipients();
         }
         let (to, params) = (to.into_owned(), params.into_owned());
         if self.config.decisions.wants(EventKind::Rcpt) {

@@ -264,6 +264,14 @@ pub enum CloseReason {
     /// A BDAT line whose chunk size could not be read: the octets after it cannot be told
     /// from commands (`501 5.5.4` queued).
     BadChunkSize,
+    /// A command from another protocol (an HTTP request, a header line: `221 2.7.0`
+    /// queued).
+    ForbiddenCommand,
+    /// MAIL past [`FactoryConfig::messages_per_session`](super::FactoryConfig::messages_per_session)
+    /// (`421 4.7.0` queued).
+    TooManyMessages,
+    /// The client talked during the greeting pause (`521 5.5.1` queued).
+    Pregreet,
 }
 
 /// TLS parameters reported by the driver after a STARTTLS handshake.

@@ -21,6 +21,10 @@ impl Factory {
     #[must_use]
     pub fn handle_input(&mut self, input: &[u8], now: Instant) -> usize {
         self.clock = now;
+        if self.greet_pause && !input.is_empty() {
+            self.pregreet();
+            return input.len();
+        }
         let mut used = 0;
         loop {
             if matches!(self.phase, Phase::Closed | Phase::Tls) {
@@ -30,6 +34,7 @@ impl Factory {
             if rest.is_empty()
                 || self.pending.is_some()
                 || matches!(self.phase, Phase::Greeting)
+                || self.held()
                 || self.out.is_full()
                 || self.events.len() >= MAX_EVENTS
             {

@@ -53,8 +53,10 @@
 //!
 //! Events and decisions in `event`, configuration in `config`, the EHLO registry in
 //! `extensions`, per-command handling in `commands`, decisions in `decide`, the body in `body`,
-//! BDAT in `bdat`, AUTH in `auth`, framing in `input`.
+//! BDAT in `bdat`, AUTH in `auth`, framing in `input`, the abuse limits (forbidden
+//! commands, recipient overshoot, tarpit, messages per session, greeting pause) in `abuse`.
 
+mod abuse;
 mod auth;
 mod bdat;
 mod body;
@@ -87,7 +89,7 @@ pub use config::{
     AuthConfig, Decisions, FactoryConfig, DEFAULT_BODY_CHUNK, DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_DECISION_TIMEOUT, DEFAULT_HARD_ERROR_LIMIT, DEFAULT_MAX_HOPS,
     DEFAULT_MAX_QUEUED_REPLIES, DEFAULT_MAX_TRANSMIT, DEFAULT_MIN_DATA_RATE,
-    DEFAULT_SOFT_ERROR_LIMIT,
+    DEFAULT_RECIPIENT_OVERSHOOT, DEFAULT_SOFT_ERROR_LIMIT,
 };
 pub use error::FactoryError;
 pub use event::{
@@ -189,6 +191,12 @@ pub struct Factory {
     group_after_reply: bool,
     /// The queue id for the next message's `Received:` header, set by the driver.
     next_queue_id: Option<String>,
+    /// The tarpit holds replies and input until then.
+    tarpit_until: Option<Instant>,
+    /// The greeting pause runs until `deadline`: input before it ends is refused.
+    greet_pause: bool,
+    /// Messages whose end of data was read.
+    messages: u64,
 }
 
 /// What the factory is reading.
@@ -234,6 +242,8 @@ struct Session {
 struct Construct {
     env: Envelope,
     rcpt_attempts: usize,
+    /// RCPTs refused past the recipient limit.
+    rcpt_excess: usize,
     /// The message is sent with BDAT: its state between and during chunks.
     chunks: Option<Box<bdat::Chunked>>,
 }
@@ -273,11 +283,16 @@ impl Factory {
             storage_low: false,
             group_after_reply: false,
             next_queue_id: None,
+            tarpit_until: None,
+            greet_pause: false,
+            messages: 0,
         };
-        if f.config.decisions.wants(EventKind::Connect) {
-            f.await_decision(Pending::Connect, Event::Connect { peer, local });
+        if f.config.greet_pause.is_zero() {
+            f.greet(now);
         } else {
-            f.send_banner(None, now);
+            // Postscreen's pregreet test: the banner waits, input meanwhile is refused.
+            f.greet_pause = true;
+            f.deadline = Some(now + f.config.greet_pause);
         }
         f
     }
@@ -316,10 +331,15 @@ impl Factory {
     /// its decision (the spool commit) and once closed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.pending.is_some() {
-            return self.decision_deadline;
+        let base = if self.pending.is_some() {
+            self.decision_deadline
+        } else {
+            self.deadline
+        };
+        match (base, self.tarpit_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.deadline
     }
 
     /// Fires the deadline if `now` has reached it. Idle or slow: `421 4.4.2 <host> Error:
@@ -328,6 +348,9 @@ impl Factory {
     /// ([`Event::DecisionTimeout`]; see [`FactoryConfig::decision_timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock = now;
+        if self.abuse_timeout(now) {
+            return;
+        }
         match self.poll_timeout() {
             Some(deadline) if now >= deadline => {}
             _ => return,
@@ -346,6 +369,9 @@ impl Factory {
     /// The bytes to write to the client, if any.
     #[must_use]
     pub fn poll_transmit(&self) -> Option<&[u8]> {
+        if self.held() {
+            return None;
+        }
         self.out.peek()
     }
 
@@ -446,7 +472,9 @@ impl Factory {
     pub fn wants_input(&self) -> bool {
         let body_full = matches!(self.phase, Phase::Body(_) | Phase::Chunk(_))
             && self.body.len() + 2 > self.config.body_chunk.max(64);
-        !matches!(self.phase, Phase::Closed | Phase::Tls | Phase::Greeting)
+        !matches!(self.phase, Phase::Closed | Phase::Tls)
+            && (!matches!(self.phase, Phase::Greeting) || self.greet_pause)
+            && !self.held()
             && self.pending.is_none()
             && !self.out.is_full()
             && self.events.len() < MAX_EVENTS
@@ -526,6 +554,7 @@ impl Factory {
 
     fn count_error(&mut self) {
         self.errors = self.errors.saturating_add(1);
+        self.tarpit();
         if self.errors >= self.config.hard_error_limit && !matches!(self.phase, Phase::Closed) {
             let reply =
                 self.host_reply(421, EnhancedStatus::new(4, 7, 0), "Error: too many errors");
@@ -544,8 +573,10 @@ impl Factory {
     }
 
     fn emit(&mut self, event: Event) {
-        if event.kind() == EventKind::MessageStart {
-            self.start_unpolled = true;
+        match event.kind() {
+            EventKind::MessageStart => self.start_unpolled = true,
+            EventKind::MessageComplete => self.messages = self.messages.saturating_add(1),
+            _ => {}
         }
         self.events.push_back(event);
     }

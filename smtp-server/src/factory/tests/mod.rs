@@ -2,6 +2,7 @@
 // Tests read the real clock once, for the instant their simulated clock starts from.
 #![allow(clippy::disallowed_methods)]
 
+mod abuse;
 mod backpressure;
 mod bdat;
 mod decisions;
