@@ -269,7 +269,8 @@ impl ServerBuilder {
                 config.limits.connections,
                 config.limits.connections_per_ip,
                 config.limits.exempt_loopback,
-            ),
+            )
+            .with_rate_per_minute(config.limits.connection_rate_per_ip),
             pool,
             hooks,
             grace: config.timeouts.shutdown_grace.get(),
@@ -328,6 +329,11 @@ fn factory_config(
     f.min_data_rate = config.timeouts.data_min_rate;
     f.soft_error_limit = config.limits.soft_errors;
     f.hard_error_limit = config.limits.hard_errors;
+    f.error_sleep = config.limits.error_sleep.get();
+    f.recipient_overshoot = config.limits.recipient_overshoot;
+    f.messages_per_session =
+        (config.limits.messages_per_session > 0).then_some(config.limits.messages_per_session);
+    f.greet_pause = config.smtp.greet_pause.get();
     f.bare_line_endings = match config.smtp.bare_line_endings {
         BareLineEndingPolicy::Reject => BareLineEndings::Reject,
         BareLineEndingPolicy::Normalize => BareLineEndings::Normalize,

@@ -156,9 +156,10 @@ impl Loop {
         local: Option<SocketAddr>,
         now: Instant,
     ) {
-        if let Err(refusal) = self.shared.limits.acquire(peer.ip()) {
+        if let Err(refusal) = self.shared.limits.acquire(peer.ip(), now) {
             let text = match refusal {
                 Refusal::PerIp => format!("too many connections from {}", peer.ip()),
+                Refusal::Rate => format!("too many connections per minute from {}", peer.ip()),
                 Refusal::Full => "too many connections".to_owned(),
             };
             log::info!("refused [{}]:{}: {text}", peer.ip(), peer.port());
