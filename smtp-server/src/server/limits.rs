@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(l.acquire(a, t0 + Duration::from_secs(1)), Ok(()));
         l.release(a);
         // Closed or not, a third connection within the minute is refused.
-        assert_eq!(l.acquire(a, t0 + Duration::from_secs(2)), Err(Refusal::Rate));
+        assert_eq!(
+            l.acquire(a, t0 + Duration::from_secs(2)),
+            Err(Refusal::Rate)
+        );
         assert_eq!(l.acquire(v6, t0), Ok(()));
         assert_eq!(l.acquire(v6_same, t0), Ok(()));
         assert_eq!(l.acquire(v6_same, t0), Err(Refusal::Rate), "the same /64");
