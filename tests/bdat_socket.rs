@@ -188,7 +188,9 @@ fn refused_chunks_are_read_and_malformed_counts_close() {
     assert!(c.reply().starts_with("250"));
     assert_eq!(c.reply(), "250 2.0.0 Ok: 10 octets");
     // 10 + 65527 > 65536. The octets look like commands: they must not be taken for any.
-    let big = "NOOP\r\n".repeat(65_527 / 6) + &"x".repeat(65_527 % 6);
+    let mut big = "NOOP\r\n".repeat(65_527 / 6);
+    big.push('x');
+    assert_eq!(big.len(), 65_527);
     c.send(format!("BDAT 65527\r\n{big}BDAT 1 LAST\r\nQ").as_bytes());
     assert_eq!(
         c.reply(),
