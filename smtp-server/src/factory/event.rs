@@ -118,9 +118,12 @@ pub enum Event {
         /// Its parameters.
         params: Params<'static>,
     } => Optional;
-    /// DATA with at least one accepted recipient, before `354`.
+    /// DATA with at least one accepted recipient, before `354`; or the first chunk of a
+    /// message sent with BDAT, before its octets are read (a refusal is sent after they
+    /// have been read and dropped).
     DataStart => Optional;
-    /// The body starts (no decision): open the spool file for `envelope`, write `received`
+    /// The body starts (after `354`, or at the first accepted BDAT chunk; no decision):
+    /// open the spool file for `envelope`, write `received`
     /// first, then every chunk from [`Factory::poll_body`](super::Factory::poll_body).
     MessageStart {
         /// The envelope as it stands at `354`.

@@ -304,19 +304,6 @@ impl Factory {
         self.wall = wall;
     }
 
-    /// The queue id of the next message, written in its `Received:` header (`with ESMTP id
-    /// ID`) and set as [`Envelope::queue_id`] at its [`Event::MessageStart`], where it is
-    /// used up: call it again for the message after. A [`Decision::Queued`] at
-    /// [`Event::DataStart`] takes precedence. Without one, the header has no id.
-    pub fn set_queue_id(&mut self, id: impl Into<String>) {
-        self.next_queue_id = Some(id.into());
-    }
-
-    /// Whether the next message has a queue id set ([`set_queue_id`](Factory::set_queue_id)).
-    pub fn has_queue_id(&self) -> bool {
-        self.next_queue_id.is_some()
-    }
-
     /// The peer closed the connection: the construct is destroyed (a streaming message is
     /// aborted with [`Event::MessageAborted`]) and [`Event::Close`] is emitted.
     pub fn handle_close(&mut self) {
