@@ -138,7 +138,8 @@ fn show_prints_every_default_and_reads_back_as_the_same_config() {
     let shown = String::from_utf8(out.stdout).unwrap();
     for key in [
         "recipients = 50",
-        "command = 300",
+        "command = \"5m\"",
+        "error_sleep = \"1s\"",
         "sync_threads = 16",
         "[tls]",
     ] {

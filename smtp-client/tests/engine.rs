@@ -105,7 +105,9 @@ fn own_server(
     registry.add(decl, &Default::default()).unwrap();
     TestServer::builder()
         .registry(registry)
-        .config(|c| c.timeouts.command = command_timeout)
+        .config(|c| {
+            c.timeouts.command = smtp_server::config::ConfigDuration::from_secs(command_timeout)
+        })
         .start()
 }
 

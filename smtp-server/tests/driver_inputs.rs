@@ -76,7 +76,7 @@ fn a_hook_that_never_completes_times_out() {
     registry.add(&PLUGIN, &Default::default()).unwrap();
     let server = TestServer::builder()
         .registry(registry)
-        .config(|c| c.timeouts.hook = 1)
+        .config(|c| c.timeouts.hook = smtp_server::config::ConfigDuration::from_secs(1))
         .start();
     let mut c = server.connect();
     c.cmd("HELO c.test");

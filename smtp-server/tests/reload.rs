@@ -46,7 +46,7 @@ fn reloads_apply_to_new_connections_and_subscribers() {
 
     // A bad configuration: an error naming the key, nothing changes, no subscriber call.
     let mut bad = config.clone();
-    bad.timeouts.command = 0;
+    bad.timeouts.command = smtp_server::config::ConfigDuration::from_secs(0);
     let err = reloader.reload(bad).unwrap_err().to_string();
     assert!(err.contains("timeouts.command"), "{err}");
     assert_eq!(reloader.generation(), 0);

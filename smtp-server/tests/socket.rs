@@ -101,7 +101,8 @@ fn a_body_before_354_is_a_synchronization_error() {
 
 #[test]
 fn an_idle_client_times_out_with_421() {
-    let s = support::start(|c| c.timeouts.command = 1);
+    let s =
+        support::start(|c| c.timeouts.command = smtp_server::config::ConfigDuration::from_secs(1));
     let mut c = s.connect();
     let started = std::time::Instant::now();
     let rest = c.rest();
@@ -213,7 +214,8 @@ fn a_message_sent_with_a_half_close_is_answered_and_the_connection_closed_at_onc
     // The client sends the body and shuts its sending side in the same breath (data and
     // FIN arrive together): the server must not take the short read for "nothing more" and miss the end
     // of file, nor wait for the idle timeout.
-    let s = support::start(|c| c.timeouts.command = 60);
+    let s =
+        support::start(|c| c.timeouts.command = smtp_server::config::ConfigDuration::from_secs(60));
     let mut c = s.connect();
     assert!(c.cmd("EHLO client.test").contains("PIPELINING"));
     c.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");

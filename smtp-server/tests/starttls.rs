@@ -193,7 +193,7 @@ fn a_client_that_never_finishes_the_handshake_is_timed_out() {
     let server = support::start(move |c| {
         c.tls.cert = Some(cert);
         c.tls.key = Some(key);
-        c.timeouts.command = 1;
+        c.timeouts.command = smtp_server::config::ConfigDuration::from_secs(1);
     });
     let s = connect(server.addr);
     plaintext_until_starttls(&s, b"");

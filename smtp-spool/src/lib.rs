@@ -374,7 +374,7 @@ impl Spool {
     /// Starts a message: creates `tmp/<id>` and buffers the header and envelope (the
     /// envelope is final when DATA starts). Blocks on the file creation.
     pub fn begin(&self, envelope: &Envelope) -> Result<SpoolWriter, SpoolError> {
-        SpoolWriter::create(self.inner.shared.clone(), envelope, false, &[])
+        SpoolWriter::create(self.inner.shared.clone(), envelope, false, &[], None)
     }
 
     /// Starts a message without any I/O, for an event loop: takes a stocked tmp file if
@@ -388,7 +388,19 @@ impl Spool {
         envelope: &Envelope,
         prefix: &[u8],
     ) -> Result<SpoolWriter, SpoolError> {
-        SpoolWriter::create(self.inner.shared.clone(), envelope, true, prefix)
+        SpoolWriter::create(self.inner.shared.clone(), envelope, true, prefix, None)
+    }
+
+    /// [`begin_deferred`](Spool::begin_deferred) for a message whose queue id was chosen
+    /// before it started (with [`QueueId::generate`]), so that the `Received:` header in
+    /// `prefix` can name it. The id must not be used for another message.
+    pub fn begin_deferred_as(
+        &self,
+        id: QueueId,
+        envelope: &Envelope,
+        prefix: &[u8],
+    ) -> Result<SpoolWriter, SpoolError> {
+        SpoolWriter::create(self.inner.shared.clone(), envelope, true, prefix, Some(id))
     }
 
     /// Writes the writer's buffer out on a spool thread, without blocking the caller, and

@@ -57,6 +57,8 @@ impl SpoolWriter {
     /// Takes a tmp file from the stock (or creates one) and buffers the header and
     /// envelope under a fresh queue id.
     ///
+    /// `chosen`: the queue id, when the caller picked it (deferred writers only: a
+    /// non-deferred one may pick another when the file name is taken).
     /// `deferred`: never any I/O. Without a stocked file, the file is created by whichever
     /// thread first writes (a spool thread, through `Spool::flush_behind` or the commit); the
     /// header and `prefix` (message bytes, e.g. a trace header) go into the buffer whatever
@@ -66,9 +68,10 @@ impl SpoolWriter {
         env: &Envelope,
         deferred: bool,
         prefix: &[u8],
+        chosen: Option<QueueId>,
     ) -> Result<SpoolWriter, SpoolError> {
         // The id first, so that a refused envelope (too large) costs no file.
-        let mut id = QueueId::generate();
+        let mut id = chosen.unwrap_or_else(QueueId::generate);
         let mut header = encode_header(&id, env)?;
         let (tmp_path, file) = match shared.stock.as_ref().and_then(|s| s.take()) {
             Some(prepared) => {

@@ -168,8 +168,11 @@ fn relay_settings(
     settings.dns_timeout = relay.dns.timeout.get();
     settings.messages_per_connection =
         u32::try_from(relay.messages_per_connection).unwrap_or(u32::MAX);
-    settings.shutdown_grace =
-        std::time::Duration::from_secs(config.timeouts.shutdown_grace.min(30));
+    settings.shutdown_grace = config
+        .timeouts
+        .shutdown_grace
+        .get()
+        .min(std::time::Duration::from_secs(30));
     // Every client state the plugins registered runs on every relay connection.
     let chain = smtp_client::StateRegistry::from_hooks(registry)
         .map_err(|e| format!("the plugins' client states: {e}"))?;

@@ -174,18 +174,32 @@ pub struct LimitsConfig {
     pub message_size: u64,
     /// Most recipients per message (`452 4.5.3` beyond).
     pub recipients: usize,
+    /// RCPTs past `recipients` that are answered `452 4.5.3` without counting as errors
+    /// (Postfix's `smtpd_recipient_overshoot_limit`); the message goes to the first
+    /// `recipients`.
+    pub recipient_overshoot: usize,
+    /// Most messages per session; MAIL after them gets `421 4.7.0` and the session ends.
+    /// 0: unlimited.
+    pub messages_per_session: u64,
     /// Longest command line, CRLF included (`500 5.5.2` beyond).
     pub command_line: usize,
     /// Most `Received:` headers before `554 5.4.6` (mail loop).
     pub hops: usize,
-    /// Errors after which replies slow down (reserved; no delay today).
+    /// Errors after which each error reply is delayed by `error_sleep` (the tarpit).
     pub soft_errors: u32,
+    /// The delay of each error reply past `soft_errors` (Postfix's
+    /// `smtpd_error_sleep_time`); the loop goes on serving others meanwhile. 0: off.
+    pub error_sleep: ConfigDuration,
     /// Errors after which the server answers `421 4.7.0` and closes.
     pub hard_errors: u32,
     /// Most simultaneous connections in all (the listener stops accepting beyond).
     pub connections: usize,
-    /// Most simultaneous connections from one IP address (`421 4.7.0` beyond).
+    /// Most simultaneous connections from one client (`421 4.7.0` beyond). A client is an
+    /// IPv4 address or an IPv6 /64, here and in `connection_rate_per_ip`.
     pub connections_per_ip: usize,
+    /// Most connections one client may open per minute (`421 4.7.0` beyond; Postfix's
+    /// `smtpd_client_connection_rate_limit`). 0: unlimited.
+    pub connection_rate_per_ip: u32,
     /// Loopback clients (127.0.0.0/8, ::1) are not held to `connections_per_ip`, as Postfix
     /// exempts `$mynetworks` (`smtpd_client_event_limit_exceptions`): local load generators
     /// and content filters open and close connections faster than the server sees them go.
@@ -197,43 +211,48 @@ impl Default for LimitsConfig {
         LimitsConfig {
             message_size: limits::MAX_MESSAGE_SIZE,
             recipients: limits::MAX_RECIPIENTS,
+            recipient_overshoot: 1000,
+            messages_per_session: 0,
             command_line: limits::MAX_COMMAND_LINE,
             hops: 100,
             soft_errors: 10,
+            error_sleep: ConfigDuration::from_secs(1),
             hard_errors: 20,
             connections: 20_000,
             connections_per_ip: 20,
+            connection_rate_per_ip: 0,
             exempt_loopback: true,
         }
     }
 }
 
-/// Timeouts, in seconds unless named otherwise.
+/// Timeouts: durations ([`ConfigDuration`]: whole seconds, or a string with a unit such as
+/// `"5m"`), except the rate.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// Waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes).
-    pub command: u64,
+    pub command: ConfigDuration,
     /// Waiting for DATA content between reads.
-    pub data: u64,
+    pub data: ConfigDuration,
     /// The slowest DATA rate tolerated, in bytes per second.
     pub data_min_rate: u64,
     /// How long a graceful shutdown lets transactions finish before closing.
-    pub shutdown_grace: u64,
+    pub shutdown_grace: ConfigDuration,
     /// The longest wait for a plugin hook that went pending (`451 4.3.0` to the command,
     /// or `421 4.3.0` before the banner and at HELO/EHLO; see
     /// [`FactoryConfig::decision_timeout`](crate::factory::FactoryConfig::decision_timeout)).
-    pub hook: u64,
+    pub hook: ConfigDuration,
 }
 
 impl Default for TimeoutsConfig {
     fn default() -> Self {
         TimeoutsConfig {
-            command: 300,
-            data: 300,
+            command: ConfigDuration::from_secs(300),
+            data: ConfigDuration::from_secs(300),
             data_min_rate: 500,
-            shutdown_grace: 30,
-            hook: 60,
+            shutdown_grace: ConfigDuration::from_secs(30),
+            hook: ConfigDuration::from_secs(60),
         }
     }
 }
@@ -302,6 +321,9 @@ pub struct SmtpConfig {
     pub allow_space_after_colon: bool,
     /// Accept `MAIL FROM:a@b` (no angle brackets).
     pub allow_missing_brackets: bool,
+    /// How long the banner waits (postscreen's pregreet test); a client that talks first
+    /// gets `521 5.5.1` and is disconnected. 0: off.
+    pub greet_pause: ConfigDuration,
 }
 
 impl Default for SmtpConfig {
@@ -311,6 +333,7 @@ impl Default for SmtpConfig {
             bare_line_endings: BareLineEndingPolicy::Reject,
             allow_space_after_colon: true,
             allow_missing_brackets: false,
+            greet_pause: ConfigDuration::default(),
         }
     }
 }
@@ -508,6 +531,24 @@ mod tests {
             assert!(err.contains(want), "{text}: {err}");
         }
         assert_eq!(ServerConfig::default().tls, TlsConfig::default());
+    }
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        let c = ServerConfig::from_toml(
+            "[timeouts]\ncommand = 60\ndata = \"5m\"\n[limits]\nerror_sleep = \"2s\"\n\
+             [smtp]\ngreet_pause = 3\n",
+            Path::new("d.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.timeouts.command, ConfigDuration::from_secs(60));
+        assert_eq!(c.timeouts.data, ConfigDuration::from_secs(300));
+        assert_eq!(c.limits.error_sleep, ConfigDuration::from_secs(2));
+        assert_eq!(c.smtp.greet_pause, ConfigDuration::from_secs(3));
+        let err = ServerConfig::from_toml("[timeouts]\nhook = \"1x\"\n", Path::new("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duration"), "{err}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl ServerConfig {
             ("timeouts.data", t.data),
             ("timeouts.hook", t.hook),
         ] {
-            if value == 0 {
+            if value.is_zero() {
                 return bad(key, "must be > 0 seconds".into());
             }
         }

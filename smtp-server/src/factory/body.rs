@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use smtp_proto::data::{BareLineEndings, DataDecoder};
 use smtp_proto::reply::Reply;
+use smtp_proto::status::ErrorReply;
 
 use super::received::{self, TraceInfo};
 use super::replies as r;
@@ -17,6 +18,20 @@ pub(super) enum Doom {
     BareLineEnding,
     /// `destroy_message_construct` was called.
     Discarded,
+}
+
+impl Doom {
+    /// The reply after the end of data, and the abort reason.
+    pub(super) fn refusal(self) -> (ErrorReply, AbortReason) {
+        match self {
+            Doom::TooManyHops => (r::TOO_MANY_HOPS, AbortReason::TooManyHops),
+            Doom::BareLineEnding => (
+                smtp_proto::data::REPLY_BARE_LINE_ENDING,
+                AbortReason::BareLineEnding,
+            ),
+            Doom::Discarded => (r::ABORTED, AbortReason::Discarded),
+        }
+    }
 }
 
 /// Counts `Received:` header fields at the start of the body, stopping at the first empty
@@ -98,32 +113,9 @@ impl Factory {
         reply: Option<Reply>,
         now: Instant,
     ) {
-        let Some(construct) = &mut self.construct else {
+        let Some((envelope, header)) = self.open_message(queue_id) else {
             return self.send(&r::NEED_MAIL);
         };
-        construct.env.queue_id = queue_id;
-        let env = &construct.env;
-        let rcpt = match env.recipients.as_slice() {
-            [one] => Some(one.path.to_string()),
-            _ => None,
-        };
-        let date = received::rfc5322_date(self.wall);
-        let header = received::received_header(&TraceInfo {
-            helo: &env.helo,
-            name: self.session.client_name.as_deref(),
-            peer: self.peer.ip(),
-            hostname: &self.config.hostname,
-            protocol: received::protocol(
-                env.esmtp,
-                env.smtputf8(),
-                self.session.tls.is_some(),
-                self.session.auth.is_some(),
-            ),
-            queue_id: env.queue_id.as_deref(),
-            recipient: rcpt.as_deref(),
-            date: &date,
-        });
-        let envelope = env.clone();
         match reply {
             Some(reply) => self.out.push_with(|o| reply.write_to(o)),
             None => self
@@ -147,6 +139,41 @@ impl Factory {
             envelope,
             received: header,
         });
+    }
+
+    /// The message starts (DATA's `354`, or the first BDAT chunk): the queue id (the
+    /// decision's, else the one the driver set for the next message) goes into the envelope,
+    /// and the `Received:` header is built. Returns the envelope and the header for
+    /// [`Event::MessageStart`].
+    pub(super) fn open_message(
+        &mut self,
+        queue_id: Option<String>,
+    ) -> Option<(super::Envelope, String)> {
+        let construct = self.construct.as_mut()?;
+        let next = self.next_queue_id.take();
+        construct.env.queue_id = queue_id.or(next);
+        let env = &construct.env;
+        let rcpt = match env.recipients.as_slice() {
+            [one] => Some(one.path.to_string()),
+            _ => None,
+        };
+        let date = received::rfc5322_date(self.wall);
+        let header = received::received_header(&TraceInfo {
+            helo: &env.helo,
+            name: self.session.client_name.as_deref(),
+            peer: self.peer.ip(),
+            hostname: &self.config.hostname,
+            protocol: received::protocol(
+                env.esmtp,
+                env.smtputf8(),
+                self.session.tls.is_some(),
+                self.session.auth.is_some(),
+            ),
+            queue_id: env.queue_id.as_deref(),
+            recipient: rcpt.as_deref(),
+            date: &date,
+        });
+        Some((env.clone(), header))
     }
 
     /// Decodes body bytes into the body buffer while it has room; returns the bytes consumed
@@ -223,15 +250,7 @@ impl Factory {
                 AbortReason::SizeExceeded,
             ))
         } else {
-            match reader.doom {
-                Some(Doom::TooManyHops) => Some((r::TOO_MANY_HOPS, AbortReason::TooManyHops)),
-                Some(Doom::BareLineEnding) => Some((
-                    smtp_proto::data::REPLY_BARE_LINE_ENDING,
-                    AbortReason::BareLineEnding,
-                )),
-                Some(Doom::Discarded) => Some((r::ABORTED, AbortReason::Discarded)),
-                None => None,
-            }
+            reader.doom.map(Doom::refusal)
         };
         let construct = self.construct.take();
         match (refusal, construct) {

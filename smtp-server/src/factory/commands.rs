@@ -29,6 +29,9 @@ impl Factory {
                 .is_some_and(|c| c.env.mail_params.smtputf8),
             leniency: self.config.leniency,
         };
+        if super::abuse::is_forbidden(line) {
+            return self.forbidden_command();
+        }
         match Command::parse(line, &opts) {
             Ok(command) => self.dispatch(command, line, now),
             Err(CommandError::BareLf) => {
@@ -36,6 +39,7 @@ impl Factory {
                 self.out.push_with(|o| r::write(o, &reply));
                 self.close(CloseReason::BareLineEnding);
             }
+            Err(_) if super::bdat::is_bdat_line(line) => self.bad_bdat(),
             Err(CommandError::InvalidVerb) => self.send(&r::UNRECOGNIZED),
             Err(e)
                 if line
@@ -51,14 +55,19 @@ impl Factory {
             Err(CommandError::LineTooLong) => self.send(&r::LINE_TOO_LONG),
             Err(e) => self.send(&e.reply()),
         }
-        if !self.session.esmtp && self.pending.is_none() {
-            // Without EHLO there is no PIPELINING: every command ends a group.
+        if !self.session.esmtp && self.pending.is_none() && !matches!(self.phase, Phase::Chunk(_)) {
+            // Without EHLO there is no PIPELINING: every command ends a group (BDAT's when
+            // its chunk has been read).
             self.end_group();
         }
     }
 
     /// One parsed command; `line` is the line it was parsed from.
     fn dispatch(&mut self, command: Command<'_>, line: &[u8], now: Instant) {
+        if let Command::Bdat { size, last } = command {
+            // Every refusal of a BDAT still reads its chunk: `cmd_bdat` checks for itself.
+            return self.cmd_bdat(size, last, now);
+        }
         if self.session.refused && command != Command::Quit {
             self.send(&r::NO_SERVICE);
             return;
@@ -86,7 +95,7 @@ impl Factory {
                 self.cmd_rcpt(to, params, super::relay::has_source_route(line))
             }
             Command::Data => self.cmd_data(now),
-            Command::Bdat { .. } => self.send(&r::NOT_IMPLEMENTED),
+            Command::Bdat { .. } => {}
             Command::Rset => {
                 self.reset_transaction();
                 self.send(&r::OK);
@@ -156,6 +165,7 @@ impl Factory {
             size: self.config.max_message_size,
             smtputf8: self.config.smtputf8,
             starttls: self.config.tls_available && !tls,
+            chunking: self.config.chunking,
             auth: mechs.as_deref(),
             dsn: self.config.dsn,
         };
@@ -174,6 +184,9 @@ impl Factory {
         }
         if self.construct.is_some() {
             return self.send(&r::NESTED_MAIL);
+        }
+        if self.session_used_up() {
+            return;
         }
         let unsupported = (params.smtputf8 && !self.config.smtputf8)
             || params.body == Some(Body::BinaryMime)
@@ -224,6 +237,8 @@ impl Factory {
                 queue_id: None,
             },
             rcpt_attempts: 0,
+            rcpt_excess: 0,
+            chunks: None,
         });
         match reply {
             Some(reply) => self.send_reply(&reply),
@@ -238,6 +253,9 @@ impl Factory {
             return self.send(&r::NEED_MAIL);
         };
         construct.rcpt_attempts += 1;
+        if construct.chunks.is_some() {
+            return self.send(&super::bdat::RCPT_AFTER_BDAT);
+        }
         let unsupported = (!self.config.dsn && (params.notify.is_some() || params.orcpt.is_some()))
             || params
                 .unknown
@@ -247,7 +265,7 @@ impl Factory {
             return self.send(&r::UNSUPPORTED_PARAM);
         }
         if construct.env.recipients.len() >= self.config.max_recipients {
-            return self.send(&r::TOO_MANY_RCPTS);
+            return self.too_many_recipients();
         }
         if let Some(refusal) = self.relay_refusal(&to, source_route) {
             return self.send_reply(&refusal);
@@ -284,6 +302,9 @@ impl Factory {
         let Some(construct) = &self.construct else {
             return self.send(&r::NEED_MAIL);
         };
+        if construct.chunks.is_some() {
+            return self.send(&super::bdat::DATA_AFTER_BDAT);
+        }
         if construct.env.recipients.is_empty() {
             return if construct.rcpt_attempts == 0 {
                 self.send(&r::NEED_RCPT)

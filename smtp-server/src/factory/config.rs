@@ -20,6 +20,8 @@ pub const DEFAULT_MIN_DATA_RATE: u64 = 500;
 pub const DEFAULT_MAX_HOPS: u32 = 100;
 /// Default error count after which a real server would start slowing the client down.
 pub const DEFAULT_SOFT_ERROR_LIMIT: u32 = 10;
+/// Default RCPTs past the recipient limit before they count as errors.
+pub const DEFAULT_RECIPIENT_OVERSHOOT: usize = 1000;
 /// Default error count after which the session ends with `421 4.7.0`.
 pub const DEFAULT_HARD_ERROR_LIMIT: u32 = 20;
 /// Default most replies queued for the client before the factory stops reading.
@@ -145,6 +147,17 @@ pub struct FactoryConfig {
     pub leniency: Leniency,
     /// Most accepted recipients per message (default 1000); more get `452 4.5.3`.
     pub max_recipients: usize,
+    /// RCPTs past `max_recipients` that are not errors (default 1000; Postfix's
+    /// `smtpd_recipient_overshoot_limit`): each gets `452 4.5.3`, but only those beyond this
+    /// many count against the error budget, so a client that pipelines too many recipients
+    /// is not cut off before DATA; its message goes to the first `max_recipients`.
+    pub recipient_overshoot: usize,
+    /// Most messages per session (default `None`: unlimited); MAIL after them gets
+    /// `421 4.7.0` and the session ends.
+    pub messages_per_session: Option<u64>,
+    /// How long the banner waits (default zero: off; postscreen's pregreet test). A client
+    /// that talks meanwhile gets `521 5.5.1` and is disconnected.
+    pub greet_pause: Duration,
     /// Largest message in bytes, advertised in SIZE (default 32 MiB); enforced at MAIL
     /// (`SIZE=`) and after the end of data (`552 5.3.4`).
     pub max_message_size: u64,
@@ -174,9 +187,13 @@ pub struct FactoryConfig {
     pub decision_timeout: Duration,
     /// Minimum DATA rate in bytes per second (default 500); `0` disables the rate rule.
     pub min_data_rate: u64,
-    /// Errors after which the driver may slow the client down (default 10); the factory only
-    /// reports it through [`Factory::error_count`](super::Factory::error_count).
+    /// Errors after which each error reply is delayed by `error_sleep` (default 10; see also
+    /// [`Factory::error_count`](super::Factory::error_count)).
     pub soft_error_limit: u32,
+    /// The tarpit past `soft_error_limit` (Postfix's `smtpd_error_sleep_time`; default
+    /// zero: off, the server's configuration sets 1 s): replies are held and no input is
+    /// consumed meanwhile, on the factory's deadline, never by sleeping.
+    pub error_sleep: Duration,
     /// Errors after which the factory answers `421 4.7.0 Error: too many errors` and closes
     /// (default 20).
     pub hard_error_limit: u32,
@@ -190,6 +207,9 @@ pub struct FactoryConfig {
     pub bare_line_endings: BareLineEndings,
     /// Advertise and accept SMTPUTF8 (default `true`).
     pub smtputf8: bool,
+    /// Advertise CHUNKING and accept BDAT (RFC 3030; default `true`). Off, BDAT is answered
+    /// `502 5.5.1` (its chunk still read and dropped).
+    pub chunking: bool,
     /// TLS can be started: advertise STARTTLS before TLS (default `false` until the driver
     /// has a certificate).
     pub tls_available: bool,
@@ -230,6 +250,9 @@ impl Default for FactoryConfig {
                 ..Leniency::STRICT
             },
             max_recipients: limits::MAX_RECIPIENTS,
+            recipient_overshoot: DEFAULT_RECIPIENT_OVERSHOOT,
+            messages_per_session: None,
+            greet_pause: Duration::ZERO,
             max_message_size: limits::MAX_MESSAGE_SIZE,
             max_hops: DEFAULT_MAX_HOPS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
@@ -237,12 +260,14 @@ impl Default for FactoryConfig {
             decision_timeout: DEFAULT_DECISION_TIMEOUT,
             min_data_rate: DEFAULT_MIN_DATA_RATE,
             soft_error_limit: DEFAULT_SOFT_ERROR_LIMIT,
+            error_sleep: Duration::ZERO,
             hard_error_limit: DEFAULT_HARD_ERROR_LIMIT,
             max_queued_replies: DEFAULT_MAX_QUEUED_REPLIES,
             max_transmit: DEFAULT_MAX_TRANSMIT,
             body_chunk: DEFAULT_BODY_CHUNK,
             bare_line_endings: BareLineEndings::Normalize,
             smtputf8: true,
+            chunking: true,
             tls_available: false,
             require_tls: false,
             auth: None,

@@ -113,6 +113,11 @@ impl Factory {
                 }
                 _ => self.start_data(None, None, now),
             },
+            Pending::BdatStart { size, last } => match outcome {
+                Outcome::Refuse(reply) => self.refuse_chunk(size, last, reply, now),
+                Outcome::Queued(id) => self.accept_chunk(size, last, Some(id), now),
+                _ => self.accept_chunk(size, last, None, now),
+            },
             Pending::MessageComplete => match outcome {
                 Outcome::Queued(id) => {
                     // The id is the driver's, but keep the reply one line whatever it holds.
@@ -138,7 +143,7 @@ impl Factory {
     /// After the reply to a decided command: without EHLO, or after a session reset, the
     /// client must wait for it.
     fn after_reply(&mut self) {
-        if matches!(self.phase, Phase::Closed) || self.pending.is_some() {
+        if matches!(self.phase, Phase::Closed | Phase::Chunk(_)) || self.pending.is_some() {
             return;
         }
         if std::mem::take(&mut self.group_after_reply) || !self.session.esmtp {
@@ -164,6 +169,9 @@ impl Factory {
                 self.close(CloseReason::DecisionTimeout);
             }
             Pending::Auth { .. } => self.send(&r::AUTH_TIMEOUT),
+            Pending::BdatStart { size, last } => {
+                self.refuse_chunk(size, last, r::DECISION_TIMEOUT.into(), now)
+            }
             _ => self.send(&r::DECISION_TIMEOUT),
         }
         self.after_reply();

@@ -118,9 +118,12 @@ pub enum Event {
         /// Its parameters.
         params: Params<'static>,
     } => Optional;
-    /// DATA with at least one accepted recipient, before `354`.
+    /// DATA with at least one accepted recipient, before `354`; or the first chunk of a
+    /// message sent with BDAT, before its octets are read (a refusal is sent after they
+    /// have been read and dropped).
     DataStart => Optional;
-    /// The body starts (no decision): open the spool file for `envelope`, write `received`
+    /// The body starts (after `354`, or at the first accepted BDAT chunk; no decision):
+    /// open the spool file for `envelope`, write `received`
     /// first, then every chunk from [`Factory::poll_body`](super::Factory::poll_body).
     MessageStart {
         /// The envelope as it stands at `354`.
@@ -261,6 +264,17 @@ pub enum CloseReason {
     /// The decision on the connection or on HELO/EHLO did not come in time (`421 4.3.0`
     /// queued; see [`FactoryConfig::decision_timeout`](super::FactoryConfig::decision_timeout)).
     DecisionTimeout,
+    /// A BDAT line whose chunk size could not be read: the octets after it cannot be told
+    /// from commands (`501 5.5.4` queued).
+    BadChunkSize,
+    /// A command from another protocol (an HTTP request, a header line: `221 2.7.0`
+    /// queued).
+    ForbiddenCommand,
+    /// MAIL past [`FactoryConfig::messages_per_session`](super::FactoryConfig::messages_per_session)
+    /// (`421 4.7.0` queued).
+    TooManyMessages,
+    /// The client talked during the greeting pause (`521 5.5.1` queued).
+    Pregreet,
 }
 
 /// TLS parameters reported by the driver after a STARTTLS handshake.

@@ -3,8 +3,8 @@
 
 use smtp_proto::capability::{Capabilities, Capability};
 
-/// Keywords the factory advertises (or reserves: CHUNKING and BINARYMIME wait for BDAT); an
-/// extension may not claim them. Others that smtp-proto knows (XCLIENT, REQUIRETLS) are
+/// Keywords the factory advertises (or reserves: BINARYMIME is not offered, a binary body
+/// could not be relayed to most next hops); an extension may not claim them. Others that smtp-proto knows (XCLIENT, REQUIRETLS) are
 /// left to plugins.
 const BUILTIN_KEYWORDS: [&str; 10] = [
     "DSN",
@@ -91,6 +91,8 @@ pub struct Builtins<'a> {
     pub smtputf8: bool,
     /// Offer STARTTLS (configured and not yet active).
     pub starttls: bool,
+    /// Offer CHUNKING (BDAT).
+    pub chunking: bool,
     /// Offer AUTH with these mechanism names.
     pub auth: Option<&'a [String]>,
     /// Offer DSN (RFC 3461).
@@ -98,8 +100,8 @@ pub struct Builtins<'a> {
 }
 
 /// The EHLO keyword registry. Built-ins come first in the EHLO reply (PIPELINING, SIZE n,
-/// 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN, then STARTTLS and AUTH when available; CHUNKING
-/// is not offered until BDAT is implemented), then the registered extensions in
+/// 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN, CHUNKING, then STARTTLS and AUTH when
+/// available), then the registered extensions in
 /// registration order.
 ///
 /// A registered verb reaches the driver as [`Event::Extension`](super::Event::Extension); a
@@ -239,6 +241,9 @@ impl Extensions {
         caps.insert(Capability::EnhancedStatusCodes);
         if builtins.dsn {
             caps.insert(Capability::Dsn);
+        }
+        if builtins.chunking {
+            caps.insert(Capability::Chunking);
         }
         if builtins.starttls {
             caps.insert(Capability::StartTls);

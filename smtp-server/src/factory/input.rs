@@ -21,6 +21,10 @@ impl Factory {
     #[must_use]
     pub fn handle_input(&mut self, input: &[u8], now: Instant) -> usize {
         self.clock = now;
+        if self.greet_pause && !input.is_empty() {
+            self.pregreet();
+            return input.len();
+        }
         let mut used = 0;
         loop {
             if matches!(self.phase, Phase::Closed | Phase::Tls) {
@@ -30,12 +34,14 @@ impl Factory {
             if rest.is_empty()
                 || self.pending.is_some()
                 || matches!(self.phase, Phase::Greeting)
+                || self.held()
                 || self.out.is_full()
                 || self.events.len() >= MAX_EVENTS
             {
                 break;
             }
-            if self.out_of_sync() {
+            // Chunk octets are never commands: they cannot break synchronisation.
+            if !matches!(self.phase, Phase::Chunk(_)) && self.out_of_sync() {
                 self.sync_violation();
                 return input.len();
             }
@@ -62,6 +68,7 @@ impl Factory {
                 }
                 Phase::Discard(reply) => self.discard(rest, reply, now),
                 Phase::Body(_) => self.input_body(rest, now),
+                Phase::Chunk(_) => self.input_chunk(rest, now),
                 Phase::Greeting | Phase::Tls | Phase::Closed => 0,
             };
             if n == 0 {

@@ -41,11 +41,13 @@
 //! state). Oversized messages, too many hops and (under `Reject`) bare line endings are
 //! answered after the real end of data, so the session stays in sync.
 //!
-//! BDAT is answered `502 5.5.1` and CHUNKING is not advertised. A BDAT reader slots in as a
-//! second body phase beside the DATA one: it would copy exactly `size` raw bytes per chunk
-//! through the same body buffer, back-pressure, hop counter and size accounting, emit
-//! [`Event::MessageStart`] at the first chunk and [`Event::MessageComplete`] after `LAST`;
-//! the construct, decisions and `Received:` header are shared. Only the framing differs.
+//! CHUNKING is advertised (when [`FactoryConfig::chunking`]) and BDAT (RFC 3030) is the
+//! second body phase beside the DATA one (module `bdat`): it copies exactly `size` raw bytes
+//! per chunk through the same body buffer, back-pressure, hop counter, size accounting and
+//! bare CR/LF policy, emits [`Event::MessageStart`] at the first chunk and
+//! [`Event::MessageComplete`] after `LAST`; the construct, decisions and `Received:` header
+//! are shared. Only the framing differs. A refused chunk is still read and dropped; a
+//! malformed count is `501 5.5.4` and close.
 //!
 //! # Relay control and DSN
 //!
@@ -59,9 +61,12 @@
 //!
 //! Events and decisions in `event`, configuration in `config`, the EHLO registry in
 //! `extensions`, per-command handling in `commands`, decisions in `decide`, the body in `body`,
-//! AUTH in `auth`, framing in `input`.
+//! BDAT in `bdat`, AUTH in `auth`, framing in `input`, the abuse limits (forbidden
+//! commands, recipient overshoot, tarpit, messages per session, greeting pause) in `abuse`.
 
+mod abuse;
 mod auth;
+mod bdat;
 mod body;
 mod commands;
 mod config;
@@ -94,7 +99,7 @@ pub use config::{
     AuthConfig, Decisions, FactoryConfig, DEFAULT_BODY_CHUNK, DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_DECISION_TIMEOUT, DEFAULT_HARD_ERROR_LIMIT, DEFAULT_MAX_HOPS,
     DEFAULT_MAX_QUEUED_REPLIES, DEFAULT_MAX_TRANSMIT, DEFAULT_MIN_DATA_RATE,
-    DEFAULT_SOFT_ERROR_LIMIT,
+    DEFAULT_RECIPIENT_OVERSHOOT, DEFAULT_SOFT_ERROR_LIMIT,
 };
 pub use error::FactoryError;
 pub use event::{
@@ -196,6 +201,14 @@ pub struct Factory {
     storage_low: bool,
     /// A session reset happened: the pending decision's reply ends a pipelining group.
     group_after_reply: bool,
+    /// The queue id for the next message's `Received:` header, set by the driver.
+    next_queue_id: Option<String>,
+    /// The tarpit holds replies and input until then.
+    tarpit_until: Option<Instant>,
+    /// The greeting pause runs until `deadline`: input before it ends is refused.
+    greet_pause: bool,
+    /// Messages whose end of data was read.
+    messages: u64,
 }
 
 /// What the factory is reading.
@@ -211,6 +224,8 @@ enum Phase {
     Auth(Box<auth::Exchange>),
     /// The DATA body.
     Body(Box<body::BodyReader>),
+    /// The octets of a BDAT chunk.
+    Chunk(Box<bdat::ChunkRead>),
     /// Waiting for the driver's TLS handshake; input is discarded.
     Tls,
     /// Done; input is discarded.
@@ -239,6 +254,10 @@ struct Session {
 struct Construct {
     env: Envelope,
     rcpt_attempts: usize,
+    /// RCPTs refused past the recipient limit.
+    rcpt_excess: usize,
+    /// The message is sent with BDAT: its state between and during chunks.
+    chunks: Option<Box<bdat::Chunked>>,
 }
 
 impl Factory {
@@ -275,11 +294,17 @@ impl Factory {
             hidden: Vec::new(),
             storage_low: false,
             group_after_reply: false,
+            next_queue_id: None,
+            tarpit_until: None,
+            greet_pause: false,
+            messages: 0,
         };
-        if f.config.decisions.wants(EventKind::Connect) {
-            f.await_decision(Pending::Connect, Event::Connect { peer, local });
+        if f.config.greet_pause.is_zero() {
+            f.greet(now);
         } else {
-            f.send_banner(None, now);
+            // Postscreen's pregreet test: the banner waits, input meanwhile is refused.
+            f.greet_pause = true;
+            f.deadline = Some(now + f.config.greet_pause);
         }
         f
     }
@@ -305,10 +330,15 @@ impl Factory {
     /// its decision (the spool commit) and once closed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.pending.is_some() {
-            return self.decision_deadline;
+        let base = if self.pending.is_some() {
+            self.decision_deadline
+        } else {
+            self.deadline
+        };
+        match (base, self.tarpit_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.deadline
     }
 
     /// Fires the deadline if `now` has reached it. Idle or slow: `421 4.4.2 <host> Error:
@@ -317,6 +347,9 @@ impl Factory {
     /// ([`Event::DecisionTimeout`]; see [`FactoryConfig::decision_timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock = now;
+        if self.abuse_timeout(now) {
+            return;
+        }
         match self.poll_timeout() {
             Some(deadline) if now >= deadline => {}
             _ => return,
@@ -335,6 +368,9 @@ impl Factory {
     /// The bytes to write to the client, if any.
     #[must_use]
     pub fn poll_transmit(&self) -> Option<&[u8]> {
+        if self.held() {
+            return None;
+        }
         self.out.peek()
     }
 
@@ -414,6 +450,7 @@ impl Factory {
             Phase::Auth(_) => State::AuthExchange,
             Phase::Body(r) if r.started => State::ReadingBody,
             Phase::Body(_) => State::DataPhase,
+            Phase::Chunk(_) => State::ReadingBody,
             Phase::Command | Phase::Discard(_) => {
                 if self.banner_end.is_some_and(|end| self.out.total_sent < end) {
                     State::SendingBanner
@@ -432,9 +469,11 @@ impl Factory {
     /// pending, reply queue, body buffer and event queue not full, not closed or in a TLS
     /// handshake.
     pub fn wants_input(&self) -> bool {
-        let body_full = matches!(self.phase, Phase::Body(_))
+        let body_full = matches!(self.phase, Phase::Body(_) | Phase::Chunk(_))
             && self.body.len() + 2 > self.config.body_chunk.max(64);
-        !matches!(self.phase, Phase::Closed | Phase::Tls | Phase::Greeting)
+        !matches!(self.phase, Phase::Closed | Phase::Tls)
+            && (!matches!(self.phase, Phase::Greeting) || self.greet_pause)
+            && !self.held()
             && self.pending.is_none()
             && !self.out.is_full()
             && self.events.len() < MAX_EVENTS
@@ -455,6 +494,7 @@ impl Factory {
     /// reply. While a body is streaming, the message is aborted: the rest of the body is read
     /// and dropped to stay in sync, and the end of data is answered `451 4.3.0`.
     pub fn destroy_message_construct(&mut self) {
+        self.abort_chunks(AbortReason::Discarded);
         self.construct = None;
         if let Phase::Body(reader) = &mut self.phase {
             reader.doom.get_or_insert(body::Doom::Discarded);
@@ -513,6 +553,7 @@ impl Factory {
 
     fn count_error(&mut self) {
         self.errors = self.errors.saturating_add(1);
+        self.tarpit();
         if self.errors >= self.config.hard_error_limit && !matches!(self.phase, Phase::Closed) {
             let reply =
                 self.host_reply(421, EnhancedStatus::new(4, 7, 0), "Error: too many errors");
@@ -531,8 +572,10 @@ impl Factory {
     }
 
     fn emit(&mut self, event: Event) {
-        if event.kind() == EventKind::MessageStart {
-            self.start_unpolled = true;
+        match event.kind() {
+            EventKind::MessageStart => self.start_unpolled = true,
+            EventKind::MessageComplete => self.messages = self.messages.saturating_add(1),
+            _ => {}
         }
         self.events.push_back(event);
     }
@@ -549,6 +592,7 @@ impl Factory {
 
     /// Drops the transaction; emits [`Event::Reset`] if there was one.
     fn reset_transaction(&mut self) {
+        self.abort_chunks(AbortReason::Discarded);
         if self.construct.take().is_some() {
             self.emit(Event::Reset);
         }
@@ -563,6 +607,7 @@ impl Factory {
                 reason: AbortReason::ConnectionClosed,
             });
         }
+        self.abort_chunks(AbortReason::ConnectionClosed);
         self.construct = None;
         self.pending = None;
         self.phase = Phase::Closed;

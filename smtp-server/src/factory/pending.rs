@@ -27,6 +27,11 @@ pub(super) enum Pending {
         params: Params<'static>,
     },
     DataStart,
+    /// The DataStart decision for a message sent with BDAT: then this chunk is read.
+    BdatStart {
+        size: u64,
+        last: bool,
+    },
     MessageComplete,
     Extension,
     Unknown,
@@ -40,7 +45,7 @@ impl Pending {
             Pending::Auth { .. } => EventKind::Auth,
             Pending::Mail { .. } => EventKind::Mail,
             Pending::Rcpt { .. } => EventKind::Rcpt,
-            Pending::DataStart => EventKind::DataStart,
+            Pending::DataStart | Pending::BdatStart { .. } => EventKind::DataStart,
             Pending::MessageComplete => EventKind::MessageComplete,
             Pending::Extension => EventKind::Extension,
             Pending::Unknown => EventKind::Unknown,

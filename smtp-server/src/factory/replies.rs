@@ -31,7 +31,7 @@ pub const VRFY: ErrorReply = r(
 );
 /// `502 5.5.1` (EXPN).
 pub const EXPN: ErrorReply = r(502, 5, 5, 1, "Error: EXPN not supported");
-/// `502 5.5.1` (BDAT until CHUNKING is implemented, and unhandled extension verbs).
+/// `502 5.5.1` (BDAT with CHUNKING off, and unhandled extension verbs).
 pub const NOT_IMPLEMENTED: ErrorReply = r(502, 5, 5, 1, "Error: command not implemented");
 /// `500 5.5.2 Error: command not recognized`.
 pub const UNRECOGNIZED: ErrorReply = r(500, 5, 5, 2, "Error: command not recognized");

@@ -1,6 +1,6 @@
 //! The session: what the driver reads about it, and the inputs that change it from outside
 //! the client's bytes — shutdown, session updates from extensions (XCLIENT), per-session
-//! EHLO advertising and spool space.
+//! EHLO advertising, spool space and the next queue id.
 
 use std::net::SocketAddr;
 
@@ -126,6 +126,21 @@ impl Factory {
     {
         self.hidden.clear();
         self.hidden.extend(keywords.into_iter().map(Into::into));
+    }
+
+    /// The queue id of the next message, written in its `Received:` header (`with ESMTP id
+    /// ID`) and set as [`Envelope::queue_id`](super::Envelope::queue_id) at its
+    /// [`Event::MessageStart`](super::Event::MessageStart), where it is used up: call it
+    /// again for the message after. A [`Decision::Queued`](super::Decision::Queued) at
+    /// [`Event::DataStart`](super::Event::DataStart) takes precedence. Without one, the
+    /// header has no id.
+    pub fn set_queue_id(&mut self, id: impl Into<String>) {
+        self.next_queue_id = Some(id.into());
+    }
+
+    /// Whether the next message has a queue id set ([`set_queue_id`](Factory::set_queue_id)).
+    pub fn has_queue_id(&self) -> bool {
+        self.next_queue_id.is_some()
     }
 
     /// Tells the factory whether the spool has room for a message of the size limit (the

@@ -36,6 +36,8 @@ pub struct ServerMetrics {
     pub(crate) accepted: Counter,
     pub(crate) refused_per_ip: Counter,
     pub(crate) refused_full: Counter,
+    /// Connections refused by `limits.connection_rate_per_ip`.
+    pub(crate) refused_rate: Counter,
     pub(crate) commands: Counter,
     replies: [Counter; 6],
     pub(crate) messages_accepted: Counter,
@@ -105,6 +107,7 @@ impl ServerMetrics {
             ),
             refused_per_ip: refused("per_ip"),
             refused_full: refused("full"),
+            refused_rate: refused("rate"),
             commands: r.counter(
                 "impulse_commands_total",
                 "SMTP command lines received (SASL response lines not included).",

@@ -351,13 +351,16 @@ impl ServerBuilder {
         } else {
             None
         };
-        let limits = Arc::new(ConnLimits::new(
-            config.limits.connections,
-            config.limits.connections_per_ip,
-            config.limits.exempt_loopback,
-        ));
+        let limits = Arc::new(
+            ConnLimits::new(
+                config.limits.connections,
+                config.limits.connections_per_ip,
+                config.limits.exempt_loopback,
+            )
+            .with_rate_per_minute(config.limits.connection_rate_per_ip),
+        );
         let loops = config.effective_workers();
-        let grace = Duration::from_secs(config.timeouts.shutdown_grace);
+        let grace = config.timeouts.shutdown_grace.get();
         let discard = config.spool.discard;
         let live = Arc::new(Reloadable::new(
             Settings {

@@ -1,30 +1,72 @@
-//! Connection caps shared by every loop thread: the global count and the count per client
-//! address.
+//! Connection caps shared by every loop thread: the global count, the count per client and
+//! the connection rate per client. A client is an IPv4 address or an IPv6 /64 (one host
+//! commonly holds a whole /64); an IPv4-mapped IPv6 address is its IPv4 address.
+//!
+//! What it does not do: read the clock (the accept path passes `now`) or answer the client
+//! (the accept path writes the `421`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The connection-rate window (`connection_rate_per_ip` is per minute).
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// Rate entries kept before stale ones (windows over) are swept.
+const RATE_SWEEP: usize = 4096;
 
 /// Why a connection may not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// The server holds `connections` already: leave it in the listen backlog.
     Full,
-    /// This address holds `connections_per_ip` already: `421 4.7.0`.
+    /// This client holds `connections_per_ip` already: `421 4.7.0`.
     PerIp,
+    /// This client opened `connection_rate_per_ip` connections in the last minute:
+    /// `421 4.7.0`.
+    Rate,
 }
 
-/// The counters. The per-IP map is behind a mutex taken once per accept and once per
-/// close: short critical sections, never held across I/O. The caps themselves change on a
-/// reload ([`set`](ConnLimits::set)); connections above a lowered cap stay.
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64.
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// One client's connections in the current window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    count: u32,
+}
+
+/// The per-client state behind one mutex.
+#[derive(Debug, Default)]
+struct PerClient {
+    open: HashMap<IpAddr, usize>,
+    rate: HashMap<IpAddr, Window>,
+    /// Sweep the rate map when it grows past this.
+    sweep_at: usize,
+}
+
+/// The counters. The per-client maps are behind a mutex taken once per accept and once per
+/// close: short critical sections, never held across I/O. The caps change on a reload
+/// ([`set`](ConnLimits::set)).
 #[derive(Debug)]
 pub(crate) struct ConnLimits {
     max: AtomicUsize,
     max_per_ip: AtomicUsize,
+    /// Connections per client per minute; 0: unlimited.
+    rate_per_minute: AtomicU32,
     exempt_loopback: AtomicBool,
     total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    per_ip: Mutex<PerClient>,
 }
 
 impl ConnLimits {
@@ -32,18 +74,29 @@ impl ConnLimits {
         ConnLimits {
             max: AtomicUsize::new(max),
             max_per_ip: AtomicUsize::new(max_per_ip),
+            rate_per_minute: AtomicU32::new(0),
             exempt_loopback: AtomicBool::new(exempt_loopback),
             total: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(PerClient {
+                sweep_at: RATE_SWEEP,
+                ..PerClient::default()
+            }),
         }
     }
 
-    /// New caps (a reload).
-    pub(crate) fn set(&self, max: usize, max_per_ip: usize, exempt_loopback: bool) {
+    /// Limits each client to `n` connections per minute (0: unlimited).
+    pub(crate) fn with_rate_per_minute(self, n: u32) -> Self {
+        self.rate_per_minute.store(n, Ordering::Relaxed);
+        self
+    }
+
+    /// New caps (a reload); connections above a lowered cap stay.
+    pub(crate) fn set(&self, max: usize, max_per_ip: usize, exempt_loopback: bool, rate: u32) {
         self.max.store(max, Ordering::Relaxed);
         self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
         self.exempt_loopback
             .store(exempt_loopback, Ordering::Relaxed);
+        self.rate_per_minute.store(rate, Ordering::Relaxed);
     }
 
     /// Whether another connection may be accepted at all.
@@ -51,34 +104,69 @@ impl ConnLimits {
         self.total.load(Ordering::Acquire) < self.max.load(Ordering::Relaxed)
     }
 
-    /// Counts a connection from `ip`, or says why not.
-    pub(crate) fn acquire(&self, ip: IpAddr) -> Result<(), Refusal> {
+    /// Counts a connection from `ip` accepted at `now`, or says why not.
+    pub(crate) fn acquire(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.max.load(Ordering::Relaxed) {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Full);
         }
-        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(ip).or_insert(0);
         let exempt = self.exempt_loopback.load(Ordering::Relaxed) && ip.is_loopback();
-        if *n >= self.max_per_ip.load(Ordering::Relaxed) && !exempt {
-            drop(map);
-            self.total.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refusal::PerIp);
+        let (max_per_ip, rate_per_minute) = (
+            self.max_per_ip.load(Ordering::Relaxed),
+            self.rate_per_minute.load(Ordering::Relaxed),
+        );
+        let key = client_key(ip);
+        let mut guard = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let clients = &mut *guard;
+        let n = clients.open.get(&key).copied().unwrap_or(0);
+        let refusal = if n >= max_per_ip && !exempt {
+            Some(Refusal::PerIp)
+        } else if rate_per_minute > 0 && !exempt {
+            let window = clients.rate.entry(key).or_insert(Window {
+                start: now,
+                count: 0,
+            });
+            if now.saturating_duration_since(window.start) >= RATE_WINDOW {
+                *window = Window {
+                    start: now,
+                    count: 0,
+                };
+            }
+            if window.count >= rate_per_minute {
+                Some(Refusal::Rate)
+            } else {
+                window.count += 1;
+                None
+            }
+        } else {
+            None
+        };
+        if clients.rate.len() > clients.sweep_at {
+            clients
+                .rate
+                .retain(|_, w| now.saturating_duration_since(w.start) < RATE_WINDOW);
+            clients.sweep_at = RATE_SWEEP.max(2 * clients.rate.len());
         }
-        *n += 1;
+        if let Some(refusal) = refusal {
+            drop(guard);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(refusal);
+        }
+        *clients.open.entry(key).or_insert(0) += 1;
         Ok(())
     }
 
     /// Forgets a connection counted by [`acquire`](ConnLimits::acquire).
     pub(crate) fn release(&self, ip: IpAddr) {
-        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&ip) {
+        let key = client_key(ip);
+        let mut clients = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = clients.open.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&ip);
+                clients.open.remove(&key);
             }
         }
-        drop(map);
+        drop(clients);
         self.total.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -89,41 +177,97 @@ mod tests {
 
     #[test]
     fn caps_hold_and_release() {
+        let t0 = Instant::now();
         let l = ConnLimits::new(3, 2, true);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert_eq!(l.acquire(a), Ok(()));
-        assert_eq!(l.acquire(a), Ok(()));
-        assert_eq!(l.acquire(a), Err(Refusal::PerIp));
-        assert_eq!(l.acquire(b), Ok(()));
+        assert_eq!(l.acquire(a, t0), Ok(()));
+        assert_eq!(l.acquire(a, t0), Ok(()));
+        assert_eq!(l.acquire(a, t0), Err(Refusal::PerIp));
+        assert_eq!(l.acquire(b, t0), Ok(()));
         assert!(!l.has_room());
-        assert_eq!(l.acquire(b), Err(Refusal::Full));
+        assert_eq!(l.acquire(b, t0), Err(Refusal::Full));
         l.release(a);
         assert!(l.has_room());
-        assert_eq!(l.acquire(b), Ok(()));
+        assert_eq!(l.acquire(b, t0), Ok(()));
     }
 
     #[test]
     fn loopback_may_be_exempt() {
+        let t0 = Instant::now();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let l = ConnLimits::new(10, 1, true);
-        assert_eq!(l.acquire(lo), Ok(()));
-        assert_eq!(l.acquire(lo), Ok(()));
+        assert_eq!(l.acquire(lo, t0), Ok(()));
+        assert_eq!(l.acquire(lo, t0), Ok(()));
         let l = ConnLimits::new(10, 1, false);
-        assert_eq!(l.acquire(lo), Ok(()));
-        assert_eq!(l.acquire(lo), Err(Refusal::PerIp));
+        assert_eq!(l.acquire(lo, t0), Ok(()));
+        assert_eq!(l.acquire(lo, t0), Err(Refusal::PerIp));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let t0 = Instant::now();
+        let l = ConnLimits::new(10, 2, true);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(l.acquire(a, t0), Ok(()));
+        assert_eq!(l.acquire(b, t0), Ok(()));
+        assert_eq!(l.acquire(a, t0), Err(Refusal::PerIp), "same /64");
+        assert_eq!(l.acquire(other, t0), Ok(()), "another /64");
+        l.release(b);
+        assert_eq!(l.acquire(a, t0), Ok(()));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(client_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_rate_is_per_client_per_minute() {
+        let t0 = Instant::now();
+        let l = ConnLimits::new(100, 100, true).with_rate_per_minute(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6_same: IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!(l.acquire(a, t0), Ok(()));
+        l.release(a);
+        assert_eq!(l.acquire(a, t0 + Duration::from_secs(1)), Ok(()));
+        l.release(a);
+        // Closed or not, a third connection within the minute is refused.
+        assert_eq!(
+            l.acquire(a, t0 + Duration::from_secs(2)),
+            Err(Refusal::Rate)
+        );
+        assert_eq!(l.acquire(v6, t0), Ok(()));
+        assert_eq!(l.acquire(v6_same, t0), Ok(()));
+        assert_eq!(l.acquire(v6_same, t0), Err(Refusal::Rate), "the same /64");
+        // A minute later, a new window.
+        assert_eq!(l.acquire(a, t0 + Duration::from_secs(60)), Ok(()));
+        // Loopback is exempt.
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..5 {
+            assert_eq!(l.acquire(lo, t0), Ok(()));
+        }
+        // A refused connection is not counted in the total.
+        assert!(l.has_room());
     }
 
     #[test]
     fn new_caps_apply_at_once() {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = Instant::now();
         let l = ConnLimits::new(10, 1, true);
-        assert_eq!(l.acquire(a), Ok(()));
-        assert_eq!(l.acquire(a), Err(Refusal::PerIp));
-        l.set(1, 5, true);
+        assert_eq!(l.acquire(a, now), Ok(()));
+        assert_eq!(l.acquire(a, now), Err(Refusal::PerIp));
+        l.set(1, 5, true, 0);
         assert!(!l.has_room());
-        assert_eq!(l.acquire(a), Err(Refusal::Full));
-        l.set(10, 5, true);
-        assert_eq!(l.acquire(a), Ok(()));
+        assert_eq!(l.acquire(a, now), Err(Refusal::Full));
+        l.set(10, 5, true, 1);
+        assert_eq!(
+            l.acquire(a, now),
+            Err(Refusal::Rate),
+            "one a minute: {a} came already"
+        );
+        l.set(10, 5, true, 0);
+        assert_eq!(l.acquire(a, now), Ok(()));
     }
 }

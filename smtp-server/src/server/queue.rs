@@ -75,6 +75,8 @@ impl Loop {
     pub(crate) fn message_start(&mut self, slot: usize, envelope: &Envelope, received: &str) {
         self.drop_writer(slot);
         let conn = &mut self.conns[slot];
+        // This message used its id up (in `Received:`): the next one gets a fresh one.
+        conn.factory.set_queue_id(QueueId::generate().to_string());
         if self.shared.discard && self.shared.pool.is_none() {
             // `[spool] discard` and no hook reads the message: nothing to write.
             return;
@@ -93,8 +95,17 @@ impl Loop {
             }
         });
         // No I/O here: a stocked tmp file, or one a spool thread creates when it first
-        // writes the message out.
-        let writer = self.shared.spool.begin_deferred(&env, received.as_bytes());
+        // writes the message out. Under the id the `Received:` header names, when it is one
+        // of ours; the next message gets a fresh one.
+        let chosen = envelope.queue_id.as_deref().and_then(|id| id.parse().ok());
+        let writer = match chosen {
+            Some(id) => self
+                .shared
+                .spool
+                .begin_deferred_as(id, &env, received.as_bytes()),
+            None => self.shared.spool.begin_deferred(&env, received.as_bytes()),
+        };
+
         if let Err(e) = &writer {
             log::error!("{}: spool: {e}", conn.client());
         }
@@ -121,7 +132,10 @@ impl Loop {
         }));
         if shared.discard && shared.pool.is_none() {
             // `[spool] discard`: the default queue hook drops the message.
-            let id = QueueId::generate().to_string();
+            let id = envelope
+                .queue_id
+                .clone()
+                .unwrap_or_else(|| QueueId::generate().to_string());
             log::debug!("{id}: discarded (client {})", conn.client());
             let _ = conn.factory.handle_decision(Decision::Queued(id), now);
             shared.metrics.message(Outcome::Accepted);

@@ -29,7 +29,6 @@ use crate::config::{BareLineEndingPolicy, ServerConfig};
 use crate::factory::FactoryConfig;
 use smtp_proto::command::Leniency;
 use smtp_proto::data::BareLineEndings;
-use std::time::Duration;
 
 /// What a reload may change, as new connections take it.
 #[derive(Debug)]
@@ -127,8 +126,12 @@ impl Reloadable {
             self.generation.store(generation + 1, Ordering::Release);
         }
         let l = &config.limits;
-        self.limits
-            .set(l.connections, l.connections_per_ip, l.exempt_loopback);
+        self.limits.set(
+            l.connections,
+            l.connections_per_ip,
+            l.exempt_loopback,
+            l.connection_rate_per_ip,
+        );
         for subscriber in &self.subscribers {
             subscriber(&config);
         }
@@ -152,12 +155,17 @@ pub(crate) fn apply(f: &mut FactoryConfig, config: &ServerConfig, tls: bool) {
     f.max_recipients = config.limits.recipients;
     f.max_message_size = config.limits.message_size;
     f.max_hops = u32::try_from(config.limits.hops).unwrap_or(u32::MAX);
-    f.command_timeout = Duration::from_secs(config.timeouts.command);
-    f.data_timeout = Duration::from_secs(config.timeouts.data);
-    f.decision_timeout = Duration::from_secs(config.timeouts.hook);
+    f.command_timeout = config.timeouts.command.get();
+    f.data_timeout = config.timeouts.data.get();
+    f.decision_timeout = config.timeouts.hook.get();
     f.min_data_rate = config.timeouts.data_min_rate;
     f.soft_error_limit = config.limits.soft_errors;
     f.hard_error_limit = config.limits.hard_errors;
+    f.error_sleep = config.limits.error_sleep.get();
+    f.recipient_overshoot = config.limits.recipient_overshoot;
+    f.messages_per_session =
+        (config.limits.messages_per_session > 0).then_some(config.limits.messages_per_session);
+    f.greet_pause = config.smtp.greet_pause.get();
     f.bare_line_endings = match config.smtp.bare_line_endings {
         BareLineEndingPolicy::Reject => BareLineEndings::Reject,
         BareLineEndingPolicy::Normalize => BareLineEndings::Normalize,

@@ -10,7 +10,7 @@ pub fn start(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         .workers(2)
         .no_tmp_stock()
         .config(|c| {
-            c.timeouts.shutdown_grace = 5;
+            c.timeouts.shutdown_grace = smtp_server::config::ConfigDuration::from_secs(5);
             tweak(c);
         })
         .start()

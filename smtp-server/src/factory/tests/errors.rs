@@ -91,8 +91,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     (
         "",
-        "BDAT 10 LAST\r\n",
-        "502 5.5.1 Error: command not implemented",
+        "BDAT 4 LAST\r\nQUIT",
+        "503 5.5.1 Error: need MAIL command",
     ),
     (
         "",

@@ -2,7 +2,9 @@
 // Tests read the real clock once, for the instant their simulated clock starts from.
 #![allow(clippy::disallowed_methods)]
 
+mod abuse;
 mod backpressure;
+mod bdat;
 mod decisions;
 mod errors;
 mod props;

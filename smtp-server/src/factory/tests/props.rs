@@ -9,7 +9,7 @@ use smtp_proto::reply::Reply;
 
 use super::util::*;
 use crate::factory::{
-    AuthConfig, Decision, Decisions, Event, Extensions, Factory, FactoryConfig, TlsInfo,
+    AuthConfig, Decision, Decisions, Event, EventKind, Extensions, Factory, FactoryConfig, TlsInfo,
 };
 
 const FRAGMENTS: &[&[u8]] = &[
@@ -20,6 +20,9 @@ const FRAGMENTS: &[&[u8]] = &[
     b"RCPT TO:<c@d.example>\r\n",
     b"DATA\r\n",
     b"BDAT 5 LAST\r\n",
+    b"BDAT 3\r\n",
+    b"BDAT 0 LAST\r\n",
+    b"BDAT 1x\r\n",
     b"Received: x\r\n",
     b"\r\n.\r\n",
     b".\r\n",
@@ -65,6 +68,18 @@ fn config_for(seed: u8) -> FactoryConfig {
         ..AuthConfig::default()
     });
     cfg.leniency.bare_lf_line_ending = seed % 5 != 0;
+    cfg.bare_line_endings = match seed % 3 {
+        0 => smtp_proto::data::BareLineEndings::Normalize,
+        1 => smtp_proto::data::BareLineEndings::Reject,
+        _ => smtp_proto::data::BareLineEndings::Keep,
+    };
+    if seed % 4 == 1 {
+        cfg.soft_error_limit = 2;
+        cfg.error_sleep = Duration::from_secs(1);
+    }
+    if seed == 7 {
+        cfg.greet_pause = Duration::from_secs(1);
+    }
     if seed % 2 == 1 {
         cfg.decisions = Decisions::ALL;
     }
@@ -110,6 +125,8 @@ proptest! {
         let mut next = 0;
         let mut pick = 0usize;
         let mut steps = 0;
+        // A message is open at the driver: MessageStart seen, no end yet.
+        let mut open = false;
         loop {
             steps += 1;
             prop_assert!(steps < 100_000, "no progress");
@@ -126,6 +143,17 @@ proptest! {
                 f.consume_body();
             }
             while let Some(event) = f.poll_event() {
+                match event.kind() {
+                    EventKind::MessageStart => {
+                        prop_assert!(!open, "a message started inside another");
+                        open = true;
+                    }
+                    EventKind::MessageComplete | EventKind::MessageAborted => {
+                        prop_assert!(open, "a message ended that never started");
+                        open = false;
+                    }
+                    _ => {}
+                }
                 if event.needs_decision() {
                     let d = decision(picks[pick % picks.len()], &event);
                     pick += 1;

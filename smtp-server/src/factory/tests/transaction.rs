@@ -15,7 +15,7 @@ fn full_transaction() {
     assert_eq!(
         ehlo,
         "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n\
-         250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 DSN\r\n"
+         250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 CHUNKING\r\n"
     );
     assert_eq!(h.f.state(), State::AwaitingMail);
     assert_eq!(

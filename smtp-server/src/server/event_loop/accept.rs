@@ -179,7 +179,7 @@ impl Loop {
         let prelude = spec.has_prelude();
         // Behind a proxy the caps count the client its header names, not the proxy (whose
         // bursts of new connections would hit `connections_per_ip`): `prelude.rs` counts it.
-        if spec.proxy.is_none() && !self.acquire(&mut sock, peer, !spec.implicit_tls) {
+        if spec.proxy.is_none() && !self.acquire(&mut sock, peer, !spec.implicit_tls, now) {
             return;
         }
         let _ = sock.set_nodelay(true);
@@ -194,8 +194,14 @@ impl Loop {
     /// Counts a connection from `peer` against the caps; when they refuse it, says why in a
     /// `421 4.7.0` (unless `plaintext` is false: an implicit-TLS client could not read it)
     /// and returns `false`.
-    pub(super) fn acquire(&self, sock: &mut TcpStream, peer: SocketAddr, plaintext: bool) -> bool {
-        let Err(refusal) = self.shared.limits.acquire(peer.ip()) else {
+    pub(super) fn acquire(
+        &self,
+        sock: &mut TcpStream,
+        peer: SocketAddr,
+        plaintext: bool,
+        now: Instant,
+    ) -> bool {
+        let Err(refusal) = self.shared.limits.acquire(peer.ip(), now) else {
             return true;
         };
         let m = &self.shared.metrics;
@@ -203,6 +209,10 @@ impl Loop {
             Refusal::PerIp => {
                 m.refused_per_ip.inc();
                 format!("too many connections from {}", peer.ip())
+            }
+            Refusal::Rate => {
+                m.refused_rate.inc();
+                format!("too many connections per minute from {}", peer.ip())
             }
             Refusal::Full => {
                 m.refused_full.inc();
@@ -251,6 +261,8 @@ impl Loop {
         if let Some(layer) = &tls {
             factory.handle_implicit_tls(layer.info());
         }
+        // The first message's queue id, for its `Received:` header (the next at its start).
+        factory.set_queue_id(crate::spool::QueueId::generate().to_string());
         // Registered by the first `drive` (its `settle`), with the interest the connection
         // then needs: usually the banner is written at once and only READABLE is asked for,
         // one `epoll_ctl` per connection. Bytes that arrived meanwhile are reported by the

@@ -190,7 +190,7 @@ impl Loop {
     fn drive_prelude(&mut self, slot: usize, now: Instant) {
         loop {
             let step = match self.preludes[slot].stage {
-                Stage::AwaitingProxyHeader { .. } => self.read_proxy_header(slot),
+                Stage::AwaitingProxyHeader { .. } => self.read_proxy_header(slot, now),
                 Stage::AwaitingHandshake { .. } => self.turn_handshake(slot),
             };
             match step {
@@ -241,7 +241,7 @@ impl Loop {
 
     /// Reads the PROXY header: [`Step::Done`] once it is whole (the prelude then holds only
     /// what followed it, and the client's addresses).
-    fn read_proxy_header(&mut self, slot: usize) -> Step {
+    fn read_proxy_header(&mut self, slot: usize, now: Instant) -> Step {
         let p = &mut self.preludes[slot];
         let Stage::AwaitingProxyHeader { buf } = &mut p.stage else {
             return Step::Close;
@@ -250,7 +250,7 @@ impl Loop {
             match proxy::parse(buf) {
                 Ok(Some((header, len))) => {
                     buf.drain(..len);
-                    return self.proxy_header_read(slot, header);
+                    return self.proxy_header_read(slot, header, now);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -281,7 +281,7 @@ impl Loop {
     /// A whole header from a trusted proxy: the client it names becomes the connection's
     /// peer, and the caps count it. `UNKNOWN` and `LOCAL` name none: the
     /// connection goes on with the unspecified address, which no trusted network holds.
-    fn proxy_header_read(&mut self, slot: usize, header: Header) -> Step {
+    fn proxy_header_read(&mut self, slot: usize, header: Header, now: Instant) -> Step {
         let p = &mut self.preludes[slot];
         let proxy = p.peer;
         let (client, local) = match header {
@@ -311,9 +311,10 @@ impl Loop {
         );
         p.peer = client;
         p.local = local;
-        if let Err(refusal) = self.shared.limits.acquire(client.ip()) {
+        if let Err(refusal) = self.shared.limits.acquire(client.ip(), now) {
             let text = match refusal {
                 Refusal::PerIp => format!("too many connections from {}", client.ip()),
+                Refusal::Rate => format!("too many connections per minute from {}", client.ip()),
                 Refusal::Full => "too many connections".to_owned(),
             };
             log::info!("refused [{}]:{}: {text}", client.ip(), client.port());
