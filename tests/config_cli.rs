@@ -223,7 +223,7 @@ fn check_covers_the_relay_table_and_show_prints_it() {
         (
             "[[relay.route]]\ndomains = [\"a.test\"]\nhosts = [\"h\"]\ntls = \"sometimes\"\n"
                 .to_owned(),
-            "relay.toml line 4: relay.route[1].tls",
+            "relay.toml line 4: relay.route[0].tls",
         ),
         (
             good.replace(&recipients, "/nonexistent/recipients"),

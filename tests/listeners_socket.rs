@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use auth_server::{ca, python, start, swaks, AuthServer, PASSWORD, USER};
 use impulse::server::config::{
-    ListenerConfig, ListenerRole, ListenerTls, ServerConfig, DEFAULT_PROXY_TIMEOUT,
+    ListenerConfig, ListenerRole, ListenerTls, RelayConfig, RouteConfig, ServerConfig,
+    DEFAULT_PROXY_TIMEOUT,
 };
 use impulse::server::{Server, ServerError};
 use impulse_test_support::LineClient;
@@ -36,12 +37,28 @@ fn with_listener(l: ListenerConfig) -> AuthServer {
 }
 
 /// A PROXY listener (`mx`, STARTTLS) believing `proxy_from`.
+///
+/// Its clients are those the header names, outside the trusted networks: `example.com` is a
+/// relay domain (mail for us, accepted from anyone; nothing is delivered) so that they may
+/// send to it.
 fn proxied(proxy_from: &[&str], timeout: Duration) -> AuthServer {
     let mut l = listener(ListenerRole::Mx, ListenerTls::Starttls);
     l.proxy_protocol = true;
     l.proxy_from = proxy_from.iter().map(|s| (*s).to_owned()).collect();
     l.proxy_timeout = timeout.into();
-    with_listener(l)
+    start(move |c| {
+        c.listener.push(l);
+        c.relay = Some(RelayConfig {
+            enabled: false,
+            domains: vec!["example.com".into()],
+            routes: vec![RouteConfig {
+                domains: vec!["example.com".into()],
+                hosts: vec!["127.0.0.1:9".into()],
+                ..RouteConfig::default()
+            }],
+            ..RelayConfig::default()
+        });
+    })
 }
 
 /// A version 2 header: `command` 0 LOCAL or 1 PROXY, the family byte, the address block.

@@ -269,3 +269,91 @@ fn queue_commands_apply_without_a_relay_and_a_live_relay_follows_them() {
     assert!(until(WAIT, || spool.list().unwrap().is_empty()));
     relay.shutdown();
 }
+
+/// Commits a message whose envelope carries DSN parameters: `RET=HDRS ENVID=e1` on MAIL,
+/// `NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@sender.test` on its one RCPT.
+fn commit_with_dsn(spool: &Spool, to: &str) -> smtp_spool::QueueId {
+    let env = smtp_spool::Envelope {
+        sender: "a@sender.test".into(),
+        mail_params: "RET=HDRS ENVID=e1".into(),
+        recipients: vec![smtp_spool::Recipient {
+            address: to.into(),
+            params: "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@sender.test".into(),
+        }],
+        peer: "127.0.0.1".into(),
+        helo: "client.test".into(),
+        received: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        tls: None,
+        auth: None,
+        notes: vec![],
+    };
+    let mut w = spool.begin(&env).unwrap();
+    w.write_all(b"Subject: dsn\r\n\r\nx\r\n").unwrap();
+    spool.commit_blocking(w).unwrap()
+}
+
+#[test]
+fn dsn_parameters_go_to_a_next_hop_that_offers_dsn_and_nothing_is_owed() {
+    let sink = Sink::with_dsn();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    commit_with_dsn(&spool, "b@target.test");
+    assert_eq!(sink.wait_for(1, WAIT).len(), 1);
+    let commands = sink.commands();
+    let mail = commands.iter().find(|l| l.starts_with("MAIL")).unwrap();
+    assert!(
+        mail.contains("RET=HDRS") && mail.contains("ENVID=e1"),
+        "{mail}"
+    );
+    let rcpt = commands.iter().find(|l| l.starts_with("RCPT")).unwrap();
+    assert!(rcpt.contains("NOTIFY=SUCCESS,FAILURE"), "{rcpt}");
+    assert!(rcpt.contains("ORCPT=rfc822;orig@sender.test"), "{rcpt}");
+    assert!(
+        until(WAIT, || spool.list().unwrap().is_empty()),
+        "done, nothing owed"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.messages().len(), 1, "the next hop notifies, not us");
+    relay.shutdown();
+}
+
+#[test]
+fn success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notification() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    commit_with_dsn(&spool, "b@target.test");
+    let got = sink.wait_for(2, WAIT);
+    assert_eq!(got.len(), 2, "the message, then the notification");
+    let rcpt = sink
+        .commands()
+        .into_iter()
+        .find(|l| l.starts_with("RCPT"))
+        .unwrap();
+    assert!(
+        !rcpt.contains("NOTIFY"),
+        "no DSN parameters without DSN: {rcpt}"
+    );
+    let dsn = &got[1];
+    assert_eq!(dsn.from, "");
+    assert_eq!(dsn.to, vec!["a@sender.test"]);
+    for want in [
+        "Action: relayed",
+        "Original-Envelope-Id: e1",
+        "Original-Recipient: rfc822; orig@sender.test",
+        "Final-Recipient: rfc822; b@target.test",
+    ] {
+        assert!(
+            dsn.data.contains(want),
+            "{want:?} missing from\n{}",
+            dsn.data
+        );
+    }
+    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    relay.shutdown();
+}

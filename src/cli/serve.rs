@@ -142,9 +142,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             Arc::new(move |command| offline::apply(&handler_spool, &settings, &command))
         }
     };
-    let _control = control::ControlSocket::start(spool.dir(), handler)
+    let control_socket = control::ControlSocket::start(spool.dir(), handler)
         .map_err(|e| format!("control socket in {}: {e}", spool.dir().display()))?;
     let served = server.run().map_err(|e| e.to_string());
+    // Its handler holds the relay's commander or a spool handle: it goes first.
+    drop(control_socket);
     if let Some(relay) = relay {
         relay.shutdown();
     }

@@ -33,6 +33,7 @@ pub struct Sink {
     /// Connections accepted.
     pub connections: Arc<AtomicUsize>,
     messages: Arc<Mutex<Vec<Received>>>,
+    commands: Arc<Mutex<Vec<String>>>,
 }
 
 impl Sink {
@@ -49,17 +50,29 @@ impl Sink {
 
     /// A sink on a listener the test bound (to know the port before the sink starts).
     pub fn on(listener: TcpListener, rule: RcptRule) -> Sink {
+        Sink::serving(listener, rule, false)
+    }
+
+    /// A sink accepting every recipient that also offers `DSN` (RFC 3461).
+    pub fn with_dsn() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        Sink::serving(listener, |_| None, true)
+    }
+
+    fn serving(listener: TcpListener, rule: RcptRule, dsn: bool) -> Sink {
         let addr = listener.local_addr().expect("its address");
         let connections = Arc::new(AtomicUsize::new(0));
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let (c, m) = (connections.clone(), messages.clone());
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let (c, m, l) = (connections.clone(), messages.clone(), commands.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 c.fetch_add(1, Ordering::SeqCst);
-                let m = m.clone();
+                let (m, l) = (m.clone(), l.clone());
                 std::thread::spawn(move || {
-                    serve(&mut Peer::new(stream, Duration::from_secs(30)), rule, &m)
+                    let mut peer = Peer::new(stream, Duration::from_secs(30));
+                    serve(&mut peer, rule, dsn, &m, &l)
                 });
             }
         });
@@ -67,7 +80,13 @@ impl Sink {
             addr,
             connections,
             messages,
+            commands,
         }
+    }
+
+    /// Every command line it read (not the message data), in order, over all connections.
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().expect("the sink's lock").clone()
     }
 
     /// What it accepted so far.
@@ -94,16 +113,27 @@ fn path(arg: &str) -> String {
     arg[start..end].to_string()
 }
 
-fn serve(peer: &mut Peer, rule: RcptRule, messages: &Mutex<Vec<Received>>) {
+fn serve(
+    peer: &mut Peer,
+    rule: RcptRule,
+    dsn: bool,
+    messages: &Mutex<Vec<Received>>,
+    commands: &Mutex<Vec<String>>,
+) {
     if !peer.send(b"220 sink.test ESMTP\r\n") {
         return;
     }
     let mut from = None::<String>;
     let mut to = Vec::new();
     while let Some(line) = peer.line() {
+        commands.lock().expect("the sink's lock").push(line.clone());
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n".into()
+            if dsn {
+                "250-sink.test\r\n250-PIPELINING\r\n250-DSN\r\n250 8BITMIME\r\n".into()
+            } else {
+                "250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n".into()
+            }
         } else if upper.starts_with("HELO") {
             "250 sink.test\r\n".into()
         } else if upper.starts_with("MAIL FROM:") {

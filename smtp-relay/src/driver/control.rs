@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,10 +79,13 @@ pub fn decode(line: &str) -> Result<Command, String> {
     })
 }
 
-/// A running control socket; removed when dropped.
+/// A running control socket; its thread stops and the socket file is removed when dropped
+/// (the handler, and what it holds, go with the thread).
 #[derive(Debug)]
 pub struct ControlSocket {
     path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ControlSocket {
@@ -96,22 +100,38 @@ impl ControlSocket {
         }
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        std::thread::Builder::new()
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
             .name("impulse-control".into())
             .spawn(move || {
                 for stream in listener.incoming() {
+                    if stopped.load(Ordering::Acquire) {
+                        return;
+                    }
                     match stream {
                         Ok(s) => answer(s, &handler),
                         Err(e) => log::warn!("control socket: {e}"),
                     }
                 }
             })?;
-        Ok(ControlSocket { path })
+        Ok(ControlSocket {
+            path,
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wakes the thread out of `accept`; it sees the flag and ends.
+        if UnixStream::connect(&self.path).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }

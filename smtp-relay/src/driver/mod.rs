@@ -37,7 +37,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Select, Sender};
-use smtp_client::{Engine, Message, SessionConfig, StateMachine, Ticket, TlsMode};
+use smtp_client::{Dsn, Engine, Message, RcptDsn, SessionConfig, StateMachine, Ticket, TlsMode};
+use smtp_proto::params::{ParamKind, Params};
 use smtp_spool::{QueueId, Spool, SpoolError};
 
 use crate::route::{resolve_domain, DnsCache, LocalHost, RouteOutcome, RouteTable, TlsPolicy};
@@ -302,6 +303,10 @@ struct InFlight {
     started: Instant,
     /// Recipients of the batch the attempt hooks decided (left out of the attempt).
     screen: hooks::Screen,
+    /// The envelope sender, and each attempted recipient's `NOTIFY` (for a `relayed`
+    /// notification when a next hop without DSN accepts a recipient that asked SUCCESS).
+    sender: String,
+    notify: Vec<Option<smtp_proto::params::Notify>>,
 }
 
 /// An action that failed on I/O and waits to be tried again.
@@ -662,6 +667,27 @@ impl Driver {
         }
         let addresses = screen.attempted(&addresses);
         let sender = meta.sender.clone();
+        // The DSN parameters, passed on to next hops that offer DSN (RFC 3461 §5.2).
+        let mail = Params::parse(meta.mail_params.trim().as_bytes(), ParamKind::Mail, true)
+            .map(Params::into_owned)
+            .unwrap_or_default();
+        let all: Vec<RcptDsn> = recipients
+            .iter()
+            .map(|&i| {
+                state
+                    .recipients
+                    .get(i as usize)
+                    .map(|r| rcpt_dsn(&r.params))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let rcpt_dsn = screen.attempted(&all);
+        let notify = rcpt_dsn.iter().map(|r| r.notify).collect();
+        let dsn = Dsn {
+            ret: mail.ret,
+            envid: mail.envid.map(|e| e.into_owned()),
+            recipients: rcpt_dsn,
+        };
         let body = match read_body(&self.spool, id) {
             Ok(b) => b,
             Err(e) => {
@@ -688,7 +714,7 @@ impl Driver {
         })
         .max_connections(self.settings.schedule.connections_per_destination)
         .max_deliveries_per_connection(self.settings.messages_per_connection);
-        let message = Message::new(sender, addresses, body);
+        let message = Message::new(sender.clone(), addresses, body).with_dsn(dsn);
         let Some(engine) = &self.engine else {
             return fail(self, "451 4.3.2 the relay is stopping".into());
         };
@@ -703,6 +729,8 @@ impl Driver {
                         recipients,
                         started: Instant::now(),
                         screen,
+                        sender,
+                        notify,
                     },
                 );
             }
@@ -720,6 +748,12 @@ impl Driver {
             .map(|m| m.received)
             .unwrap_or_default();
         let mut report = outcome::report(&delivery, &flight.hops);
+        outcome::owe_relayed(
+            &mut report,
+            &flight.sender,
+            &flight.notify,
+            delivery.dsn_offered,
+        );
         let (registry, hostname) = (self.settings.registry.as_deref(), &self.settings.hostname);
         let meta = self.envelopes.get(&flight.id);
         hooks::outcomes(registry, hostname, flight.id, meta, &delivery, &mut report);
@@ -781,6 +815,20 @@ impl Driver {
         select.recv(&self.inputs);
         select.recv(&self.io_done);
         let _ = select.ready_timeout(sleep);
+    }
+}
+
+/// A recipient's DSN parameters (`NOTIFY`, `ORCPT`) from its stored RCPT parameters.
+fn rcpt_dsn(params: &str) -> RcptDsn {
+    match Params::parse(params.trim().as_bytes(), ParamKind::Rcpt, true) {
+        Ok(p) => RcptDsn {
+            notify: p.notify,
+            orcpt: p.orcpt.map(|o| smtp_proto::params::Orcpt {
+                addr_type: o.addr_type.into_owned().into(),
+                addr: o.addr.into_owned().into(),
+            }),
+        },
+        Err(_) => RcptDsn::default(),
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) fn report(delivery: &Delivery, hops: &Destination) -> AttemptReport {
                 (OutcomeKind::Deferred, false, true) => RecipientOutcome::Deferred(text),
                 (OutcomeKind::Bounced, _, _) => RecipientOutcome::Bounced {
                     reply: text,
-                    at_rcpt: false,
+                    at_rcpt: o.at_rcpt(),
                 },
             }
         })
@@ -61,6 +61,25 @@ pub(crate) fn report(delivery: &Delivery, hops: &Destination) -> AttemptReport {
         outcomes,
         refused,
         connected,
+    }
+}
+
+/// Delivered recipients that asked `NOTIFY=SUCCESS` of a next hop without DSN are owed a
+/// `relayed` notification (RFC 3461 §5.2.2): their outcome says so. `notify` is each
+/// attempted recipient's `NOTIFY`, in the report's order.
+pub(crate) fn owe_relayed(
+    report: &mut AttemptReport,
+    sender: &str,
+    notify: &[Option<smtp_proto::params::Notify>],
+    hop_offers_dsn: bool,
+) {
+    use crate::dsn::rules::{on_accepted, OnAccepted};
+    for (o, n) in report.outcomes.iter_mut().zip(notify) {
+        if let RecipientOutcome::Delivered(text) = o {
+            if on_accepted(sender, *n, hop_offers_dsn) == OnAccepted::NotifyRelayed {
+                *o = RecipientOutcome::Relayed(std::mem::take(text));
+            }
+        }
     }
 }
 

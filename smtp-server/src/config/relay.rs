@@ -225,9 +225,10 @@ fn relay_error(key: &str, e: smtp_relay::route::ConfigError) -> ConfigError {
     ConfigError::invalid(key, message)
 }
 
-/// The key of route `i`'s `leaf` (`relay.route[2].hosts`, routes counted from 1).
+/// The key of route `i`'s `leaf` (`relay.route[1].hosts`, routes counted from 0 as
+/// `listener[N]` keys are).
 fn route_key(i: usize, leaf: &str) -> String {
-    format!("relay.route[{}].{leaf}", i + 1)
+    format!("relay.route[{i}].{leaf}")
 }
 
 impl RelayConfig {
@@ -238,7 +239,7 @@ impl RelayConfig {
         RelayPolicy::new(&none, None, None).expect("the built-in networks parse")
     }
 
-    /// Checks every key, each error naming it (`relay.domains`, `relay.route[1].hosts`, ...).
+    /// Checks every key, each error naming it (`relay.domains`, `relay.route[0].hosts`, ...).
     /// Reads no file (`recipients` is read by [`policy`](RelayConfig::policy)).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: &str| Err(ConfigError::invalid(key, message));

@@ -102,9 +102,6 @@ impl ServerConfig {
 /// TOML `text`, under its `[table]` header (or as a dotted key); `None` when the value is not
 /// in the text (a default, or a command-line override).
 pub(super) fn line_of(text: &str, key: &str) -> Option<usize> {
-    if let Some((array, n, leaf)) = array_key(key) {
-        return line_in_array(text, array, n, leaf);
-    }
     let (table, leaf) = key.rsplit_once('.').unwrap_or(("", key));
     let mut current = String::new();
     // `[[name]]` headers seen so far, by name: the N-th table is `name[N]` (`listener[1].tls`).
@@ -142,41 +139,6 @@ pub(super) fn line_of(text: &str, key: &str) -> Option<usize> {
         };
         if full == key || (current == table && lhs == leaf) {
             return Some(n + 1);
-        }
-    }
-    None
-}
-
-/// `relay.route[2].hosts` as (`relay.route`, 2, `hosts`): a key of the 2nd `[[relay.route]]`.
-fn array_key(key: &str) -> Option<(&str, usize, &str)> {
-    let (array, rest) = key.split_once('[')?;
-    let (n, leaf) = rest.split_once("].")?;
-    Some((array, n.parse().ok()?, leaf))
-}
-
-/// The line of `leaf` in the `n`-th (from 1) `[[array]]` table of `text`.
-fn line_in_array(text: &str, array: &str, n: usize, leaf: &str) -> Option<usize> {
-    let mut seen = 0;
-    let mut inside = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(header) = line.strip_prefix("[[") {
-            let name = header.split("]]").next().unwrap_or("").replace(' ', "");
-            inside = name == array && {
-                seen += 1;
-                seen == n
-            };
-            continue;
-        }
-        if line.starts_with('[') {
-            inside = false;
-            continue;
-        }
-        if inside {
-            let lhs = line.split_once('=').map(|(l, _)| l.trim());
-            if lhs == Some(leaf) {
-                return Some(i + 1);
-            }
         }
     }
     None
@@ -237,8 +199,8 @@ mod tests {
         assert_eq!(line_of(text, "listener[0].tls"), None);
         let routes = "[[relay.route]]\nhosts = [\"a\"]\n[relay.dns]\nhosts = 1\n\
                       [[relay.route]]\ndomains = []\nhosts = [\"b\"]\n";
-        assert_eq!(line_of(routes, "relay.route[1].hosts"), Some(2));
-        assert_eq!(line_of(routes, "relay.route[2].hosts"), Some(7));
-        assert_eq!(line_of(routes, "relay.route[3].hosts"), None);
+        assert_eq!(line_of(routes, "relay.route[0].hosts"), Some(2));
+        assert_eq!(line_of(routes, "relay.route[1].hosts"), Some(7));
+        assert_eq!(line_of(routes, "relay.route[2].hosts"), None);
     }
 }

@@ -104,7 +104,7 @@ fn the_issue_block_parses_into_every_sans_io_value() {
     let warnings = r.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].starts_with("relay.route[2].verify_recipients: "),
+        warnings[0].starts_with("relay.route[1].verify_recipients: "),
         "{warnings:?}"
     );
     assert!(parse(ISSUE_BLOCK).unwrap().relay_delivery().is_some());
@@ -241,23 +241,23 @@ fn every_error_names_its_key_and_line() {
         ),
         (
             "[[relay.route]]\ndomains = [\"a.test\"]\nhosts = [\"h:99999\"]\n",
-            "relay.route[1].hosts",
+            "relay.route[0].hosts",
             3,
         ),
         (
             "[[relay.route]]\ndomains = [\"a.test\"]\nhosts = [\"h\"]\n\
              [[relay.route]]\ndomains = [\"b.test\"]\nhosts = [\"h\"]\ntls = \"strict\"\n",
-            "relay.route[2].tls",
+            "relay.route[1].tls",
             7,
         ),
         (
             "[[relay.route]]\ndomains = [\"a..test\"]\nhosts = [\"h\"]\n",
-            "relay.route[1].domains",
+            "relay.route[0].domains",
             2,
         ),
         (
             "[[relay.route]]\ndomains = [\"a.test\"]\nhosts = []\n",
-            "relay.route[1].hosts",
+            "relay.route[0].hosts",
             3,
         ),
     ] {
@@ -305,7 +305,7 @@ fn a_relay_domain_without_recipient_validation_is_warned_about() {
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("\"example.org\""), "{warnings:?}");
     assert!(
-        warnings[1].contains("relay.route[1].verify_recipients"),
+        warnings[1].contains("relay.route[0].verify_recipients"),
         "{warnings:?}"
     );
     assert!(warnings[0].contains("backscatter"), "{warnings:?}");

@@ -167,7 +167,7 @@ fn dsn_is_advertised_and_its_parameters_are_kept() {
     h.output();
     let ehlo = h.exchange(b"EHLO c.example\r\n");
     assert!(
-        ehlo.contains("250-ENHANCEDSTATUSCODES\r\n250 DSN\r\n"),
+        ehlo.contains("250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n"),
         "{ehlo}"
     );
     assert_eq!(
