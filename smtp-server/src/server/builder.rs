@@ -29,6 +29,9 @@ const BACKLOG: i32 = 1024;
 pub(crate) struct HookSet {
     /// Indexed by [`HookPoint::index`].
     hooked: [bool; HookPoint::COUNT],
+    /// One bit per factory event kind (its discriminant) that a hooked point decides:
+    /// looked up for every event, so made once here.
+    decides: u64,
     /// Some extension is advertised only when its condition holds for the session: HELO
     /// is then decided, so the driver can pass the keywords to hide.
     pub advertise_if: bool,
@@ -37,11 +40,16 @@ pub(crate) struct HookSet {
 impl HookSet {
     pub(crate) fn of(registry: &Registry) -> HookSet {
         let mut hooked = [false; HookPoint::COUNT];
+        let mut decides = 0u64;
         for point in HookPoint::ALL {
             hooked[point.index()] = registry.hook_count(point) > 0;
+            if let (true, Some(kind)) = (hooked[point.index()], super::hooks::decided_kind(point)) {
+                decides |= 1 << kind as u32;
+            }
         }
         HookSet {
             hooked,
+            decides,
             advertise_if: registry
                 .extensions()
                 .iter()
@@ -52,6 +60,11 @@ impl HookSet {
     /// Whether `point` has hooks.
     pub(crate) fn has(&self, point: HookPoint) -> bool {
         self.hooked[point.index()]
+    }
+
+    /// Whether a hook decides factory events of `kind`.
+    pub(crate) fn decides(&self, kind: EventKind) -> bool {
+        self.decides & (1 << kind as u32) != 0
     }
 
     /// Message or queue hooks: the end of data goes through the hook pool.

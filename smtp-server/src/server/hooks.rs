@@ -224,8 +224,7 @@ impl Loop {
     /// Whether any hook handles events of this kind (else the factory's default applies).
     /// Extension verbs always have their handler.
     fn hooked(&self, kind: EventKind) -> bool {
-        kind == EventKind::Extension
-            || deciding_point(kind).is_some_and(|point| self.shared.hooks.has(point))
+        kind == EventKind::Extension || self.shared.hooks.decides(kind)
     }
 
     /// Decides an event that needs a decision, running the hooks (or resuming them with a
