@@ -136,6 +136,12 @@ pub enum Script {
     RefuseGreeting,
     /// Accepts the connection and never says a word (reads until the client leaves).
     NeverGreet,
+    /// Accepts the connection, says nothing for two seconds, then closes it.
+    SilentThenClose,
+    /// Serves up to DATA, answers `354`, reads one line of the body and closes.
+    DropInData,
+    /// Greets, then answers EHLO with bytes that are no SMTP reply.
+    Garbage,
 }
 
 /// A tiny ESMTP server on a std thread: one thread per connection, each following the
@@ -186,6 +192,11 @@ fn serve(peer: &mut Peer, script: Script, messages: &AtomicUsize, noops: &Atomic
         peer.rest();
         return;
     }
+    if script == Script::SilentThenClose {
+        let _ = peer.w.set_read_timeout(Some(Duration::from_secs(2)));
+        peer.rest();
+        return;
+    }
     let greeting = if script == Script::RefuseGreeting {
         "554 5.3.2 scripted.test no service here\r\n"
     } else {
@@ -219,9 +230,15 @@ fn serve(peer: &mut Peer, script: Script, messages: &AtomicUsize, noops: &Atomic
                 return;
             }
             _ if script == Script::RefuseGreeting => "503 5.5.1 no service\r\n",
+            "EHLO" if script == Script::Garbage => "\u{1}\u{7f}garbage, not a reply\r\n",
             "EHLO" => "250-scripted.test\r\n250 PIPELINING\r\n",
             "MAIL" if script == Script::CloseAtMail => return,
             "MAIL" | "RCPT" | "RSET" | "NOOP" => "250 2.0.0 ok\r\n",
+            "DATA" if script == Script::DropInData => {
+                peer.send(b"354 go on\r\n");
+                peer.raw_line();
+                return;
+            }
             "DATA" => {
                 in_data = true;
                 "354 go on\r\n"

@@ -8,6 +8,7 @@
 //! | [`dns`] | an authoritative DNS responder on loopback (UDP, TCP on truncation): MX/A/AAAA with TTLs, NXDOMAIN, SERVFAIL, silence, forged answers, query counts |
 //! | [`fake`] | scripted fake SMTP servers: one closure over one connection, or canned behaviours per connection |
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
+//! | [`postfix`] | a private Postfix (own main.cf, master.cf and queue in a temporary directory) holding what it accepts, or relaying to a given next hop |
 //! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
 //! | [`metrics`] | scraping `GET /metrics`, reading a series, `promtool check metrics` |
@@ -29,6 +30,7 @@ pub mod line;
 pub mod metrics;
 pub mod pair;
 pub mod peers;
+pub mod postfix;
 pub mod server;
 pub mod sink;
 pub mod tls;
