@@ -357,3 +357,30 @@ fn success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notification() {
     assert!(until(WAIT, || spool.list().unwrap().is_empty()));
     relay.shutdown();
 }
+
+#[test]
+fn a_next_hop_greeting_with_554_defers_and_never_bounces() {
+    use impulse_test_support::fake::{Script, Scripted};
+    let hop = Scripted::start(|_| Script::RefuseGreeting);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let relay = Relay::start(spool.clone(), settings(hop.addr)).unwrap();
+    let id = commit(
+        &spool,
+        "a@sender.test",
+        &["b@target.test"],
+        "Subject: x\r\n\r\nx\r\n",
+    );
+    let deferred = until(WAIT, || {
+        common::state(&spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
+    });
+    assert!(deferred, "deferred: {:?}", common::state(&spool, id));
+    let state = common::state(&spool, id).unwrap();
+    assert!(state.recipients[0].last_reply.contains("554"), "{state:?}");
+    assert_eq!(
+        spool.list().unwrap().len(),
+        1,
+        "no notification, the message stays"
+    );
+    relay.shutdown();
+}

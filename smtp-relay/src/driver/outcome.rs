@@ -40,8 +40,10 @@ pub(crate) fn report(delivery: &Delivery, hops: &Destination) -> AttemptReport {
             let text = reply_line(&o.reply);
             match (o.kind, o.local, connected.is_some()) {
                 (OutcomeKind::Delivered, _, _) => RecipientOutcome::Delivered(text),
-                // Refused or unreachable before any server took the connection.
-                (OutcomeKind::Deferred, _, false) => RecipientOutcome::ConnectionFailed(text),
+                // Refused or unreachable before any server took the connection, a 5xx
+                // greeting included: the next hop is skipped and the message deferred, never
+                // bounced (Postfix's `smtp_skip_5xx_greeting`).
+                (_, _, false) => RecipientOutcome::ConnectionFailed(text),
                 (OutcomeKind::Deferred, true, true) => RecipientOutcome::LocalFailure(text),
                 (OutcomeKind::Deferred, false, true) => RecipientOutcome::Deferred(text),
                 (OutcomeKind::Bounced, _, _) => RecipientOutcome::Bounced {
