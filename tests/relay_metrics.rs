@@ -101,7 +101,10 @@ fn scrape_until(addr: SocketAddr, series: &str, at_least: f64) -> String {
         if value(&text, series).is_some_and(|v| v >= at_least) {
             return text;
         }
-        assert!(start.elapsed() < WAIT, "{series} never reached {at_least}:\n{text}");
+        assert!(
+            start.elapsed() < WAIT,
+            "{series} never reached {at_least}:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -159,11 +162,20 @@ fn deliveries_and_a_deferral_are_counted_and_promtool_accepts_the_scrape() {
     };
     let at = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}:\n{text}"));
     assert_eq!(at("impulse_relay_deliveries_total{outcome=\"sent\"}"), 2.0);
-    assert_eq!(at("impulse_relay_deliveries_total{outcome=\"deferred\"}"), 1.0);
-    assert_eq!(at("impulse_relay_deliveries_total{outcome=\"bounced\"}"), 0.0);
+    assert_eq!(
+        at("impulse_relay_deliveries_total{outcome=\"deferred\"}"),
+        1.0
+    );
+    assert_eq!(
+        at("impulse_relay_deliveries_total{outcome=\"bounced\"}"),
+        0.0
+    );
     assert_eq!(at("impulse_relay_queue_messages{status=\"deferred\"}"), 1.0);
     assert_eq!(at("impulse_relay_queue_messages{status=\"pending\"}"), 0.0);
-    assert_eq!(at("impulse_relay_queue_recipients{status=\"deferred\"}"), 1.0);
+    assert_eq!(
+        at("impulse_relay_queue_recipients{status=\"deferred\"}"),
+        1.0
+    );
     assert_eq!(
         at("impulse_relay_queue_destination_recipients{domain=\"target.test\"}"),
         1.0
@@ -177,8 +189,14 @@ fn deliveries_and_a_deferral_are_counted_and_promtool_accepts_the_scrape() {
     assert!(at("impulse_relay_dns_lookups_total{result=\"hops\"}") >= 1.0);
     // Each delivered message's record is its removal; the deferred one was written.
     assert!(at("impulse_relay_state_writes_total{result=\"ok\"}") >= 1.0);
-    assert_eq!(at("impulse_relay_state_writes_total{result=\"failed\"}"), 0.0);
-    assert_eq!(at("impulse_relay_notifications_total{kind=\"failed\"}"), 0.0);
+    assert_eq!(
+        at("impulse_relay_state_writes_total{result=\"failed\"}"),
+        0.0
+    );
+    assert_eq!(
+        at("impulse_relay_notifications_total{kind=\"failed\"}"),
+        0.0
+    );
     if let Some(verdict) = promtool_check(&text) {
         verdict.expect("promtool accepts the exposition");
     }

@@ -8,8 +8,7 @@
 //! of these metrics exist).
 
 use smtp_relay::driver::stats::{
-    QueueProbe, QueueSnapshot, RelayStats, LOOKUP_RESULTS, NOTIFICATIONS, OUTCOMES,
-    QUEUE_STATUSES,
+    QueueProbe, QueueSnapshot, RelayStats, LOOKUP_RESULTS, NOTIFICATIONS, OUTCOMES, QUEUE_STATUSES,
 };
 use smtp_server::metrics::{Registry, Sample};
 

@@ -259,9 +259,12 @@ impl Relay {
         })
     }
 
-    /// Puts new settings in force for what comes next: routes, retry policy, connections
-    /// per destination, messages per connection (see [`reload`] for what stays). Queued
-    /// messages keep their records.
+    /// Puts new settings in force for what comes next: routes (the DNS threads' table),
+    /// retry policy, connections per destination, messages per connection. Queued messages
+    /// keep their records and schedules: a new interval applies from a recipient's next
+    /// failure on, a new `max_age` at its next check. The rest of `settings` (host name,
+    /// nameservers, DNS timeout, connections in all, client states, hooks, seed) is not
+    /// read: it changes with a restart.
     pub fn reload(&self, settings: RelaySettings) {
         self.commander().reload(settings);
     }

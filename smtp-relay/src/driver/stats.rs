@@ -192,7 +192,10 @@ impl RelayStats {
 
     /// State record writes so far: (durable, failed).
     pub fn records(&self) -> (u64, u64) {
-        (read(&self.counts.records_ok), read(&self.counts.records_failed))
+        (
+            read(&self.counts.records_ok),
+            read(&self.counts.records_failed),
+        )
     }
 
     /// Counts a notification committed to the spool.
@@ -288,8 +291,11 @@ pub(crate) type SnapshotRequest = Sender<Arc<QueueSnapshot>>;
 #[derive(Clone)]
 pub struct QueueProbe {
     ask: Arc<dyn Fn(SnapshotRequest) -> bool + Send + Sync>,
-    last: Arc<Mutex<Option<(Instant, Arc<QueueSnapshot>)>>>,
+    last: Arc<Mutex<Option<Taken>>>,
 }
+
+/// A snapshot and when it was taken.
+type Taken = (Instant, Arc<QueueSnapshot>);
 
 impl std::fmt::Debug for QueueProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -8,7 +8,10 @@ use super::*;
 
 fn defer_once(s: &mut Scheduler, d: &mut Driver) -> Timestamp {
     let asked = d.run(s);
-    assert!(matches!(asked.as_slice(), [Action::Resolve { .. }]), "{asked:?}");
+    assert!(
+        matches!(asked.as_slice(), [Action::Resolve { .. }]),
+        "{asked:?}"
+    );
     s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
     let attempt = d
         .run(s)
@@ -42,7 +45,11 @@ fn new_intervals_apply_from_the_next_failure_on() {
     config.retry.intervals = vec![Duration::from_secs(7)];
     s.set_config(config);
     assert_eq!(s.poll_timeout(), Some(first), "the time already set stays");
-    assert_eq!(d.record(qid(1)).recipients[0].attempts, 1, "the record stays");
+    assert_eq!(
+        d.record(qid(1)).recipients[0].attempts,
+        1,
+        "the record stays"
+    );
     s.handle_timeout(first);
     let second = defer_once(&mut s, &mut d);
     assert_eq!(second.0 - first.0, 7, "the new interval");

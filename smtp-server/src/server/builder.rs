@@ -363,17 +363,19 @@ impl ServerBuilder {
         let loops = config.effective_workers();
         let grace = config.timeouts.shutdown_grace.get();
         let discard = config.spool.discard;
-        let live = Arc::new(Reloadable::new(
-            Settings {
-                factory: factory.clone(),
-                tls,
-            },
-            limits.clone(),
-            config,
-            tls_from_builder,
-            self.on_reload,
-        )
-        .with_relay(relay_swap));
+        let live = Arc::new(
+            Reloadable::new(
+                Settings {
+                    factory: factory.clone(),
+                    tls,
+                },
+                limits.clone(),
+                config,
+                tls_from_builder,
+                self.on_reload,
+            )
+            .with_relay(relay_swap),
+        );
         let shared = Arc::new(Shared {
             listeners: specs,
             live,

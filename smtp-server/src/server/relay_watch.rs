@@ -243,12 +243,18 @@ mod tests {
         let policy = RelaySwap::prepare(Some(&reloaded)).unwrap();
         swap.put(Some(reloaded), policy);
         assert!(accepts(&control, "<carol@example.net>"));
-        assert!(!accepts(&control, "<bob@example.org>"), "the old domains are gone");
+        assert!(
+            !accepts(&control, "<bob@example.org>"),
+            "the old domains are gone"
+        );
         std::fs::write(&next, "carol@example.net\ndave@example.net\n").unwrap();
         std::fs::rename(&next, &file).unwrap();
         assert!(watch.check());
         assert!(accepts(&control, "<dave@example.net>"));
-        assert!(!accepts(&control, "<alice@example.org>"), "nor come back with the file");
+        assert!(
+            !accepts(&control, "<alice@example.org>"),
+            "nor come back with the file"
+        );
     }
 
     #[test]
