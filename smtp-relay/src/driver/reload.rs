@@ -1,7 +1,7 @@
 //! New settings for a running relay ([`Relay::reload`](super::Relay::reload), on SIGHUP):
-//! the routes (the DNS threads' route table), the retry policy and connections per
-//! destination (the scheduler's [`ScheduleConfig`](crate::schedule::ScheduleConfig)) and
-//! messages per connection. Queued messages keep their records; a retry interval changed
+//! the routes (the DNS threads' route table), the retry policy (intervals, expiry, delay
+//! warning, down time) and connections per destination (the scheduler's
+//! [`ScheduleConfig`](crate::schedule::ScheduleConfig)) and messages per connection. Queued messages keep their records; a retry interval changed
 //! applies from each recipient's next failure on, a `max_age` at its next check.
 //!
 //! What it does not change: the host name, nameservers and DNS timeout, the connection
