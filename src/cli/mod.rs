@@ -6,6 +6,7 @@ pub mod config;
 pub mod plugin;
 pub mod plugin_new;
 pub mod queue;
+pub mod relay_metrics;
 pub mod send;
 pub mod serve;
 pub mod spool;

@@ -1,5 +1,7 @@
 //! `impulse serve`: run the ESMTP server until SIGTERM or SIGINT; SIGHUP reads the
-//! configuration again (limits, timeouts, TLS certificate and key: docs/OPERATIONS.md).
+//! configuration again (limits, timeouts, TLS certificate and key, relay control, and the
+//! relay's routes and retry settings: docs/OPERATIONS.md). The relay counts into the
+//! server's metrics registry ([`super::relay_metrics`]).
 //!
 //! With no arguments it listens on 127.0.0.1:2525, spools to `./spool` and greets with the
 //! system's host name. `--config FILE` reads an `impulse.toml`; `--listen`, `--spool`,
@@ -11,10 +13,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use clap::Args;
-use smtp_relay::driver::{control, offline, Relay, RelaySettings};
+use smtp_relay::driver::{control, offline, Commander, Relay, RelaySettings};
 use smtp_relay::route::{LocalHost, RouteTable};
 use smtp_server::config::{Overrides, ServerConfig};
 use smtp_server::server::Server;
@@ -99,11 +101,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         Some(relay) => Some(relay_settings(&config, relay, &registry)?),
         None => None,
     };
+    let metrics = Arc::new(smtp_server::metrics::Registry::new());
+    // The relay starts after the server is built: a reload reaches it once it runs.
+    let running: Arc<OnceLock<Commander>> = Arc::new(OnceLock::new());
+    let reload_relay = running.clone();
     let server = Server::builder()
         .config(config)
         .registry(registry.clone())
+        .metrics(metrics.clone())
         .handle_signals(true)
         .reload_from(load)
+        .on_reload(move |config| {
+            if let Some(relay) = reload_relay.get() {
+                reload(relay, config);
+            }
+        })
         .build()
         .map_err(|e| e.to_string())?;
     let spool = server.spool().clone();
@@ -115,6 +127,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             settings.local = LocalHost::new(&names, &addrs);
             let relay = Relay::start(spool.clone(), settings)
                 .map_err(|e| format!("cannot start the relay: {e}"))?;
+            let _ = running.set(relay.commander());
+            super::relay_metrics::register(
+                &metrics,
+                &relay.stats(),
+                &relay.queue_probe(),
+                registry.classifier(),
+            );
             log::info!("relay started: delivering from {}", spool.dir().display());
             Some(relay)
         }
@@ -156,20 +175,50 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// SIGHUP: the relay takes the new routes and retry settings of a configuration the server
+/// accepted (validated already, `[relay]` included). Turning delivery on or off, and the
+/// other `[relay]` keys, take effect at the next start.
+fn reload(relay: &Commander, config: &ServerConfig) {
+    let Some(table) = config.relay_delivery() else {
+        log::warn!(
+            "reload: [relay] removed or enabled = false; delivery goes on until the next start"
+        );
+        return;
+    };
+    match reloadable_settings(config, table) {
+        Ok(settings) => {
+            if !relay.reload(settings) {
+                log::warn!("reload: the relay has stopped; its settings were not changed");
+            }
+        }
+        Err(e) => log::error!("reload: relay settings refused, the running ones stay: {e}"),
+    }
+}
+
+/// What a reload changes of the relay: routes, retry policy, connections per destination,
+/// messages per connection (the rest of the returned settings are defaults, not used).
+fn reloadable_settings(
+    config: &ServerConfig,
+    relay: &smtp_server::config::RelayConfig,
+) -> Result<RelaySettings, String> {
+    let routes = relay.routes().map_err(|e| e.to_string())?;
+    let mut settings = RelaySettings::new(routes, config.effective_hostname());
+    settings.schedule = relay.schedule();
+    settings.messages_per_connection =
+        u32::try_from(relay.messages_per_connection).unwrap_or(u32::MAX);
+    Ok(settings)
+}
+
 /// The relay's settings from the `[relay]` table (and the server's own where they apply).
 fn relay_settings(
     config: &smtp_server::config::ServerConfig,
     relay: &smtp_server::config::RelayConfig,
     registry: &Arc<smtp_server::hooks_api::Registry>,
 ) -> Result<RelaySettings, String> {
-    let routes = relay.routes().map_err(|e| e.to_string())?;
-    let mut settings = RelaySettings::new(routes, config.effective_hostname());
-    settings.schedule = relay.schedule();
+    let mut settings = reloadable_settings(config, relay)?;
     settings.schedule.seed = std::process::id() as u64;
     settings.nameservers = relay.dns.nameservers().map_err(|e| e.to_string())?;
     settings.dns_timeout = relay.dns.timeout.get();
-    settings.messages_per_connection =
-        u32::try_from(relay.messages_per_connection).unwrap_or(u32::MAX);
     settings.shutdown_grace = config
         .timeouts
         .shutdown_grace

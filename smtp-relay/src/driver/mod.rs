@@ -28,6 +28,8 @@ mod hooks;
 mod notify;
 pub mod offline;
 mod outcome;
+mod reload;
+pub mod stats;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
@@ -138,6 +140,10 @@ pub enum Command {
 #[derive(Debug)]
 enum Input {
     Command(Command, Sender<usize>),
+    /// New settings (see [`reload`]).
+    Reload(Box<RelaySettings>),
+    /// A scrape asks for the queue as it stands.
+    Snapshot(stats::SnapshotRequest),
     Shutdown,
 }
 
@@ -155,6 +161,12 @@ impl Commander {
         self.tx.send(Input::Command(command, tx)).ok()?;
         rx.recv_timeout(Duration::from_secs(30)).ok()
     }
+
+    /// Hands new settings to the relay thread (see [`Relay::reload`]); `false` when the
+    /// relay has stopped.
+    pub fn reload(&self, settings: RelaySettings) -> bool {
+        self.tx.send(Input::Reload(Box::new(settings))).is_ok()
+    }
 }
 
 /// A running relay (see the module doc). Dropping it shuts it down.
@@ -162,6 +174,7 @@ impl Commander {
 pub struct Relay {
     tx: Sender<Input>,
     thread: Option<JoinHandle<()>>,
+    stats: stats::RelayStats,
 }
 
 impl Relay {
@@ -183,6 +196,7 @@ impl Relay {
             .map_err(|e| io::Error::other(e.to_string()))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut dns_tx = Vec::with_capacity(DNS_THREADS);
+        let relay_stats = stats::RelayStats::default();
         let (route_tx, route_rx) = crossbeam_channel::unbounded();
         let nameservers = if settings.nameservers.is_empty() {
             dns::system_nameservers()
@@ -193,7 +207,7 @@ impl Relay {
         // thread keeps its own cache and always gets the same domains (by hash), so a
         // domain's answers are cached once.
         for n in 0..DNS_THREADS {
-            let (tx, dns_rx) = crossbeam_channel::unbounded::<String>();
+            let (tx, dns_rx) = crossbeam_channel::unbounded::<reload::DnsRequest>();
             dns_tx.push(tx);
             let dns = DnsThread {
                 routes: settings.routes.clone(),
@@ -203,6 +217,7 @@ impl Relay {
                 seed: settings.schedule.seed ^ 0x9e37_79b9_7f4a_7c15 ^ n as u64,
                 registry: settings.registry.clone(),
                 hostname: settings.hostname.clone(),
+                stats: relay_stats.clone(),
             };
             let (requests, answers) = (dns_rx, route_tx.clone());
             std::thread::Builder::new()
@@ -232,6 +247,8 @@ impl Relay {
             offline: false,
             io: Some(io_pool),
             io_done,
+            stats: relay_stats.clone(),
+            classes_seen: stats::ClassesSeen::new(),
         };
         let thread = std::thread::Builder::new()
             .name("impulse-relay".into())
@@ -239,7 +256,31 @@ impl Relay {
         Ok(Relay {
             tx,
             thread: Some(thread),
+            stats: relay_stats,
         })
+    }
+
+    /// Puts new settings in force for what comes next: routes (the DNS threads' table),
+    /// retry policy, connections per destination, messages per connection. Queued messages
+    /// keep their records and schedules: a new interval applies from a recipient's next
+    /// failure on, a new `max_age` at its next check. The rest of `settings` (host name,
+    /// nameservers, DNS timeout, connections in all, client states, hooks, seed) is not
+    /// read: it changes with a restart.
+    pub fn reload(&self, settings: RelaySettings) {
+        self.commander().reload(settings);
+    }
+
+    /// The relay's counters (deliveries, bounce classes, route lookups, record writes,
+    /// notifications), for a metrics endpoint.
+    pub fn stats(&self) -> stats::RelayStats {
+        self.stats.clone()
+    }
+
+    /// Asks for the queue as it stands (messages and recipients by status, by destination),
+    /// from a scrape: see [`stats::QueueProbe`].
+    pub fn queue_probe(&self) -> stats::QueueProbe {
+        let tx = self.tx.clone();
+        stats::QueueProbe::new(move |request| tx.send(Input::Snapshot(request)).is_ok())
     }
 
     /// Carries out an operator command; returns how many messages it applied to.
@@ -324,7 +365,7 @@ struct Driver {
     deliveries: Receiver<smtp_client::Delivery>,
     commits: Receiver<QueueId>,
     /// The DNS threads' request queues; a domain always goes to the same one.
-    dns: Vec<Sender<String>>,
+    dns: Vec<Sender<reload::DnsRequest>>,
     routes: Receiver<(String, RouteAnswer, TlsPolicy)>,
     inputs: Receiver<Input>,
     tickets: HashMap<Ticket, InFlight>,
@@ -340,6 +381,10 @@ struct Driver {
     io: Option<writer::IoPool>,
     /// Their reports.
     io_done: Receiver<writer::Done>,
+    /// The relay's counters.
+    stats: stats::RelayStats,
+    /// The bounce-class counters this thread counted into before.
+    classes_seen: stats::ClassesSeen,
 }
 
 impl Driver {
@@ -462,8 +507,12 @@ impl Driver {
         }
         while let Ok(done) = self.io_done.try_recv() {
             match done {
-                writer::Done::Persisted(id) => self.scheduler.handle_persisted(id),
+                writer::Done::Persisted(id) => {
+                    self.stats.record_written(true);
+                    self.scheduler.handle_persisted(id);
+                }
                 writer::Done::Failed { id, record, error } => {
+                    self.stats.record_written(false);
                     log::error!("{id}: state record not written ({error}); retrying");
                     self.later(Action::Persist { id, record });
                 }
@@ -476,6 +525,11 @@ impl Driver {
                         self.stopping = Some(Instant::now());
                         self.scheduler.handle_shutdown();
                     }
+                }
+                Input::Reload(settings) => self.reload_settings(*settings),
+                Input::Snapshot(reply) => {
+                    let snap = stats::QueueSnapshot::of(self.scheduler.messages());
+                    let _ = reply.send(Arc::new(snap));
                 }
                 Input::Command(c, reply) => {
                     let n = match &c {
@@ -511,7 +565,8 @@ impl Driver {
                 if !self.dns.is_empty() {
                     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
                     let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&domain);
-                    let _ = self.dns[(hash % self.dns.len() as u64) as usize].send(domain);
+                    let queue = &self.dns[(hash % self.dns.len() as u64) as usize];
+                    let _ = queue.send(reload::DnsRequest::Lookup(domain));
                 }
             }
             // A record saying the message is done would be removed with it at once: the
@@ -561,6 +616,7 @@ impl Driver {
                 match notify::queue(&self.spool, &occasion, meta.as_ref(), &recipients) {
                     Ok(Some(new)) => {
                         log::info!("{id}: sender notification ({kind:?}): {new}");
+                        self.stats.notification(kind);
                         self.scheduler.handle_bounce_queued(id);
                     }
                     Ok(None) => self.scheduler.handle_bounce_queued(id),
@@ -604,12 +660,13 @@ impl Driver {
             .map(|m| wall_clock().since(Timestamp(m.received)).as_secs_f64())
             .unwrap_or(0.0);
         for r in recipients {
-            let status = match r.status.as_str() {
-                "4.4.7" => "expired",
-                "5.0.0" | "5.1.2" | "5.1.10" | "5.4.6" => "bounced",
+            let (status, word) = match r.status.as_str() {
+                "4.4.7" => ("expired", stats::OutcomeWord::Expired),
+                "5.0.0" | "5.1.2" | "5.1.10" | "5.4.6" => ("bounced", stats::OutcomeWord::Bounced),
                 // A next hop's refusal, logged when its delivery came back.
                 _ => continue,
             };
+            self.stats.delivery(word);
             let why = if r.reply.is_empty() {
                 "no attempt"
             } else {
@@ -766,7 +823,15 @@ impl Driver {
             .duration_since(UNIX_EPOCH + Duration::from_secs(arrival))
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        let classifier = registry.map_or_else(smtp_proto::classify::global, |r| r.classifier());
         for (o, r) in report.outcomes.iter().zip(&delivery.outcomes) {
+            let word = stats::OutcomeWord::of(o.verdict());
+            self.stats.delivery(word);
+            if word != stats::OutcomeWord::Sent {
+                let class = classifier.classify_reply_text(o.text()).id;
+                self.stats
+                    .failure_class((word, class), &mut self.classes_seen);
+            }
             let (status, dsn) = outcome::log_words(o, &r.reply);
             log::info!(
                 "{}: to=<{}>, relay={relay}, delay={delay:.1}, delays={:.2}, dsn={dsn}, status={status} ({})",
@@ -849,16 +914,24 @@ struct DnsThread {
     seed: u64,
     registry: Option<Arc<hooks_api::Registry>>,
     hostname: String,
+    stats: stats::RelayStats,
 }
 
 impl DnsThread {
     fn run(
         mut self,
-        requests: Receiver<String>,
+        requests: Receiver<reload::DnsRequest>,
         answers: Sender<(String, RouteAnswer, TlsPolicy)>,
     ) {
         let mut rng = crate::retry::SplitMix64::new(self.seed);
-        for domain in requests {
+        for request in requests {
+            let domain = match request {
+                reload::DnsRequest::Lookup(domain) => domain,
+                reload::DnsRequest::Routes(routes) => {
+                    self.routes = routes;
+                    continue;
+                }
+            };
             let now = Instant::now();
             self.cache.expire(now);
             let mut cached = crate::route::Cached {
@@ -876,6 +949,7 @@ impl DnsThread {
             let registry = self.registry.as_deref();
             let (answer, tls) = hooks::route(registry, &self.hostname, &domain, outcome);
             log::debug!("relay: route for {domain}: {answer:?}");
+            self.stats.lookup(&answer);
             if answers.send((domain, answer, tls)).is_err() {
                 return;
             }

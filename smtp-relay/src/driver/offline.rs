@@ -42,6 +42,8 @@ pub fn apply(spool: &Spool, settings: &RelaySettings, command: &Command) -> Resu
         offline: true,
         io: None,
         io_done: crossbeam_channel::never(),
+        stats: super::stats::RelayStats::default(),
+        classes_seen: super::stats::ClassesSeen::new(),
     };
     // At time zero nothing is due and nothing has expired: only the command acts.
     let ids: Vec<_> = spool

@@ -34,6 +34,8 @@ mod types;
 mod tests;
 #[cfg(test)]
 mod tests_crash;
+#[cfg(test)]
+mod tests_reload;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -432,6 +434,21 @@ impl Scheduler {
     /// The state of a queued message (for `impulse queue list` and `show`).
     pub fn message(&self, id: QueueId) -> Option<&crate::state::MessageState> {
         self.messages.get(&id).map(|m| &m.state)
+    }
+
+    /// Every queued message's state, in no particular order (for a metrics snapshot).
+    pub fn messages(&self) -> impl Iterator<Item = &crate::state::MessageState> {
+        self.messages.values().map(|m| &m.state)
+    }
+
+    /// New settings (a reload): the retry policy applies from each recipient's next failure
+    /// on (a time already set stays) and expiry at each message's next check; the
+    /// connection limit to each new attempt. The jitter generator and its seed stay.
+    pub fn set_config(&mut self, config: ScheduleConfig) {
+        self.config = ScheduleConfig {
+            seed: self.config.seed,
+            ..config
+        };
     }
 
     /// How many messages are queued.

@@ -151,6 +151,10 @@ impl Histogram {
 /// A value read when a scrape renders it.
 type ReadFn<T> = Box<dyn Fn() -> T + Send + Sync>;
 
+/// One sample of a family read at scrape ([`Registry::counter_family_fn`]): its labels and
+/// its value.
+pub type Sample = (Vec<(String, String)>, f64);
+
 /// Where one series' value comes from.
 enum Source {
     Counter(Counter),
@@ -158,6 +162,9 @@ enum Source {
     Histogram(Histogram),
     CounterFn(ReadFn<u64>),
     GaugeFn(ReadFn<f64>),
+    /// Every series of the family at once, with their labels (label sets known only at
+    /// scrape: a queue's destinations, bounce classes seen).
+    Many(ReadFn<Vec<Sample>>),
 }
 
 /// The kind of a family, as `# TYPE` says it.
@@ -370,6 +377,44 @@ impl Registry {
         );
     }
 
+    /// A counter family whose series `read` returns at each scrape, labels and all: for
+    /// label sets known only then (bounce classes seen so far). `read` keeps their number
+    /// bounded and must never block for long (see [`counter_fn`](Self::counter_fn)).
+    /// Samples with an invalid label name, or the label `le`, are left out.
+    pub fn counter_family_fn(
+        &self,
+        name: &str,
+        help: &str,
+        read: impl Fn() -> Vec<Sample> + Send + Sync + 'static,
+    ) {
+        self.register(
+            name,
+            help,
+            Kind::Counter,
+            &[],
+            |_| None::<()>,
+            || ((), Source::Many(Box::new(read))),
+        );
+    }
+
+    /// A gauge family whose series `read` returns at each scrape (see
+    /// [`counter_family_fn`](Self::counter_family_fn)): the queue by destination.
+    pub fn gauge_family_fn(
+        &self,
+        name: &str,
+        help: &str,
+        read: impl Fn() -> Vec<Sample> + Send + Sync + 'static,
+    ) {
+        self.register(
+            name,
+            help,
+            Kind::Gauge,
+            &[],
+            |_| None::<()>,
+            || ((), Source::Many(Box::new(read))),
+        );
+    }
+
     /// Every family in the Prometheus text format 0.0.4 (`# HELP`, `# TYPE`, then its
     /// series), in the order they were registered.
     pub fn render(&self) -> String {
@@ -400,6 +445,14 @@ fn render_series(out: &mut String, name: &str, s: &Series) {
         }
         Source::GaugeFn(read) => {
             let _ = writeln!(out, "{name}{labels} {}", float(read()));
+        }
+        Source::Many(read) => {
+            for (labels, v) in read() {
+                if labels.iter().any(|(k, _)| !valid_name(k) || k == "le") {
+                    continue;
+                }
+                let _ = writeln!(out, "{name}{} {}", label_text(&labels, None), float(v));
+            }
         }
         Source::Histogram(h) => {
             let h = &h.0;
@@ -522,6 +575,25 @@ mod tests {
             assert!(text.contains(line), "{line} in\n{text}");
         }
         assert_eq!(h.count(), 4);
+    }
+
+    #[test]
+    fn families_read_at_scrape_render_every_sample() {
+        let r = Registry::new();
+        r.gauge_family_fn("q", "Queue.", || {
+            vec![
+                (vec![("domain".into(), "a.test".into())], 2.0),
+                (vec![("bad name".into(), "x".into())], 1.0),
+                (vec![("domain".into(), "b\"".into())], 1.0),
+            ]
+        });
+        r.counter_family_fn("c_total", "C.", Vec::new);
+        let text = r.render();
+        assert_eq!(
+            text,
+            "# HELP q Queue.\n# TYPE q gauge\nq{domain=\"a.test\"} 2\nq{domain=\"b\\\"\"} 1\n\
+             # HELP c_total C.\n# TYPE c_total counter\n"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::event_loop::Loop;
 use super::limits::ConnLimits;
 use super::listener::ListenerSpec;
 use super::pool::Pool;
-use super::relay_watch::Watch;
+use super::relay_watch::{RelaySwap, Watch};
 use super::reload::{self, ConfigSource, OnReload, Reloadable, Reloader, Settings};
 use super::{Control, Server, ServerError, ServerHandle};
 use crate::config::{check_auth_hook, ListenerConfig, RelayConfig, ServerConfig};
@@ -289,11 +289,12 @@ impl ServerBuilder {
             None => RelayConfig::default_policy(),
         }));
         factory.relay = Some(relay.clone());
-        let relay_watch = config.relay.as_ref().and_then(|r| {
+        let relay_swap = RelaySwap::new(relay, config.relay.clone());
+        let relay_watch = config.relay.as_ref().map(|r| {
             for warning in r.warnings() {
                 log::warn!("{warning}");
             }
-            Watch::new(r, relay, seen)
+            Watch::new(relay_swap.clone(), seen)
         });
         if let Some(tweak) = self.tweak {
             tweak(&mut factory);
@@ -375,16 +376,19 @@ impl ServerBuilder {
         let loops = config.effective_workers();
         let grace = config.timeouts.shutdown_grace.get();
         let discard = config.spool.discard;
-        let live = Arc::new(Reloadable::new(
-            Settings {
-                factory: factory.clone(),
-                tls,
-            },
-            limits.clone(),
-            config,
-            tls_from_builder,
-            self.on_reload,
-        ));
+        let live = Arc::new(
+            Reloadable::new(
+                Settings {
+                    factory: factory.clone(),
+                    tls,
+                },
+                limits.clone(),
+                config,
+                tls_from_builder,
+                self.on_reload,
+            )
+            .with_relay(relay_swap),
+        );
         let shared = Arc::new(Shared {
             listeners: specs,
             live,

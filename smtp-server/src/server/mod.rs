@@ -33,8 +33,10 @@
 //!   [`ServerBuilder::reload_from`]), through `signal-hook`'s self-pipe.
 //! * **Metrics thread** (`impulse-metrics`, with `[metrics] listen`): answers `GET /metrics`
 //!   ([`crate::metrics::http`]).
-//! * **Recipients watcher** (`impulse-relay-recipients`, only with `[relay] recipients`):
-//!   checks the file once a second and swaps a re-read table into relay control.
+//! * **Recipients watcher** (`impulse-relay-recipients`, when the server starts with a
+//!   `[relay]` table): checks the `recipients` file (the one the table in force names, if
+//!   any) once a second and swaps a re-read table into relay control; a reload swaps in the
+//!   new table at once.
 //!
 //! # Relay control
 //!

@@ -8,17 +8,25 @@
 //! warning in the log), so a half-written file never empties it; write the new file beside
 //! the old one and rename it over.
 //!
-//! What it does not do: anything else of `[relay]` (domains, networks and routes change only
-//! with a restart).
+//! A reload (SIGHUP) puts new relay control in force through [`RelaySwap::put`]: the new
+//! `[relay]` table (domains, networks, the recipients file, read at once) replaces the one
+//! the watcher re-reads the file with, under the same lock, so a file change seen at that
+//! moment can never bring back the old domains.
+//!
+//! What it does not do: delivery settings (the relay's own, `smtp_relay::driver::Relay::reload`),
+//! or watch a recipients file when the server started without a `[relay]` table (a table
+//! added by a reload is put in force, its file is watched from the next start).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::config::{read_recipients, RelayConfig};
+use parking_lot::Mutex;
+use smtp_relay::route::RelayPolicy;
+
+use crate::config::{read_recipients, ConfigError, RelayConfig};
 use crate::factory::RelayControl;
 
 /// How often the file's metadata is checked.
@@ -42,12 +50,45 @@ fn stamp(path: &std::path::Path) -> Option<Stamp> {
     })
 }
 
+/// The relay control every connection consults and the `[relay]` table it came from: what a
+/// reload swaps and the watcher re-reads the recipients file with. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct RelaySwap {
+    control: Arc<RelayControl>,
+    config: Arc<Mutex<Option<RelayConfig>>>,
+}
+
+impl RelaySwap {
+    /// A swap over `control`, whose policy came from `config`.
+    pub(crate) fn new(control: Arc<RelayControl>, config: Option<RelayConfig>) -> RelaySwap {
+        RelaySwap {
+            control,
+            config: Arc::new(Mutex::new(config)),
+        }
+    }
+
+    /// The relay control `config` describes, its recipients file read now (a reload does
+    /// this before it accepts anything: a file that does not load refuses the reload).
+    pub(crate) fn prepare(config: Option<&RelayConfig>) -> Result<RelayPolicy, ConfigError> {
+        match config {
+            Some(r) => r.policy(),
+            None => Ok(RelayConfig::default_policy()),
+        }
+    }
+
+    /// Puts `policy` (from [`prepare`](Self::prepare)) in force, with `config` as the table
+    /// the watcher reads the file with from now on.
+    pub(crate) fn put(&self, config: Option<RelayConfig>, policy: RelayPolicy) {
+        let mut slot = self.config.lock();
+        self.control.replace(policy);
+        *slot = config;
+    }
+}
+
 /// What the watcher needs, prepared when the server is built (the file read once then).
 #[derive(Debug)]
 pub(crate) struct Watch {
-    config: RelayConfig,
-    path: PathBuf,
-    control: Arc<RelayControl>,
+    swap: RelaySwap,
     seen: Option<Stamp>,
 }
 
@@ -58,34 +99,33 @@ impl Watch {
         stamp(config.recipients.as_deref()?)
     }
 
-    /// A watch over `config`'s recipients file, `None` when it names none; `seen` is the
-    /// version noted before the policy in `control` was read from it.
-    pub(crate) fn new(
-        config: &RelayConfig,
-        control: Arc<RelayControl>,
-        seen: Option<Stamp>,
-    ) -> Option<Watch> {
-        let path = config.recipients.clone()?;
-        Some(Watch {
-            seen,
-            config: config.clone(),
-            path,
-            control,
-        })
+    /// A watch over the recipients file of the table in `swap` (whichever it names at each
+    /// check); `seen` is the version noted before the policy in force was read from it.
+    pub(crate) fn new(swap: RelaySwap, seen: Option<Stamp>) -> Watch {
+        Watch { swap, seen }
     }
 
     /// One check: re-reads the file when it changed. Returns whether a new table is in force.
     fn check(&mut self) -> bool {
-        let now = stamp(&self.path);
+        // Held until the new policy is in force: a reload waits, never overtaken.
+        let slot = self.swap.config.lock();
+        let Some(config) = slot.as_ref() else {
+            return false;
+        };
+        let Some(path) = config.recipients.clone() else {
+            self.seen = None;
+            return false;
+        };
+        let now = stamp(&path);
         if now == self.seen {
             return false;
         }
         self.seen = now;
-        let policy = read_recipients(&self.path).and_then(|t| self.config.policy_with(Some(t)));
+        let policy = read_recipients(&path).and_then(|t| config.policy_with(Some(t)));
         match policy {
             Ok(policy) => {
-                self.control.replace(policy);
-                log::info!("relay recipients reloaded from {}", self.path.display());
+                self.swap.control.replace(policy);
+                log::info!("relay recipients reloaded from {}", path.display());
                 true
             }
             Err(e) => {
@@ -172,7 +212,8 @@ mod tests {
         };
         let seen = Watch::stamp_now(&config);
         let control = Arc::new(RelayControl::new(config.policy().unwrap()));
-        let mut watch = Watch::new(&config, control.clone(), seen).unwrap();
+        let swap = RelaySwap::new(control.clone(), Some(config.clone()));
+        let mut watch = Watch::new(swap.clone(), seen);
         assert!(!watch.check(), "unchanged");
         assert!(accepts(&control, "<alice@example.org>"));
         assert!(!accepts(&control, "<bob@example.org>"));
@@ -191,6 +232,29 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         assert!(!watch.check(), "nor a missing one");
         assert!(accepts(&control, "<bob@example.org>"));
+
+        // A reload: new domains, the file read at once, and watched from then on.
+        std::fs::write(&file, "carol@example.net\n").unwrap();
+        let reloaded = RelayConfig {
+            domains: vec!["example.net".into()],
+            recipients: Some(file.clone()),
+            ..RelayConfig::default()
+        };
+        let policy = RelaySwap::prepare(Some(&reloaded)).unwrap();
+        swap.put(Some(reloaded), policy);
+        assert!(accepts(&control, "<carol@example.net>"));
+        assert!(
+            !accepts(&control, "<bob@example.org>"),
+            "the old domains are gone"
+        );
+        std::fs::write(&next, "carol@example.net\ndave@example.net\n").unwrap();
+        std::fs::rename(&next, &file).unwrap();
+        assert!(watch.check());
+        assert!(accepts(&control, "<dave@example.net>"));
+        assert!(
+            !accepts(&control, "<alice@example.org>"),
+            "nor come back with the file"
+        );
     }
 
     #[test]
@@ -204,7 +268,8 @@ mod tests {
             ..RelayConfig::default()
         };
         let control = Arc::new(RelayControl::new(config.policy().unwrap()));
-        let watcher = Watch::new(&config, control, None).unwrap().start().unwrap();
+        let swap = RelaySwap::new(control, Some(config));
+        let watcher = Watch::new(swap, None).start().unwrap();
         watcher.stop();
     }
 }

@@ -14,7 +14,9 @@
 //!
 //! What it does not reload: the listeners, loop and pool threads, the spool, the host
 //! name, the plugins and `[metrics]` (a warning names a changed key: it takes effect at
-//! the next start), nor `timeouts.shutdown_grace`. Subsystems beside the server (the relay)
+//! the next start), nor `timeouts.shutdown_grace`. Relay control (`[relay] domains`,
+//! `networks`, `recipients`) takes its new table at once, for every RCPT from then on; a
+//! recipients file that does not load refuses the reload like any other error. Subsystems beside the server (the relay)
 //! receive each accepted configuration through
 //! [`ServerBuilder::on_reload`](crate::server::ServerBuilder::on_reload).
 
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::limits::ConnLimits;
+use super::relay_watch::RelaySwap;
 use super::ServerError;
 use crate::config::{BareLineEndingPolicy, ServerConfig};
 use crate::factory::FactoryConfig;
@@ -59,6 +62,8 @@ pub(crate) struct Reloadable {
     /// [`ServerBuilder::tls`]: crate::server::ServerBuilder::tls
     tls_from_builder: bool,
     subscribers: Vec<OnReload>,
+    /// Relay control, swapped by each reload (`None`: an embedder's test server without it).
+    relay: Option<RelaySwap>,
 }
 
 impl std::fmt::Debug for Reloadable {
@@ -85,7 +90,14 @@ impl Reloadable {
             config: Mutex::new(config),
             tls_from_builder,
             subscribers,
+            relay: None,
         }
+    }
+
+    /// Reloads swap `relay` too.
+    pub(crate) fn with_relay(mut self, relay: RelaySwap) -> Reloadable {
+        self.relay = Some(relay);
+        self
     }
 
     /// The current settings and their generation.
@@ -112,6 +124,7 @@ impl Reloadable {
             _ if self.tls_from_builder => old.tls.clone(),
             _ => None,
         };
+        let relay = RelaySwap::prepare(config.relay.as_ref())?;
         let mut factory = FactoryConfig::clone(&old.factory);
         apply(&mut factory, &config, tls.is_some());
         let mut running = self.config.lock();
@@ -132,6 +145,9 @@ impl Reloadable {
             l.exempt_loopback,
             l.connection_rate_per_ip,
         );
+        if let Some(swap) = &self.relay {
+            swap.put(config.relay.clone(), relay);
+        }
         for subscriber in &self.subscribers {
             subscriber(&config);
         }

@@ -1,0 +1,138 @@
+//! The relay's figures on `impulse serve`'s metrics endpoint: the relay keeps its counters
+//! ([`RelayStats`]) and answers queue snapshots ([`QueueProbe`]); this registers both as
+//! read-at-scrape metrics in the server's registry, so nothing is counted twice and no
+//! scrape-side code runs on the relay's threads but the snapshot itself. Every name is listed
+//! in docs/OPERATIONS.md.
+//!
+//! What it does not do: count (the relay does), or reach the relay when it is off (then none
+//! of these metrics exist).
+
+use smtp_relay::driver::stats::{
+    QueueProbe, QueueSnapshot, RelayStats, LOOKUP_RESULTS, NOTIFICATIONS, OUTCOMES, QUEUE_STATUSES,
+};
+use smtp_server::metrics::{Registry, Sample};
+
+fn sample(labels: &[(&str, &str)], v: f64) -> Sample {
+    let labels = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    (labels, v)
+}
+
+/// Registers the relay's metrics in `registry`; `classifier` names the bounce classes.
+pub fn register(
+    registry: &Registry,
+    stats: &RelayStats,
+    probe: &QueueProbe,
+    classifier: &'static smtp_proto::classify::Registry,
+) {
+    let queue = |name: &str, help: &str, pick: fn(&QueueSnapshot) -> [u64; 3]| {
+        let probe = probe.clone();
+        registry.gauge_family_fn(name, help, move || {
+            let counts = pick(&probe.snapshot());
+            QUEUE_STATUSES
+                .iter()
+                .zip(counts)
+                .map(|(status, n)| sample(&[("status", status)], n as f64))
+                .collect()
+        });
+    };
+    queue(
+        "impulse_relay_queue_messages",
+        "Messages in the relay's queue, by status (held; else deferred when a recipient is; else pending), from a snapshot taken at scrape.",
+        |s| s.messages,
+    );
+    queue(
+        "impulse_relay_queue_recipients",
+        "Recipients not yet delivered or bounced, by status (pending, deferred, held), from a snapshot taken at scrape.",
+        |s| s.recipients,
+    );
+    let probe_d = probe.clone();
+    registry.gauge_family_fn(
+        "impulse_relay_queue_destination_recipients",
+        "Recipients not yet delivered or bounced, by destination domain: the 20 largest, the rest summed as domain=\"_other\".",
+        move || {
+            probe_d
+                .snapshot()
+                .destinations
+                .iter()
+                .map(|(d, n)| sample(&[("domain", d)], *n as f64))
+                .collect()
+        },
+    );
+    let s = stats.clone();
+    registry.counter_family_fn(
+        "impulse_relay_deliveries_total",
+        "Recipient outcomes, one per delivery log line, by its status= word (sent, deferred, bounced, expired).",
+        move || {
+            OUTCOMES
+                .iter()
+                .zip(s.deliveries())
+                .map(|(o, n)| sample(&[("outcome", o)], n as f64))
+                .collect()
+        },
+    );
+    let s = stats.clone();
+    registry.counter_family_fn(
+        "impulse_relay_delivery_failures_total",
+        "Recipients a next hop deferred or bounced (connection failures included), by outcome and bounce class.",
+        move || {
+            s.failure_classes()
+                .into_iter()
+                .map(|((outcome, class), n)| {
+                    let id = class.to_string();
+                    let name = classifier.for_id(class).map_or("", |c| c.name);
+                    sample(
+                        &[
+                            ("outcome", outcome.as_str()),
+                            ("class", &id),
+                            ("class_name", name),
+                        ],
+                        n as f64,
+                    )
+                })
+                .collect()
+        },
+    );
+    let s = stats.clone();
+    registry.counter_family_fn(
+        "impulse_relay_dns_lookups_total",
+        "Route lookups of destination domains (static routes, MX and A/AAAA through the cache), by result.",
+        move || {
+            LOOKUP_RESULTS
+                .iter()
+                .zip(s.lookups())
+                .map(|(r, n)| sample(&[("result", r)], n as f64))
+                .collect()
+        },
+    );
+    for (result, ok) in [("ok", true), ("failed", false)] {
+        let s = stats.clone();
+        registry.counter_fn(
+            "impulse_relay_state_writes_total",
+            "Per-recipient state records written to the spool, by result (a failed write is retried).",
+            &[("result", result)],
+            move || {
+                let (good, bad) = s.records();
+                if ok {
+                    good
+                } else {
+                    bad
+                }
+            },
+        );
+    }
+    let s = stats.clone();
+    registry.counter_family_fn(
+        "impulse_relay_notifications_total",
+        "Delivery status notifications committed to the spool, by kind (failed, delayed, relayed).",
+        move || {
+            NOTIFICATIONS
+                .iter()
+                .zip(s.notifications())
+                .map(|(k, n)| sample(&[("kind", k)], n as f64))
+                .collect()
+        },
+    );
+}
