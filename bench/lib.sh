@@ -348,3 +348,31 @@ hosts = ["$4"]
 tls = "none"
 EOF
 }
+
+# thread_cpu PID: CPU time (user+system, ms) of PID's live threads so far, summed by thread
+# name (trailing digits dropped: spool-sync-0..15 are one line), one "NAME MS THREADS" line
+# each, the busiest first.
+thread_cpu() {
+    python3 - "$1" <<'PY'
+import collections, os, sys
+pid = sys.argv[1]
+tck = os.sysconf("SC_CLK_TCK")
+ms, n = collections.Counter(), collections.Counter()
+try:
+    tids = os.listdir(f"/proc/{pid}/task")
+except OSError:
+    tids = []
+for tid in tids:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            head, rest = f.read().rsplit(")", 1)
+    except OSError:
+        continue
+    name = head.split("(", 1)[1].rstrip("0123456789").rstrip("-") or "?"
+    fields = rest.split()
+    ms[name] += (int(fields[11]) + int(fields[12])) * 1000 // tck
+    n[name] += 1
+for name, v in ms.most_common():
+    print(name, v, n[name])
+PY
+}

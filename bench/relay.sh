@@ -225,6 +225,11 @@ printf '| %-26s | %9s | %9s | %8s |\n' "accepting (msgs/s)" "${ia:-n/a}" "${pa:-
 printf '| %-26s | %9s | %9s | %8s |\n' "server CPU (us/msg)" "${ic:-n/a}" "${pc:-n/a}" "$(ratio "$ic" "$pc")"
 echo "(end-to-end target: impulse >= 3x postfix; every queue drains)"
 [ -n "$HWM" ] && echo "impulse peak RSS (VmHWM) after the last run: $(mib "$HWM") MiB"
+if [ -n "$IMPULSE_PID" ]; then
+    total=$(( ${#E2E[impulse]} > 0 ? ROUNDS * COUNT : 0 ))
+    echo "impulse CPU by thread over all rounds (ms, us per message, threads):"
+    thread_cpu "$IMPULSE_PID" | awk -v m="$total" '$2 > 0 { printf "  %-18s %7d ms %6.0f us/msg  (%d)\n", $1, $2, m ? $2 * 1000 / m : 0, $3 }'
+fi
 fails=0
 for k in "${!NOTE[@]}"; do
     echo "NOTE $k: ${NOTE[$k]}"

@@ -128,7 +128,7 @@ rss=$(mem_kib "$SERVER" VmRSS)
 hwm=$(mem_kib "$SERVER" VmHWM)
 disk=$(du -sk "$SPOOL" | cut -f1)
 deferred_lines=$(grep -c 'status=deferred' "$WORK/log.1")
-down_lines=$(grep -ci 'marked down' "$WORK/log.1")
+refused_lines=$(grep -c 'Connection refused' "$WORK/log.1")
 st=$(statuses)
 [ "$queued" != "$COUNT" ] && { say "  NOTE: $queued messages in queue/, $COUNT sent"; fails=$((fails + 1)); }
 
@@ -155,7 +155,7 @@ echo ""
 echo "$COUNT messages of $SIZE bytes queued for a refusing next hop:"
 echo "  spool: $queued in queue/, $records state records, $(mib "$disk") MiB on disk"
 echo "  queue list: $st"
-echo "  log: $deferred_lines status=deferred lines, $down_lines lines saying marked down"
+echo "  log: $deferred_lines status=deferred lines, $refused_lines lines saying Connection refused (the next hop is marked down after the first: the others wait, pending, no attempt counted)"
 echo "  impulse VmRSS $(mib "$rss") MiB (VmHWM $(mib "$hwm") MiB; $(mib "$rss0") MiB before any message)  (target < 256 MB)"
 echo "kill -9 and restart on the same spool:"
 echo "  banner answered after $(secs "$tk" "$tb") s  (target < 5 s)"
