@@ -130,6 +130,7 @@ disk=$(du -sk "$SPOOL" | cut -f1)
 deferred_lines=$(grep -c 'status=deferred' "$WORK/log.1")
 refused_lines=$(grep -c 'Connection refused' "$WORK/log.1")
 st=$(statuses)
+threads=$(thread_cpu "$SERVER" | awk -v m="$COUNT" '$2 > 0 { printf "  %-18s %7d ms %6.0f us/msg  (%d)\n", $1, $2, $2 * 1000 / m, $3 }')
 [ "$queued" != "$COUNT" ] && { say "  NOTE: $queued messages in queue/, $COUNT sent"; fails=$((fails + 1)); }
 
 # ---------------------------------------------------------------- kill -9 and restart
@@ -157,6 +158,8 @@ echo "  spool: $queued in queue/, $records state records, $(mib "$disk") MiB on 
 echo "  queue list: $st"
 echo "  log: $deferred_lines status=deferred lines, $refused_lines lines saying Connection refused (the next hop is marked down after the first: the others wait, pending, no attempt counted)"
 echo "  impulse VmRSS $(mib "$rss") MiB (VmHWM $(mib "$hwm") MiB; $(mib "$rss0") MiB before any message)  (target < 256 MB)"
+echo "  impulse CPU by thread while queueing (ms, us per message, threads):"
+echo "$threads"
 echo "kill -9 and restart on the same spool:"
 echo "  banner answered after $(secs "$tk" "$tb") s  (target < 5 s)"
 if [ -n "$tr" ]; then

@@ -222,10 +222,7 @@ impl Scheduler {
     /// its attempts end once the slot has found a batch that goes out or no batch is left.
     pub(super) fn release_slot(&mut self, dest: &Destination) {
         let mut waiting_for_hops = Vec::new();
-        loop {
-            let Some(slots) = self.slots.get_mut(dest) else {
-                break;
-            };
+        while let Some(slots) = self.slots.get_mut(dest) {
             slots.active = slots.active.saturating_sub(1);
             let Some((id, recipients)) = slots.waiting.pop_front() else {
                 if slots.active == 0 {
