@@ -376,3 +376,27 @@ for name, v in ms.most_common():
     print(name, v, n[name])
 PY
 }
+
+# loop_fs_mount DIR: mounts a fresh journalled ext4 (mkfs defaults, an 8 GiB sparse image in
+# /tmp, loop device; root) on the empty directory DIR and sets LOOP_IMG; the same file system
+# for every run, with no other process's files and no recently deleted inodes. Returns 1
+# (and removes the image) when it cannot.
+LOOP_IMG=""
+loop_fs_mount() {
+    LOOP_IMG=$(mktemp /tmp/impulse-bench-fs.XXXXXX)
+    if ! { truncate -s 8G "$LOOP_IMG" && mkfs.ext4 -q -F "$LOOP_IMG" && mount -o loop "$LOOP_IMG" "$1"; }; then
+        say "BENCH_FS=loop: cannot make or mount an ext4 image (needs root, mkfs.ext4, loop devices)"
+        rm -f "$LOOP_IMG"
+        LOOP_IMG=""
+        return 1
+    fi
+}
+
+# loop_fs_umount DIR: unmounts what loop_fs_mount mounted on DIR and removes the image and DIR.
+loop_fs_umount() {
+    [ -n "$LOOP_IMG" ] || return 0
+    umount "$1" 2>/dev/null || { sleep 1; umount "$1"; }
+    rm -f "$LOOP_IMG"
+    rmdir "$1"
+    LOOP_IMG=""
+}

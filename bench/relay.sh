@@ -20,6 +20,8 @@
 #   BENCH_TIMEOUT=S   give up on one smtp-source run after S seconds (default 300), and on a
 #                     delivery that made no progress for 60 s
 #   BENCH_NO_BUILD=1  use the existing release binary (CARGO_TARGET_DIR or target/)
+#   BENCH_FS=loop     put the work dir (spools, Postfix's queue, logs) on a fresh 8 GiB (sparse)
+#                     journalled ext4 image, loop-mounted (root); default: a temp dir under /tmp
 #   BENCH_KEEP=1      keep the temp dir (spool, logs, Postfix's queue and maillog)
 #   BENCH_SERVERS     space-separated subset of: impulse postfix
 #   RUST_LOG          impulse's log level (default info: one line per delivery, to a file)
@@ -59,6 +61,10 @@ build_impulse || { say "cannot build impulse"; exit 2; }
 
 raise_nofile 65536
 WORK=$(mktemp -d /tmp/impulse-relay-bench.XXXXXX)
+if [ "${BENCH_FS:-}" = loop ] && ! loop_fs_mount "$WORK"; then
+    rmdir "$WORK"
+    exit 2
+fi
 chmod 755 "$WORK" # Postfix's unprivileged daemons must reach their queue directory
 PIDS=()
 POSTFIX_DIR=""
@@ -72,7 +78,13 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+    if [ -n "$LOOP_IMG" ]; then
+        loop_fs_umount "$WORK"
+    elif [ "${BENCH_KEEP:-0}" = 1 ]; then
+        say "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -140,7 +152,7 @@ say "impulse relay benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "postfix: Postfix $(postconf -d -h mail_version 2>/dev/null || echo '?'); impulse: $IMPULSE"
-say "work dir: $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2 " " $1}'))"
+say "work dir: $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2 " " $1}')$([ -n "$LOOP_IMG" ] && echo ", fresh loop-mounted image"))"
 say "sink: smtp-sink -c on 127.0.0.1:$SINK_PORT"
 for s in "${ACTIVE[@]}"; do say "  $s on 127.0.0.1:${PORT[$s]}"; done
 
@@ -226,7 +238,8 @@ printf '| %-26s | %9s | %9s | %8s |\n' "server CPU (us/msg)" "${ic:-n/a}" "${pc:
 echo "(end-to-end target: impulse >= 3x postfix; every queue drains)"
 [ -n "$HWM" ] && echo "impulse peak RSS (VmHWM) after the last run: $(mib "$HWM") MiB"
 if [ -n "$IMPULSE_PID" ]; then
-    total=$(( ${#E2E[impulse]} > 0 ? ROUNDS * COUNT : 0 ))
+    total=0
+    [ -n "${E2E[impulse]:-}" ] && total=$((ROUNDS * COUNT))
     echo "impulse CPU by thread over all rounds (ms, us per message, threads):"
     thread_cpu "$IMPULSE_PID" | awk -v m="$total" '$2 > 0 { printf "  %-18s %7d ms %6.0f us/msg  (%d)\n", $1, $2, m ? $2 * 1000 / m : 0, $3 }'
 fi

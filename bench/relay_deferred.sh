@@ -18,6 +18,8 @@
 #   BENCH_TIMEOUT=S   give up on smtp-source after S seconds (default 600) and on the settling
 #                     or the reload after S seconds
 #   BENCH_NO_BUILD=1  use the existing release binary (CARGO_TARGET_DIR or target/)
+#   BENCH_FS=loop     put the work dir (spool, logs) on a fresh 8 GiB (sparse)
+#                     journalled ext4 image, loop-mounted (root); default: a temp dir under /tmp
 #   BENCH_KEEP=1      keep the temp dir (spool, logs)
 #   RUST_LOG          impulse's log level (default info, to a file)
 #
@@ -49,6 +51,10 @@ build_impulse || { say "cannot build impulse"; exit 2; }
 
 raise_nofile 65536
 WORK=$(mktemp -d /tmp/impulse-deferred-bench.XXXXXX)
+if [ "${BENCH_FS:-}" = loop ] && ! loop_fs_mount "$WORK"; then
+    rmdir "$WORK"
+    exit 2
+fi
 SERVER=""
 cleanup() {
     if [ -n "$SERVER" ]; then
@@ -57,7 +63,13 @@ cleanup() {
         kill -KILL "$SERVER" 2>/dev/null
         wait "$SERVER" 2>/dev/null
     fi
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+    if [ -n "$LOOP_IMG" ]; then
+        loop_fs_umount "$WORK"
+    elif [ "${BENCH_KEEP:-0}" = 1 ]; then
+        say "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -105,7 +117,7 @@ print(len(msgs), "messages;", ", ".join(f"{k} {v}" for k, v in sorted(c.items())
 say "impulse deferred-queue benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-say "work dir: $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2 " " $1}')); impulse on 127.0.0.1:$PORT, next hop 127.0.0.1:$CLOSED (closed)"
+say "work dir: $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2 " " $1}')$([ -n "$LOOP_IMG" ] && echo ", fresh loop-mounted image")); impulse on 127.0.0.1:$PORT, next hop 127.0.0.1:$CLOSED (closed)"
 
 start "$WORK/log.1"
 wait_port "$PORT" 30 || { say "impulse did not start: $(tail -5 "$WORK/log.1")"; exit 1; }
