@@ -146,105 +146,31 @@ start_sink() {
     wait_port "$port" 10 || { say "smtp-sink did not start: $(cat "$WORK/smtp-sink.log")"; return 1; }
 }
 
-# A private Postfix instance: own main.cf/master.cf, queue and data directories under $WORK,
-# smtpd on 127.0.0.1:PORT only, every message put on HOLD (cleanup writes it to
-# queue/hold/ and fsyncs it before smtpd answers 250; nothing is delivered).
+# A private Postfix instance (lib.sh's postfix_start): own main.cf/master.cf, queue and data
+# directories under $WORK, smtpd on 127.0.0.1:PORT only, every message put on HOLD (cleanup
+# writes it to queue/hold/ and fsyncs it before smtpd answers 250; nothing is delivered).
 start_postfix() {
-    local why=""
-    local postfix_bin postconf_bin
-    postfix_bin=$(find_tool postfix) || why="the postfix command is missing (apt-get install postfix)"
-    postconf_bin=$(find_tool postconf) || why=${why:-"postconf is missing"}
-    [ -z "$why" ] && [ "$(id -u)" != 0 ] && why="Postfix's master must be started as root"
-    [ -z "$why" ] && ! id postfix >/dev/null 2>&1 && why="no 'postfix' user (the Debian package creates it)"
-    [ -z "$why" ] && ! getent group postdrop >/dev/null 2>&1 && why="no 'postdrop' group"
+    local why port dir=$WORK/postfix
+    why=$(postfix_unavailable)
     if [ -n "$why" ]; then
         loud "POSTFIX SMTPD CANNOT BE STARTED: $why" "the postfix-hold column is skipped; the rest still runs"
         return 1
     fi
-    local port dir=$WORK/postfix
     port=$(free_port)
-    mkdir -p "$dir/conf" "$dir/queue" "$dir/data"
-    chown postfix "$dir/data"
-    cat >"$dir/conf/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = $dir/maillog
-maillog_file_prefixes = $dir
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix-bench.localdomain
-mydomain = localdomain
-myorigin = \$myhostname
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtpd_relay_restrictions = permit_mynetworks, reject
-# Keep every message: the HOLD action of an access table that matches every client.
-smtpd_client_restrictions = check_client_access static:HOLD
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-disable_dns_lookups = yes
-biff = no
-# Nothing is ever delivered here, so arrival must not wait for delivery tokens.
-in_flow_delay = 0
-EOF
-    cat >"$dir/conf/master.cf" <<EOF
-127.0.0.1:$port inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
     POSTFIX_CONF=$dir/conf
-    POSTFIX_BIN=$postfix_bin
-    if ! "$postfix_bin" -c "$dir/conf" start >"$dir/start.log" 2>&1 || ! wait_port "$port" 20; then
-        loud "POSTFIX SMTPD COULD NOT BE STARTED on 127.0.0.1:$port" \
-            "$(cat "$dir/start.log" 2>/dev/null) $(tail -5 "$dir/maillog" 2>/dev/null)" \
-            "the postfix-hold column is skipped; the rest still runs"
+    if ! postfix_start "$dir" "$port" "# Keep every message: the HOLD action of an access table that matches every client.
+smtpd_client_restrictions = check_client_access static:HOLD
+# Nothing is ever delivered here, so arrival must not wait for delivery tokens.
+in_flow_delay = 0"; then
+        loud "the postfix-hold column is skipped; the rest still runs"
         return 1
     fi
     PORT[postfix-hold]=$port
-    CPU_PID[postfix-hold]=$(tr -d ' ' <"$dir/queue/pid/master.pid" 2>/dev/null)
+    CPU_PID[postfix-hold]=$(postfix_master_pid "$dir")
 }
 
 stop_postfix() {
-    local dir=$WORK/postfix pidfile master
-    pidfile=$dir/queue/pid/master.pid
-    master=$(tr -d ' ' <"$pidfile" 2>/dev/null)
-    "$POSTFIX_BIN" -c "$POSTFIX_CONF" stop >/dev/null 2>&1
-    if [ -n "$master" ]; then
-        for _ in $(seq 100); do
-            kill -0 "$master" 2>/dev/null || break
-            # a defunct master (no parent reaps it) counts as stopped
-            grep -q '^State:.*Z' "/proc/$master/status" 2>/dev/null && break
-            sleep 0.1
-        done
-        if kill -0 "$master" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$master/status" 2>/dev/null; then
-            "$POSTFIX_BIN" -c "$POSTFIX_CONF" abort >/dev/null 2>&1
-            kill -KILL "$master" 2>/dev/null
-        fi
-    fi
+    postfix_stop "$WORK/postfix"
     POSTFIX_CONF=""
 }
 

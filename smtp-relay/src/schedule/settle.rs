@@ -171,9 +171,19 @@ impl Scheduler {
     }
 
     /// Hands one batch to the driver (its slot is taken), leaving out next hops marked down;
-    /// when every next hop is down the message waits for the first to come back, and no
-    /// attempt is counted.
+    /// when every next hop is down the message waits for the first to come back, its slot
+    /// goes to the next waiting batch, and no attempt is counted.
     fn send(&mut self, id: QueueId, dest: Destination, recipients: Vec<u32>) {
+        if !self.try_send(id, &dest, recipients) {
+            self.release_slot(&dest);
+            self.attempt_finished_without_report(id);
+        }
+    }
+
+    /// [`Self::send`] without the slot's release when every next hop is down (`false`: the
+    /// message waits for the first to come back; the caller gives the slot on and ends the
+    /// attempt).
+    fn try_send(&mut self, id: QueueId, dest: &Destination, recipients: Vec<u32>) -> bool {
         let now = self.now;
         let up: Vec<NextHop> = dest.iter().filter(|h| !self.is_down(h)).cloned().collect();
         if up.is_empty() {
@@ -186,9 +196,7 @@ impl Scheduler {
                 m.wait_until = Some(m.wait_until.map_or(back, |w| w.min(back)));
                 m.last_hops = Some(dest.clone());
             }
-            self.release_slot(&dest);
-            self.attempt_finished_without_report(id);
-            return;
+            return false;
         }
         let hops: Destination = if up.len() == dest.len() {
             dest.clone()
@@ -198,34 +206,42 @@ impl Scheduler {
         let attempt = AttemptId(self.next_attempt_id);
         self.next_attempt_id += 1;
         self.in_flight
-            .insert(attempt, (id, dest, recipients.clone()));
+            .insert(attempt, (id, dest.clone(), recipients.clone()));
         self.actions.push_back(Action::Deliver {
             attempt,
             hops,
             id,
             recipients,
         });
+        true
     }
 
     /// A slot of `dest` is free: the next waiting batch (of a message still queued) takes it.
+    /// A batch whose next hops are all down gives the slot straight on, in this loop (never
+    /// by recursion: a large queue for a down next hop is a long line of such batches), and
+    /// its attempts end once the slot has found a batch that goes out or no batch is left.
     pub(super) fn release_slot(&mut self, dest: &Destination) {
-        loop {
-            let Some(slots) = self.slots.get_mut(dest) else {
-                return;
-            };
+        let mut waiting_for_hops = Vec::new();
+        while let Some(slots) = self.slots.get_mut(dest) {
             slots.active = slots.active.saturating_sub(1);
             let Some((id, recipients)) = slots.waiting.pop_front() else {
                 if slots.active == 0 {
                     self.slots.remove(dest);
                 }
-                return;
+                break;
             };
-            // Taken again by the waiting batch (or given back below for a deleted message).
+            // Taken again by the waiting batch (or given back above for a deleted message or
+            // one whose next hops are all down).
             slots.active += 1;
             if self.messages.contains_key(&id) {
-                self.send(id, dest.clone(), recipients);
-                return;
+                if self.try_send(id, dest, recipients) {
+                    break;
+                }
+                waiting_for_hops.push(id);
             }
+        }
+        for id in waiting_for_hops {
+            self.attempt_finished_without_report(id);
         }
     }
 
@@ -312,5 +328,62 @@ impl Scheduler {
         if let Some(old) = self.messages.get_mut(&id).and_then(|m| m.due.take()) {
             self.due.remove(&(old, id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::tests::{dest, hop, meta, qid, Driver, T0};
+    use super::super::{Action, AttemptReport, RecipientOutcome, RouteAnswer, Scheduler};
+    use crate::schedule::ScheduleConfig;
+
+    fn refused() -> AttemptReport {
+        AttemptReport {
+            outcomes: vec![RecipientOutcome::ConnectionFailed(
+                "connection refused".into(),
+            )],
+            refused: vec![hop(25)],
+            connected: None,
+        }
+    }
+
+    /// 100,000 messages wait for one destination's slots when its next hop goes down: each
+    /// waiting batch finds it down and gives its slot to the next one, in a loop, not one
+    /// stack frame per waiting message (which overflowed the relay thread's stack on the
+    /// restart of a server with a large deferred queue).
+    #[test]
+    fn a_next_hop_going_down_before_a_long_line_of_waiting_batches_does_not_recurse() {
+        const N: u64 = 100_000;
+        let mut s = Scheduler::new(ScheduleConfig::default());
+        let mut d = Driver::default();
+        for n in 1..=N {
+            s.handle_enqueue(qid(n), meta("s@x.test", &["b@target.test"], T0), T0)
+                .unwrap();
+        }
+        d.run(&mut s);
+        s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
+        let attempts: Vec<_> = d
+            .run(&mut s)
+            .iter()
+            .filter_map(|a| match a {
+                Action::Deliver { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attempts.len(), 20, "connections_per_destination");
+        for a in attempts {
+            s.handle_outcome(a, refused());
+            let after = d.run(&mut s);
+            assert!(
+                !after.iter().any(|a| matches!(a, Action::Deliver { .. })),
+                "no Deliver to a down next hop"
+            );
+        }
+        // Every message is still queued, waiting for the down time, none attempted twice.
+        assert!((1..=N).all(|n| s.message(qid(n)).is_some()));
+        assert_eq!(s.message(qid(N)).unwrap().recipients[0].attempts, 0);
+        assert_eq!(s.poll_timeout(), Some(T0.after(Duration::from_secs(300))));
     }
 }
