@@ -160,3 +160,26 @@ proptest! {
         prop_assert!(decode_state(&truncated).is_err());
     }
 }
+
+#[test]
+fn remove_many_takes_messages_and_their_records_in_one_batch() {
+    let fs = MemFs::new();
+    let spool = open_mem(&fs);
+    let a = store(&spool, 1, 100).unwrap();
+    let b = store(&spool, 2, 100).unwrap();
+    let c = store(&spool, 3, 100).unwrap();
+    spool.write_state(a, b"record a").unwrap();
+    spool.write_state(c, b"record c").unwrap();
+    let gone = QueueId::generate();
+    let results = spool.remove_many(&[a, b, gone]);
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(matches!(results[2], Err(SpoolError::NotFound(id)) if id == gone));
+    let left: Vec<QueueId> = spool.list().unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(left, vec![c]);
+    assert_eq!(spool.read_state(a).unwrap(), None);
+    assert_eq!(
+        spool.read_state(c).unwrap().as_deref(),
+        Some(&b"record c"[..])
+    );
+    assert!(spool.remove_many(&[]).is_empty());
+}

@@ -67,9 +67,16 @@ impl IoPool {
 }
 
 fn run(spool: &Spool, jobs: &Receiver<Job>, done: &Sender<Done>) {
-    for job in jobs {
+    // Removals waiting for their batch: every one queued right now goes in one
+    // `remove_many` (two directory syncs for all of them).
+    let mut batch: Vec<QueueId> = Vec::new();
+    let mut next = jobs.recv().ok();
+    while let Some(job) = next.take() {
         match job {
+            Job::Remove { id } => batch.push(id),
             Job::Persist { id, record } => {
+                // A message's jobs keep their order: removals queued before go first.
+                remove(spool, &mut batch);
                 let report = match spool.write_state(id, &record) {
                     Ok(()) => Done::Persisted(id),
                     Err(e) => Done::Failed {
@@ -82,10 +89,28 @@ fn run(spool: &Spool, jobs: &Receiver<Job>, done: &Sender<Done>) {
                     return;
                 }
             }
-            Job::Remove { id } => match spool.remove(id) {
-                Ok(()) | Err(SpoolError::NotFound(_)) => log::info!("{id}: removed"),
-                Err(e) => log::error!("{id}: not removed: {e}"),
-            },
+        }
+        next = match jobs.try_recv() {
+            Ok(job) => Some(job),
+            Err(_) => {
+                remove(spool, &mut batch);
+                jobs.recv().ok()
+            }
+        };
+    }
+    remove(spool, &mut batch);
+}
+
+/// Removes the batch's messages and their records, durably, and logs each.
+fn remove(spool: &Spool, batch: &mut Vec<QueueId>) {
+    if batch.is_empty() {
+        return;
+    }
+    for (id, result) in batch.iter().zip(spool.remove_many(batch)) {
+        match result {
+            Ok(()) | Err(SpoolError::NotFound(_)) => log::info!("{id}: removed"),
+            Err(e) => log::error!("{id}: not removed: {e}"),
         }
     }
+    batch.clear();
 }
