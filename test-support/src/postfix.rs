@@ -8,7 +8,7 @@
 //!
 //! Postfix's master must start as root and needs the `postfix` user and the `postdrop`
 //! group: without them (or without Postfix) [`Postfix::start`] returns `None` after
-//! [`missing`](crate::peers::missing) (a loud SKIPPED, a failure when `CI` is set). It uses
+//! [`missing`] (a loud SKIPPED, a failure when `CI` is set). It uses
 //! nothing of the system's Postfix configuration and no DNS; it listens on loopback only.
 
 use std::io::Write;
