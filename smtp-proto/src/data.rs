@@ -34,12 +34,14 @@
 
 mod decoder;
 mod encoder;
+mod raw;
 
 pub use decoder::{
     BareLineEndings, DataDecoder, DataProgress, DataStats, REPLY_BARE_LINE_ENDING,
     REPLY_SIZE_EXCEEDED,
 };
 pub use encoder::{dot_stuff, DotStuffer};
+pub use raw::RawScanner;
 
 #[cfg(test)]
 mod tests {

@@ -322,33 +322,50 @@ impl DataDecoder {
 
     /// Passes `bytes` on, within the size limit, and counts them.
     fn emit<F: FnMut(&[u8])>(&mut self, sink: &mut F, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let len = bytes.len() as u64;
-        let room = self.max_size.saturating_sub(self.stats.size);
-        self.stats.size = self.stats.size.saturating_add(len);
-        if len <= room {
-            sink(bytes);
-        } else {
-            self.stats.size_exceeded = true;
-            if room > 0 {
-                // `room < len`, so it fits in usize.
-                sink(&bytes[..room as usize]);
-            }
-        }
+        emit_within(&mut self.stats, self.max_size, sink, bytes);
     }
 
     /// Records the end of a CR LF-terminated line.
     fn end_line(&mut self) {
-        self.stats.lines += 1;
-        self.stats.longest_line = self.stats.longest_line.max(self.line_len);
-        if self.line_len > self.max_line {
-            self.stats.long_lines += 1;
-        }
-        self.line_len = 0;
+        end_line(&mut self.stats, &mut self.line_len, self.max_line);
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Passes `bytes` to `sink` while `stats.size` stays within `max_size` (cutting the piece that
+/// crosses it), and counts them in `stats.size` either way. Shared by the DATA decoder and the
+/// BDAT scanner ([`super::RawScanner`]).
+pub(super) fn emit_within<F: FnMut(&[u8])>(
+    stats: &mut DataStats,
+    max_size: u64,
+    sink: &mut F,
+    bytes: &[u8],
+) {
+    if bytes.is_empty() {
+        return;
+    }
+    let len = bytes.len() as u64;
+    let room = max_size.saturating_sub(stats.size);
+    stats.size = stats.size.saturating_add(len);
+    if len <= room {
+        sink(bytes);
+    } else {
+        stats.size_exceeded = true;
+        if room > 0 {
+            // `room < len`, so it fits in usize.
+            sink(&bytes[..room as usize]);
+        }
+    }
+}
+
+/// Counts a finished line of `line_len` bytes (its CR LF included) and starts the next.
+pub(super) fn end_line(stats: &mut DataStats, line_len: &mut u64, max_line: u64) {
+    stats.lines += 1;
+    stats.longest_line = stats.longest_line.max(*line_len);
+    if *line_len > max_line {
+        stats.long_lines += 1;
+    }
+    *line_len = 0;
+}

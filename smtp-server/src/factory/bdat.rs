@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use smtp_proto::data::{BareLineEndings, DataStats};
+use smtp_proto::data::{BareLineEndings, RawScanner};
 use smtp_proto::reply::Reply;
 use smtp_proto::status::{EnhancedStatus, ErrorReply};
 
@@ -50,123 +50,10 @@ pub const RCPT_AFTER_BDAT: ErrorReply = ErrorReply::new(
     "Error: RCPT after BDAT in one transaction",
 );
 
-/// Line-ending scan of raw chunk bytes: counts bare CR and bare LF across chunk boundaries,
-/// writes them as CR LF under [`BareLineEndings::Normalize`], and caps the output at the size
-/// limit as the DATA decoder does. A few bytes of state whatever the message size.
-#[derive(Debug)]
-pub(super) struct RawScan {
-    policy: BareLineEndings,
-    max_size: u64,
-    /// The last byte was a CR (already passed on): an LF next makes it a CR LF.
-    after_cr: bool,
-    line_len: u64,
-    stats: DataStats,
-}
-
-impl RawScan {
-    pub(super) fn new(policy: BareLineEndings, max_size: u64) -> RawScan {
-        RawScan {
-            policy,
-            max_size,
-            after_cr: false,
-            line_len: 0,
-            stats: DataStats::default(),
-        }
-    }
-
-    /// Passes `input` on to `sink`, with bare line endings handled by the policy.
-    pub(super) fn feed(&mut self, input: &[u8], sink: &mut impl FnMut(&[u8])) {
-        let normalize = self.policy == BareLineEndings::Normalize;
-        let (mut i, mut run) = (0, 0);
-        while i < input.len() {
-            if self.after_cr {
-                self.after_cr = false;
-                if input[i] == b'\n' {
-                    i += 1;
-                    self.line_len += 1;
-                    self.end_line();
-                    continue;
-                }
-                self.stats.bare_cr += 1;
-                if normalize {
-                    self.emit(sink, &input[run..i]);
-                    self.emit(sink, b"\n");
-                    run = i;
-                }
-                continue;
-            }
-            match memchr::memchr2(b'\r', b'\n', &input[i..]) {
-                None => {
-                    self.line_len += (input.len() - i) as u64;
-                    i = input.len();
-                }
-                Some(p) => {
-                    let at = i + p;
-                    self.line_len += p as u64 + 1;
-                    i = at + 1;
-                    if input[at] == b'\r' {
-                        self.after_cr = true;
-                    } else {
-                        self.stats.bare_lf += 1;
-                        if normalize {
-                            self.emit(sink, &input[run..at]);
-                            self.emit(sink, b"\r");
-                            run = at;
-                        }
-                    }
-                }
-            }
-        }
-        self.emit(sink, &input[run..i]);
-        self.stats.longest_line = self.stats.longest_line.max(self.line_len);
-    }
-
-    /// The last chunk ended: a CR at its very end is a bare CR.
-    pub(super) fn finish(&mut self, sink: &mut impl FnMut(&[u8])) {
-        if std::mem::take(&mut self.after_cr) {
-            self.stats.bare_cr += 1;
-            if self.policy == BareLineEndings::Normalize {
-                self.emit(sink, b"\n");
-            }
-        }
-    }
-
-    pub(super) fn stats(&self) -> &DataStats {
-        &self.stats
-    }
-
-    fn emit(&mut self, sink: &mut impl FnMut(&[u8]), bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let len = bytes.len() as u64;
-        let room = self.max_size.saturating_sub(self.stats.size);
-        self.stats.size = self.stats.size.saturating_add(len);
-        if len <= room {
-            sink(bytes);
-        } else {
-            self.stats.size_exceeded = true;
-            if room > 0 {
-                // `room < len`, so it fits in usize.
-                sink(&bytes[..room as usize]);
-            }
-        }
-    }
-
-    fn end_line(&mut self) {
-        self.stats.lines += 1;
-        self.stats.longest_line = self.stats.longest_line.max(self.line_len);
-        if self.line_len > smtp_proto::limits::MAX_TEXT_LINE as u64 {
-            self.stats.long_lines += 1;
-        }
-        self.line_len = 0;
-    }
-}
-
 /// The message of a transaction that started with BDAT, between and during its chunks.
 #[derive(Debug)]
 pub(super) struct Chunked {
-    scan: RawScan,
+    scan: RawScanner,
     hops: HopCounter,
     doom: Option<Doom>,
     /// Raw octets of the accepted chunks.
@@ -239,7 +126,7 @@ impl Factory {
             None => {
                 // Refused before the message started: keep refusing until RSET.
                 construct.chunks = Some(Box::new(Chunked {
-                    scan: RawScan::new(self.config.bare_line_endings, max),
+                    scan: RawScanner::new(self.config.bare_line_endings, max),
                     hops: HopCounter::default(),
                     doom: None,
                     octets: 0,
@@ -272,7 +159,7 @@ impl Factory {
         };
         if construct.chunks.is_none() {
             construct.chunks = Some(Box::new(Chunked {
-                scan: RawScan::new(self.config.bare_line_endings, self.config.max_message_size),
+                scan: RawScanner::new(self.config.bare_line_endings, self.config.max_message_size),
                 hops: HopCounter::default(),
                 doom: None,
                 octets: 0,
@@ -473,45 +360,6 @@ pub(super) fn is_bdat_line(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scan(policy: BareLineEndings, chunks: &[&[u8]]) -> (Vec<u8>, DataStats) {
-        let mut s = RawScan::new(policy, u64::MAX);
-        let mut out = Vec::new();
-        for c in chunks {
-            s.feed(c, &mut |b: &[u8]| out.extend_from_slice(b));
-        }
-        s.finish(&mut |b: &[u8]| out.extend_from_slice(b));
-        (out, *s.stats())
-    }
-
-    #[test]
-    fn bare_line_endings_are_normalised_across_chunks() {
-        let input: &[u8] = b"a\r\nb\nc\rd\r\n.\n.\r";
-        let want: &[u8] = b"a\r\nb\r\nc\r\nd\r\n.\r\n.\r\n";
-        for cut in 0..=input.len() {
-            let (out, stats) = scan(BareLineEndings::Normalize, &[&input[..cut], &input[cut..]]);
-            assert_eq!(out, want, "cut at {cut}");
-            assert_eq!((stats.bare_cr, stats.bare_lf), (2, 2), "cut at {cut}");
-            assert_eq!(stats.size, want.len() as u64);
-        }
-        let (out, stats) = scan(BareLineEndings::Keep, &[input]);
-        assert_eq!(out, input);
-        assert!(stats.has_bare_line_endings());
-        let (out, stats) = scan(BareLineEndings::Keep, &[b"x\r", b"\ny\r\n"]);
-        assert_eq!(out, b"x\r\ny\r\n");
-        assert!(!stats.has_bare_line_endings());
-        assert_eq!(stats.lines, 2);
-    }
-
-    #[test]
-    fn output_stops_at_the_size_limit() {
-        let mut s = RawScan::new(BareLineEndings::Keep, 4);
-        let mut out = Vec::new();
-        s.feed(b"abcdef", &mut |b: &[u8]| out.extend_from_slice(b));
-        assert_eq!(out, b"abcd");
-        assert!(s.stats().size_exceeded);
-        assert_eq!(s.stats().size, 6);
-    }
 
     #[test]
     fn bdat_lines() {
