@@ -118,6 +118,21 @@ fn an_accepted_message_is_delivered_through_a_static_route_and_logged() {
     ] {
         assert!(line.contains(want), "{want:?} not in {line:?}");
     }
+    // The whole shape, field by field, as the issue gives it:
+    // `ID: to=<rcpt>, relay=host[ip]:port, delay=2.1, dsn=4.2.0, status=deferred (...)`.
+    let fields = line.split("] ").nth(1).unwrap_or(line);
+    let (id, rest) = fields.split_once(": ").unwrap();
+    assert_eq!(id.len(), 20, "{line}");
+    let parts: Vec<&str> = rest.splitn(5, ", ").collect();
+    assert_eq!(parts[0], "to=<b@target.test>");
+    assert_eq!(parts[1], relay);
+    let delay = parts[2].strip_prefix("delay=").unwrap();
+    assert!(
+        delay.parse::<f64>().is_ok() && delay.contains('.'),
+        "{line}"
+    );
+    assert_eq!(parts[3], "dsn=2.0.0");
+    assert_eq!(parts[4], "status=sent (250 2.0.0 Ok: queued)");
 }
 
 #[test]

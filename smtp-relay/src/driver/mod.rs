@@ -341,7 +341,6 @@ struct InFlight {
     id: QueueId,
     hops: Destination,
     recipients: Vec<u32>,
-    started: Instant,
     /// Recipients of the batch the attempt hooks decided (left out of the attempt).
     screen: hooks::Screen,
     /// The envelope sender, and each attempted recipient's `NOTIFY` (for a `relayed`
@@ -784,7 +783,6 @@ impl Driver {
                         id,
                         hops,
                         recipients,
-                        started: Instant::now(),
                         screen,
                         sender,
                         notify,
@@ -832,12 +830,11 @@ impl Driver {
                 self.stats
                     .failure_class((word, class), &mut self.classes_seen);
             }
-            let (status, dsn) = outcome::log_words(o, &r.reply);
+            let (status, dsn) = outcome::log_words(o);
             log::info!(
-                "{}: to=<{}>, relay={relay}, delay={delay:.1}, delays={:.2}, dsn={dsn}, status={status} ({})",
+                "{}: to=<{}>, relay={relay}, delay={delay:.1}, dsn={dsn}, status={status} ({})",
                 flight.id,
                 r.recipient,
-                flight.started.elapsed().as_secs_f64(),
                 o.text(),
             );
         }

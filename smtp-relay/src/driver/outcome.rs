@@ -2,7 +2,7 @@
 //! of the delivery log line.
 
 use smtp_client::{Delivery, OutcomeKind};
-use smtp_proto::Reply;
+use smtp_proto::{EnhancedStatus, Reply};
 
 use crate::schedule::{AttemptReport, Destination, NextHop, RecipientOutcome, Verdict};
 
@@ -86,19 +86,27 @@ pub(crate) fn owe_relayed(
 }
 
 /// The `status=` and `dsn=` words of the log line.
-pub(crate) fn log_words(outcome: &RecipientOutcome, reply: &Reply) -> (&'static str, String) {
-    let status = match outcome.verdict() {
+pub(crate) fn log_words(outcome: &RecipientOutcome) -> (&'static str, String) {
+    let verdict = outcome.verdict();
+    let status = match verdict {
         Verdict::Sent => "sent",
         Verdict::Deferred { .. } => "deferred",
         Verdict::Bounced => "bounced",
     };
-    let dsn = match reply.status() {
-        Some(s) => s.to_string(),
-        None => match reply.code() / 100 {
-            2 => "2.0.0".into(),
-            4 => "4.0.0".into(),
-            _ => "5.0.0".into(),
-        },
-    };
+    // The outcome's own reply (a hook may have changed it), else its class's default.
+    let text = outcome.text();
+    let dsn = text
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(EnhancedStatus::parse)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| {
+            match verdict {
+                Verdict::Sent => "2.0.0",
+                Verdict::Deferred { .. } => "4.0.0",
+                Verdict::Bounced => "5.0.0",
+            }
+            .into()
+        });
     (status, dsn)
 }
