@@ -525,16 +525,7 @@ impl Spool {
     /// Lists the queued messages, oldest first. Reads each file's header, envelope and END
     /// record (not the whole message). Files that fail to parse are skipped with a warning.
     pub fn list(&self) -> Result<Vec<SpoolEntrySummary>, SpoolError> {
-        let shared = &self.inner.shared;
-        let names = shared
-            .io
-            .read_dir(&shared.queue_dir)
-            .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
-        let mut ids: Vec<QueueId> = names
-            .iter()
-            .filter_map(|n| QueueId::parse(n).ok())
-            .collect();
-        ids.sort();
+        let ids = self.queued_ids()?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match self.open_checked(id) {
@@ -561,6 +552,28 @@ impl Spool {
     /// Reads the envelope of a queued message.
     pub fn read_envelope(&self, id: QueueId) -> Result<Envelope, SpoolError> {
         self.open_checked(id).map(|(_, layout, _)| layout.envelope)
+    }
+
+    /// Reads the envelope of a queued message and the size of its message, in one open.
+    pub fn read_envelope_and_size(&self, id: QueueId) -> Result<(Envelope, u64), SpoolError> {
+        self.open_checked(id)
+            .map(|(_, layout, _)| (layout.envelope, layout.body_len))
+    }
+
+    /// The ids of the queued messages, oldest first, from the directory alone (no file is
+    /// opened: a damaged one shows when it is read).
+    pub fn queued_ids(&self) -> Result<Vec<QueueId>, SpoolError> {
+        let shared = &self.inner.shared;
+        let names = shared
+            .io
+            .read_dir(&shared.queue_dir)
+            .map_err(|e| SpoolError::io("read_dir", &shared.queue_dir, e))?;
+        let mut ids: Vec<QueueId> = names
+            .iter()
+            .filter_map(|n| QueueId::parse(n).ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// Opens the stored message bytes of a queued message for streaming (checksum verified

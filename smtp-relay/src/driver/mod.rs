@@ -410,16 +410,17 @@ impl Driver {
 
     /// Enqueues every message already in the spool, with its record.
     fn reload(&mut self) {
-        let list = match self.spool.list() {
-            Ok(list) => list,
+        // Each message is opened once, by `enqueue` (not first by a listing).
+        let ids = match self.spool.queued_ids() {
+            Ok(ids) => ids,
             Err(e) => {
                 log::error!("relay: cannot list the spool: {e}");
                 return;
             }
         };
-        let n = list.len();
-        for entry in list {
-            self.enqueue(entry.id, wall_clock());
+        let n = ids.len();
+        for id in ids {
+            self.enqueue(id, wall_clock());
         }
         if n > 0 {
             log::info!("relay: {n} queued messages reloaded");
@@ -431,8 +432,8 @@ impl Driver {
         if self.scheduler.message(id).is_some() {
             return;
         }
-        let envelope = match self.spool.read_envelope(id) {
-            Ok(e) => e,
+        let (envelope, size) = match self.spool.read_envelope_and_size(id) {
+            Ok(found) => found,
             Err(SpoolError::NotFound(_)) => return,
             Err(e) => {
                 log::error!("{id}: cannot read the envelope: {e}");
@@ -463,11 +464,6 @@ impl Driver {
                 return;
             }
         };
-        let size = self
-            .spool
-            .open_message(id)
-            .map(|m| m.len())
-            .unwrap_or_default();
         let meta = MessageMeta {
             sender: envelope.sender.clone(),
             size,
