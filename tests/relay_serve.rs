@@ -1,10 +1,13 @@
 //! `impulse serve` with a `[relay]` table delivers what it accepts: through a static route to
 //! a loopback next hop (a recording sink, Postfix's smtp-sink, aiosmtpd), with the log line
 //! operators grep, and without losing a message across kill -9 at any moment (a campaign:
-//! every accepted message reaches the sink, duplicates only for those in flight at a kill).
+//! every accepted message reaches the sink, duplicates only for those in flight at a kill),
+//! and across kill -9 while notifications are generated (every refused message is reported
+//! to its sender at least once).
 // A socket test: it polls the next hop and restarts the server.
 #![allow(clippy::disallowed_methods)]
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -150,18 +153,26 @@ fn without_a_relay_table_nothing_is_delivered() {
     assert!(!queue_empty(dir.path()), "kept in the spool");
 }
 
-#[test]
-fn a_kill_9_at_any_moment_loses_no_accepted_message() {
-    let sink = Sink::start();
+/// What a kill -9 campaign saw: the subjects accepted, and what the sink holds once the
+/// queue drained after the last start.
+struct Campaign {
+    accepted: Vec<String>,
+    got: Vec<impulse_test_support::sink::Received>,
+    drained: Duration,
+}
+
+/// Sends messages to a server on `sink`'s route while it runs, kills it with SIGKILL at a
+/// moment that moves each round, `kills` times, then starts it once more and waits until
+/// its queue is empty (a panic with the queue listing when it does not drain).
+fn campaign(sink: &Sink, kills: u64) -> Campaign {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &sink.addr.to_string());
     let mut accepted = Vec::new();
-    let kills = 8;
     let mut n = 0;
     for round in 0..kills {
         let mut server = serve(&cfg);
         server.drain_log();
-        // Keep sending while deliveries run; kill at a moment that moves each round.
+        // Keep sending while deliveries (and bounces) run; kill at a moving moment.
         let stop = Instant::now() + Duration::from_millis(150 + 70 * round);
         while Instant::now() < stop {
             let subject = format!("m{n}");
@@ -192,39 +203,104 @@ fn a_kill_9_at_any_moment_loses_no_accepted_message() {
             server.rest_of_log()
         );
     }
-    let got = sink.messages();
-    let subject = |data: &str| {
-        data.lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    for m in &got {
-        *seen.entry(subject(&m.data)).or_default() += 1;
+    assert!(
+        accepted.len() > kills as usize,
+        "the load ran: {} accepted",
+        accepted.len()
+    );
+    Campaign {
+        accepted,
+        got: sink.messages(),
+        drained,
     }
+}
+
+/// How often each test subject (`Subject: mN`) occurs in `messages`, counting a subject in
+/// a notification's returned headers as well as in a delivered message.
+fn subjects(messages: &[impulse_test_support::sink::Received]) -> HashMap<String, usize> {
+    let mut seen = HashMap::<String, usize>::new();
+    for m in messages {
+        for subject in m.data.lines().filter_map(|l| l.strip_prefix("Subject: ")) {
+            if subject
+                .strip_prefix('m')
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+            {
+                *seen.entry(subject.to_string()).or_default() += 1;
+            }
+        }
+    }
+    seen
+}
+
+/// Asserts every accepted subject is in `seen` and returns the duplicates.
+fn none_lost(accepted: &[String], seen: &HashMap<String, usize>) -> usize {
     let lost: Vec<&String> = accepted.iter().filter(|s| !seen.contains_key(*s)).collect();
     assert!(
         lost.is_empty(),
-        "accepted but never delivered: {lost:?} of {}",
+        "accepted but never seen at the sink: {lost:?} of {}",
         accepted.len()
     );
-    let duplicates: usize = seen.values().map(|c| c - 1).sum();
+    seen.values().map(|c| c - 1).sum()
+}
+
+#[test]
+fn a_kill_9_at_any_moment_loses_no_accepted_message() {
+    let sink = Sink::start();
+    let kills = 8;
+    let run = campaign(&sink, kills);
+    let duplicates = none_lost(&run.accepted, &subjects(&run.got));
     // At worst the messages in flight at each kill go again: two connections here, each
     // with one message on the wire and at most one reported but not yet recorded.
     assert!(
         duplicates <= kills as usize * 4,
         "{duplicates} duplicates for {kills} kills"
     );
-    assert!(
-        accepted.len() > kills as usize,
-        "the load ran: {} accepted",
-        accepted.len()
-    );
     eprintln!(
         "{} accepted over {kills} kills, {} delivered, {duplicates} duplicates, drained in {:?}",
-        accepted.len(),
-        got.len(),
-        drained
+        run.accepted.len(),
+        run.got.len(),
+        run.drained
+    );
+}
+
+#[test]
+fn a_kill_9_during_bounce_generation_loses_no_notification() {
+    // Every message is refused by the next hop (550), so each one's life ends in a
+    // notification to its sender, which the same sink accepts: kills land while
+    // notifications are built, committed and delivered.
+    let sink = Sink::with_rule(|rcpt| {
+        rcpt.ends_with("@target.test")
+            .then_some("550 5.1.1 <b@target.test>: no such user\r\n")
+    });
+    let kills = 8;
+    let run = campaign(&sink, kills);
+    let (notifications, other): (Vec<_>, Vec<_>) =
+        run.got.into_iter().partition(|m| m.from.is_empty());
+    assert!(
+        other.is_empty(),
+        "only notifications reach the sink: {:?}",
+        other.iter().map(|m| &m.from).collect::<Vec<_>>()
+    );
+    for n in &notifications {
+        assert_eq!(n.to, vec!["a@sender.test"], "to the envelope sender");
+        assert!(
+            n.data.contains("report-type=delivery-status") && n.data.contains("Status: 5.1.1"),
+            "a delivery status notification:\n{}",
+            n.data
+        );
+    }
+    let seen = subjects(&notifications);
+    let duplicates = none_lost(&run.accepted, &seen);
+    // A notification is committed before its recipients are marked bounced: a kill in
+    // between gives a second one, never none. Bounded by what is in flight at a kill.
+    assert!(
+        duplicates <= kills as usize * 4,
+        "{duplicates} duplicate notifications for {kills} kills"
+    );
+    eprintln!(
+        "{} accepted over {kills} kills, {} notifications, {duplicates} duplicates, drained in {:?}",
+        run.accepted.len(),
+        notifications.len(),
+        run.drained
     );
 }

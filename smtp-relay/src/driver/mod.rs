@@ -53,11 +53,23 @@ use crate::state::{MessageState, Timestamp};
 /// How long a failed record write or notification waits before it is tried again.
 const RETRY_IO: Duration = Duration::from_secs(1);
 
+/// Notifications built and committed per turn of the relay thread's loop, between the
+/// turns that take in arrivals, outcomes and commands: a mass bounce (an operator's
+/// `bounce` of the whole queue, a mass expiry) is spread out rather than stalling delivery.
+const NOTICES_PER_TURN: usize = 32;
+
 /// Threads answering route lookups.
 const DNS_THREADS: usize = 4;
 
 /// The longest the relay thread sleeps without looking at the clock.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// A notification due: the recipients of message `id` it reports on, and why.
+struct Notice {
+    id: QueueId,
+    kind: crate::schedule::BounceKind,
+    recipients: Vec<crate::schedule::BounceRecipient>,
+}
 
 /// Everything the relay needs besides the spool.
 #[derive(Clone)]
@@ -243,6 +255,7 @@ impl Relay {
             tls: HashMap::new(),
             last_hop: HashMap::new(),
             retry: VecDeque::new(),
+            notices: VecDeque::new(),
             stopping: None,
             offline: false,
             io: Some(io_pool),
@@ -373,6 +386,8 @@ struct Driver {
     /// The next hop that last answered for each recipient (`Remote-MTA` in notifications).
     last_hop: HashMap<QueueId, HashMap<u32, String>>,
     retry: VecDeque<Retry>,
+    /// Notifications due, built and committed [`NOTICES_PER_TURN`] at a time.
+    notices: VecDeque<Notice>,
     stopping: Option<Instant>,
     /// No delivery: operator commands applied to a spool no relay runs on.
     offline: bool,
@@ -394,6 +409,7 @@ impl Driver {
             self.scheduler.handle_timeout(now);
             self.take_inputs(now);
             self.act();
+            self.notify_some();
             if let Some(since) = self.stopping {
                 if self.scheduler.is_quiescent() || since.elapsed() >= self.settings.shutdown_grace
                 {
@@ -591,40 +607,11 @@ impl Driver {
                 id,
                 kind,
                 recipients,
-            } => {
-                let meta = self.envelopes.get(&id).cloned();
-                self.log_unattempted(id, meta.as_ref(), kind, &recipients);
-                let hops = &self.last_hop;
-                let remote = |index: u32| hops.get(&id).and_then(|m| m.get(&index)).cloned();
-                let occasion = notify::Occasion {
-                    hostname: &self.settings.hostname,
-                    id,
-                    kind,
-                    max_age: self
-                        .settings
-                        .schedule
-                        .retry
-                        .max_age_for(meta.as_ref().is_some_and(|m| m.sender.is_empty())),
-                    remote: &remote,
-                    registry: self.settings.registry.as_deref(),
-                };
-                match notify::queue(&self.spool, &occasion, meta.as_ref(), &recipients) {
-                    Ok(Some(new)) => {
-                        log::info!("{id}: sender notification ({kind:?}): {new}");
-                        self.stats.notification(kind);
-                        self.scheduler.handle_bounce_queued(id);
-                    }
-                    Ok(None) => self.scheduler.handle_bounce_queued(id),
-                    Err(e) => {
-                        log::error!("{id}: notification not queued ({e}); retrying");
-                        self.later(Action::Bounce {
-                            id,
-                            kind,
-                            recipients,
-                        });
-                    }
-                }
-            }
+            } => self.notices.push_back(Notice {
+                id,
+                kind,
+                recipients,
+            }),
             Action::Complete { id } => {
                 match &self.io {
                     Some(io) => io.submit(writer::Job::Remove { id }),
@@ -637,6 +624,54 @@ impl Driver {
                 self.envelopes.remove(&id);
             }
         }
+    }
+
+    /// Builds and commits up to [`NOTICES_PER_TURN`] of the notifications due, then carries
+    /// out what the scheduler does next (the records that mark their recipients bounced).
+    fn notify_some(&mut self) {
+        for _ in 0..NOTICES_PER_TURN {
+            let Some(Notice {
+                id,
+                kind,
+                recipients,
+            }) = self.notices.pop_front()
+            else {
+                break;
+            };
+            let meta = self.envelopes.get(&id).cloned();
+            self.log_unattempted(id, meta.as_ref(), kind, &recipients);
+            let hops = &self.last_hop;
+            let remote = |index: u32| hops.get(&id).and_then(|m| m.get(&index)).cloned();
+            let occasion = notify::Occasion {
+                hostname: &self.settings.hostname,
+                id,
+                kind,
+                max_age: self
+                    .settings
+                    .schedule
+                    .retry
+                    .max_age_for(meta.as_ref().is_some_and(|m| m.sender.is_empty())),
+                remote: &remote,
+                registry: self.settings.registry.as_deref(),
+            };
+            match notify::queue(&self.spool, &occasion, meta.as_ref(), &recipients) {
+                Ok(Some(new)) => {
+                    log::info!("{id}: sender notification ({kind:?}): {new}");
+                    self.stats.notification(kind);
+                    self.scheduler.handle_bounce_queued(id);
+                }
+                Ok(None) => self.scheduler.handle_bounce_queued(id),
+                Err(e) => {
+                    log::error!("{id}: notification not queued ({e}); retrying");
+                    self.later(Action::Bounce {
+                        id,
+                        kind,
+                        recipients,
+                    });
+                }
+            }
+        }
+        self.act();
     }
 
     /// The log lines of recipients that fail without a delivery of theirs saying so:
@@ -850,6 +885,10 @@ impl Driver {
 
     /// Sleeps until an input arrives or the scheduler's next due time.
     fn wait(&mut self) {
+        if !self.notices.is_empty() {
+            // More notifications are due: take in what arrived, then build the next ones.
+            return;
+        }
         let now = wall_clock();
         let mut sleep = match self.scheduler.poll_timeout() {
             Some(at) if at <= now => Duration::ZERO,

@@ -19,11 +19,41 @@ pub fn apply(spool: &Spool, settings: &RelaySettings, command: &Command) -> Resu
     if let Command::Flush(selection) = command {
         return flush(spool, selection);
     }
+    let mut driver = driver(spool, settings);
+    // At time zero nothing is due and nothing has expired: only the command acts.
+    for id in spool.queued_ids().map_err(|e| e.to_string())? {
+        driver.enqueue(id, Timestamp(0));
+    }
+    driver.act();
+    let n = match command {
+        Command::Hold(s) => driver.scheduler.handle_hold(s),
+        Command::Release(s) => driver.scheduler.handle_release(s),
+        Command::Delete(s) => driver.scheduler.handle_delete(s),
+        Command::Bounce(s) => driver.scheduler.handle_bounce(s),
+        Command::Flush(_) => 0,
+    };
+    driver.act();
+    // Every notification the command made due, committed before this returns.
+    while !driver.notices.is_empty() {
+        driver.notify_some();
+    }
+    if let Some(r) = driver.retry.front() {
+        return Err(format!(
+            "not all of it was written ({:?}); try again",
+            r.action
+        ));
+    }
+    Ok(n)
+}
+
+/// A relay driver with no delivery engine, no DNS and no threads, over `spool`: what
+/// operator commands run through when no relay owns the spool.
+pub(super) fn driver(spool: &Spool, settings: &RelaySettings) -> Driver {
     let (_, never_deliveries) = crossbeam_channel::bounded(0);
     let (_, never_commits) = crossbeam_channel::bounded(0);
     let (_, never_routes) = crossbeam_channel::bounded(0);
     let (_, never_inputs) = crossbeam_channel::bounded(0);
-    let mut driver = Driver {
+    Driver {
         scheduler: Scheduler::new(settings.schedule.clone()),
         spool: spool.clone(),
         settings: settings.clone(),
@@ -38,39 +68,14 @@ pub fn apply(spool: &Spool, settings: &RelaySettings, command: &Command) -> Resu
         tls: HashMap::new(),
         last_hop: HashMap::new(),
         retry: VecDeque::new(),
+        notices: VecDeque::new(),
         stopping: None,
         offline: true,
         io: None,
         io_done: crossbeam_channel::never(),
         stats: super::stats::RelayStats::default(),
         classes_seen: super::stats::ClassesSeen::new(),
-    };
-    // At time zero nothing is due and nothing has expired: only the command acts.
-    let ids: Vec<_> = spool
-        .list()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    for id in ids {
-        driver.enqueue(id, Timestamp(0));
     }
-    driver.act();
-    let n = match command {
-        Command::Hold(s) => driver.scheduler.handle_hold(s),
-        Command::Release(s) => driver.scheduler.handle_release(s),
-        Command::Delete(s) => driver.scheduler.handle_delete(s),
-        Command::Bounce(s) => driver.scheduler.handle_bounce(s),
-        Command::Flush(_) => 0,
-    };
-    driver.act();
-    if let Some(r) = driver.retry.front() {
-        return Err(format!(
-            "not all of it was written ({:?}); try again",
-            r.action
-        ));
-    }
-    Ok(n)
 }
 
 /// `flush` without a relay: waiting recipients are due now in their records.
@@ -110,3 +115,7 @@ fn flush(spool: &Spool, selection: &Selection) -> Result<usize, String> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+#[path = "notify_tests.rs"]
+mod tests;
