@@ -111,6 +111,57 @@ fn an_idle_client_times_out_with_421() {
 }
 
 #[test]
+fn a_client_that_stops_reading_does_not_keep_its_slot() {
+    let s = support::start(|c| {
+        c.timeouts.command = smtp_server::config::ConfigDuration::from_secs(1);
+        c.limits.connections_per_ip = 1;
+        c.limits.exempt_loopback = false;
+    });
+    // A client with a small receive window that pipelines far more commands than their
+    // replies fit in it, reads none of them, then falls silent.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&s.addr.into()).unwrap();
+    let mut stalled: TcpStream = socket.into();
+    stalled
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    let mut read_until = |stalled: &mut TcpStream, end: &[u8]| {
+        while !seen.windows(end.len()).any(|w| w == end) {
+            let n = stalled.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    };
+    read_until(&mut stalled, b"\r\n");
+    stalled.write_all(b"EHLO client.test\r\n").unwrap();
+    read_until(&mut stalled, b"\n250 ");
+    let noops = b"RSET\r\n".repeat(4096);
+    for _ in 0..64 {
+        if stalled.write_all(&noops).is_err() {
+            break; // the server stopped reading: its replies fill both buffers
+        }
+    }
+    // Its 421 timeout cannot be written either; one command timeout later the server
+    // gives the connection up, and the client's one slot is free again.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        let mut next = TcpStream::connect(s.addr).unwrap();
+        next.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 3];
+        if next.read_exact(&mut buf).is_ok() && &buf == b"220" {
+            drop(stalled);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("a client that stopped reading kept its slot");
+}
+
+#[test]
 fn connections_per_ip_are_capped() {
     let s = support::start(|c| {
         c.limits.connections_per_ip = 2;

@@ -209,6 +209,8 @@ pub struct Factory {
     greet_pause: bool,
     /// Messages whose end of data was read.
     messages: u64,
+    /// Closed, and the last replies were not read in time: the driver drops the connection.
+    abandoned: bool,
 }
 
 /// What the factory is reading.
@@ -298,6 +300,7 @@ impl Factory {
             tarpit_until: None,
             greet_pause: false,
             messages: 0,
+            abandoned: false,
         };
         if f.config.greet_pause.is_zero() {
             f.greet(now);
@@ -326,8 +329,10 @@ impl Factory {
 
     /// The earliest deadline: the whole next command must arrive by it (idle timeout), the
     /// body must progress at [`FactoryConfig::min_data_rate`], or the pending decision must
-    /// arrive within [`FactoryConfig::decision_timeout`]. `None` while the end of data awaits
-    /// its decision (the spool commit) and once closed.
+    /// arrive within [`FactoryConfig::decision_timeout`]; once closed, the last replies must be
+    /// written within one command timeout ([`is_abandoned`](Factory::is_abandoned) after it).
+    /// `None` while the end of data awaits its decision (the spool commit), and once closed
+    /// and given up.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let base = if self.pending.is_some() {
@@ -347,6 +352,15 @@ impl Factory {
     /// ([`Event::DecisionTimeout`]; see [`FactoryConfig::decision_timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock = now;
+        if matches!(self.phase, Phase::Closed) {
+            if self.deadline.is_some_and(|t| now >= t) {
+                // The client read none of the last replies in time: give them up.
+                self.deadline = None;
+                self.abandoned = true;
+                self.out.discard();
+            }
+            return;
+        }
         if self.abuse_timeout(now) {
             return;
         }
@@ -485,6 +499,13 @@ impl Factory {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// Whether the session is closed and its last replies were given up: the client did not
+    /// read them within one command timeout of the close. The driver drops the connection
+    /// at once, whatever is still queued (on the socket or in a TLS layer).
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned
+    }
+
     /// The message construct under assembly, if a transaction is open.
     pub fn envelope(&self) -> Option<&Envelope> {
         self.construct.as_ref().map(|c| &c.env)
@@ -611,7 +632,10 @@ impl Factory {
         self.construct = None;
         self.pending = None;
         self.phase = Phase::Closed;
-        self.deadline = None;
+        self.greet_pause = false;
+        // The last replies must be written within one command timeout: a client that
+        // stops reading does not keep its slot (see `is_abandoned`).
+        self.deadline = Some(self.clock + self.config.command_timeout);
         self.line = Vec::new();
         self.emit(Event::Close { reason });
     }

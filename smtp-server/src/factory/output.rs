@@ -91,6 +91,13 @@ impl Transmit {
         (!rest.is_empty()).then_some(rest)
     }
 
+    /// Drops every byte not yet written (the client stopped reading them).
+    pub(crate) fn discard(&mut self) {
+        self.buf.clear();
+        self.sent = 0;
+        self.replies = 0;
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
         let n = n.min(self.pending());
         self.sent += n;

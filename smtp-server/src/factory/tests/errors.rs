@@ -197,6 +197,25 @@ fn idle_timeout() {
         "421 4.4.2 mx.example Error: timeout exceeded\r\n"
     );
     assert_eq!(h.closed_with(), Some(CloseReason::Timeout));
+    // The last replies must be written within one more command timeout.
+    assert_eq!(h.f.poll_timeout(), Some(h.now + Duration::from_secs(300)));
+}
+
+#[test]
+fn a_client_that_reads_nothing_is_given_up_a_command_timeout_after_the_close() {
+    let mut h = Harness::ready(config());
+    h.flush = false; // a client that reads nothing
+    h.advance(Duration::from_secs(300));
+    assert_eq!(h.closed_with(), Some(CloseReason::Timeout));
+    // The 421 is queued, unread: the connection waits one more command timeout for it.
+    assert!(h.f.poll_transmit().is_some());
+    assert!(!h.f.is_abandoned());
+    assert_eq!(h.f.poll_timeout(), Some(h.now + Duration::from_secs(300)));
+    h.advance(Duration::from_secs(299));
+    assert!(!h.f.is_abandoned());
+    h.advance(Duration::from_secs(1));
+    assert!(h.f.is_abandoned(), "given up");
+    assert_eq!(h.f.poll_transmit(), None, "what was queued is dropped");
     assert_eq!(h.f.poll_timeout(), None);
 }
 

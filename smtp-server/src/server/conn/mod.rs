@@ -394,10 +394,11 @@ impl Conn {
     }
 
     /// Whether the connection is done: asked to close (by the factory or the driver) and
-    /// everything written, or the peer gone.
+    /// everything written, the peer gone, or the factory gave up the last replies (a peer
+    /// that stopped reading).
     pub(crate) fn finished(&self) -> bool {
         let asked = self.life.is_closing() || self.factory.is_closed();
-        self.life.is_dead() || (asked && !self.output_pending())
+        self.life.is_dead() || self.factory.is_abandoned() || (asked && !self.output_pending())
     }
 
     /// The interest the connection needs now: `READABLE` while the factory wants input,
