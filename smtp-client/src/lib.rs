@@ -20,7 +20,8 @@
 //! | [`driver`] | I/O: the blocking driver on `std::net`, the mio [`Engine`] for volume, TLS settings shared by drivers |
 //!
 //! The [`Engine`] runs many connections to many destinations on one thread (each
-//! [`Destination`] an ordered list of next hops with its own pool and limits), reuses each
+//! [`Destination`] an ordered list of next hops with its limits; connections pooled per next
+//! hop and TLS settings, shared by the destinations that name it), reuses each
 //! connection for many messages (a limit per connection, an idle timeout, recovery when the
 //! server closed an idle connection, the next hop when one cannot be reached) and reports one
 //! [`Delivery`] per message, with per-recipient outcomes and the next hop used, over a

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use impulse_test_support::sink::Sink;
 use smtp_relay::driver::{Relay, RelaySettings};
-use smtp_relay::route::{Route, RouteTable};
+use smtp_relay::route::Route;
 use smtp_relay::{MessageState, Status};
 use smtp_spool::Spool;
 
@@ -22,10 +22,7 @@ fn settings(hop: std::net::SocketAddr) -> RelaySettings {
         Some("none"),
     )
     .unwrap();
-    let mut s = RelaySettings::new(RouteTable::new(vec![route], None), "relay.test");
-    s.schedule.retry.intervals = vec![Duration::from_secs(1)];
-    s.shutdown_grace = Duration::from_secs(2);
-    s
+    common::relay_settings(vec![route])
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Test support for STARTTLS: a throw-away CA and server certificate made with rcgen
-//! ([`certs`]), and a small scripted SMTP server on 127.0.0.1:0 whose TLS side is rustls
+//! ([`certs`]), a self-signed one ([`self_signed`]), and a small scripted SMTP server on 127.0.0.1:0 whose TLS side is rustls
 //! ([`FakeServer`]). It offers STARTTLS in plaintext and SIZE and CHUNKING only under TLS (so
 //! a client that uses them after STARTTLS proves it sent EHLO again), and records every byte
 //! it received.
@@ -94,12 +94,7 @@ pub fn certs() -> Certs {
         .push(DnType::CommonName, "Impulse test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let cert = localhost().signed_by(&key, &ca, &ca_key).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
@@ -113,21 +108,44 @@ pub fn certs() -> Certs {
         CertificateDer::from(cert.der().to_vec()),
         CertificateDer::from(ca.der().to_vec()),
     ];
+    Certs {
+        dir,
+        ca_file,
+        cert_file,
+        key_file,
+        server_config: server_config(chain, &key),
+    }
+}
+
+/// A rustls server configuration with a self-signed certificate for `localhost` and
+/// `127.0.0.1`: what a next hop that encrypts but cannot be authenticated presents.
+pub fn self_signed() -> Arc<ServerConfig> {
+    let key = KeyPair::generate().unwrap();
+    let cert = localhost().self_signed(&key).unwrap();
+    server_config(vec![CertificateDer::from(cert.der().to_vec())], &key)
+}
+
+/// A server certificate's parameters: `localhost` and `127.0.0.1`.
+fn localhost() -> CertificateParams {
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params
+}
+
+/// A rustls server configuration presenting `chain` with `key`.
+fn server_config(chain: Vec<CertificateDer<'static>>, key: &KeyPair) -> Arc<ServerConfig> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let server_config =
+    let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .unwrap();
-    Certs {
-        dir,
-        ca_file,
-        cert_file,
-        key_file,
-        server_config: Arc::new(server_config),
-    }
+    Arc::new(config)
 }
 
 /// How the fake server behaves.

@@ -9,7 +9,9 @@
 //! | `Opportunistic` | encrypts without checking the certificate (Postfix's `may` level): an active attacker could strip STARTTLS anyway, and refusing a self-signed certificate would only push the mail back to plaintext |
 //! | `Required` | checks the chain against the Mozilla roots ([`webpki-roots`](webpki_roots)), or only against the CA certificates of [`TlsOptions::ca_file`], and the name against [`TlsOptions::server_name`] (else the session's `peer_name`, else the server's IP address) |
 //!
-//! [`Verify::Always`] and [`Verify::Never`] override the mode. A ready rustls configuration
+//! [`Verify::Always`] and [`Verify::Never`] override the mode, for a whole driver here or
+//! for one engine destination ([`Destination::verify`](super::engine::Destination::verify)).
+//! A ready rustls configuration
 //! ([`TlsOptions::config`]) replaces all of this (client certificates, pinning, DANE done by
 //! the embedder). The crypto provider is *ring*; TLS 1.2 and 1.3 are offered.
 
@@ -39,6 +41,17 @@ pub enum Verify {
     Never,
 }
 
+impl Verify {
+    /// Whether the certificate is checked under `mode`.
+    pub fn checks(self, mode: TlsMode) -> bool {
+        match self {
+            Verify::Always => true,
+            Verify::Never => false,
+            Verify::ByPolicy => mode == TlsMode::Required,
+        }
+    }
+}
+
 /// TLS settings of a driver. See the [module docs](self) for the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
@@ -57,11 +70,7 @@ pub struct TlsOptions {
 impl TlsOptions {
     /// Whether the certificate is checked under `mode`.
     pub fn verifies(&self, mode: TlsMode) -> bool {
-        match self.verify {
-            Verify::Always => true,
-            Verify::Never => false,
-            Verify::ByPolicy => mode == TlsMode::Required,
-        }
+        self.verify.checks(mode)
     }
 
     /// The rustls client configuration for a session under `mode`. Fails with

@@ -39,6 +39,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Select, Sender};
+use smtp_client::driver::tls::Verify;
 use smtp_client::{Dsn, Engine, Message, RcptDsn, SessionConfig, StateMachine, Ticket, TlsMode};
 use smtp_proto::params::{ParamKind, Params};
 use smtp_spool::{QueueId, Spool, SpoolError};
@@ -790,15 +791,13 @@ impl Driver {
             .get(&hops)
             .copied()
             .unwrap_or(TlsPolicy::Opportunistic);
+        let (mode, verify) = tls_settings(tls);
         let destination = smtp_client::Destination::new(
             hops.iter()
                 .map(|h| smtp_client::NextHop::named(h.addr, h.host.to_string())),
         )
-        .tls(match tls {
-            TlsPolicy::None => TlsMode::Disabled,
-            TlsPolicy::Opportunistic => TlsMode::Opportunistic,
-            TlsPolicy::Required | TlsPolicy::Verify => TlsMode::Required,
-        })
+        .tls(mode)
+        .verify(verify)
         .max_connections(self.settings.schedule.connections_per_destination)
         .max_deliveries_per_connection(self.settings.messages_per_connection);
         let message = Message::new(sender.clone(), addresses, body).with_dsn(dsn);
@@ -1025,5 +1024,16 @@ fn route_answer(outcome: RouteOutcome) -> (RouteAnswer, TlsPolicy) {
             RouteAnswer::Temporary(outcome::reply_line(&reply)),
             TlsPolicy::Opportunistic,
         ),
+    }
+}
+
+/// The engine's TLS mode and certificate verification for a route's `tls`: `required`
+/// encrypts without checking the certificate, `verify` checks it against the host name.
+fn tls_settings(policy: TlsPolicy) -> (TlsMode, Verify) {
+    match policy {
+        TlsPolicy::None => (TlsMode::Disabled, Verify::ByPolicy),
+        TlsPolicy::Opportunistic => (TlsMode::Opportunistic, Verify::ByPolicy),
+        TlsPolicy::Required => (TlsMode::Required, Verify::Never),
+        TlsPolicy::Verify => (TlsMode::Required, Verify::Always),
     }
 }

@@ -28,9 +28,11 @@ pub enum TlsPolicy {
     /// handshake fails (RFC 7435).
     #[default]
     Opportunistic,
-    /// `required`: STARTTLS or defer; certificates are not checked.
+    /// `required`: STARTTLS or defer, never plaintext; the certificate is not checked
+    /// (encrypted, not authenticated: a self-signed certificate will do).
     Required,
-    /// `verify`: STARTTLS with a certificate valid for the host name, or defer.
+    /// `verify`: STARTTLS with a certificate that chains to a trusted root (the Mozilla
+    /// roots) and is valid for the next hop's host name, or defer.
     Verify,
 }
 

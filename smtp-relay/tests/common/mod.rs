@@ -50,3 +50,13 @@ pub fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// Relay settings for `routes` (no MX), named `relay.test`, retrying after a second and
+/// shutting down within two.
+pub fn relay_settings(routes: Vec<smtp_relay::route::Route>) -> smtp_relay::driver::RelaySettings {
+    let table = smtp_relay::route::RouteTable::new(routes, None);
+    let mut s = smtp_relay::driver::RelaySettings::new(table, "relay.test");
+    s.schedule.retry.intervals = vec![Duration::from_secs(1)];
+    s.shutdown_grace = Duration::from_secs(2);
+    s
+}

@@ -5,8 +5,8 @@
 use std::io::ErrorKind;
 use std::time::Instant;
 
-use super::destination::NextHop;
-use super::dispatch::{ConnId, DestinationId};
+use super::destination::{NextHop, PoolKey};
+use super::dispatch::ConnId;
 use super::transport::Transport;
 use super::TlsSetup;
 use crate::error::Error;
@@ -36,10 +36,9 @@ pub(super) enum Work {
 /// One connection of the slab.
 #[derive(Debug)]
 pub(super) struct Conn {
-    /// The dispatcher's id for it, its destination, and the server it goes to.
+    /// The dispatcher's id for it, and its pool: the server it goes to and how.
     pub(super) id: ConnId,
-    pub(super) dest: DestinationId,
-    pub(super) hop: NextHop,
+    pub(super) pool: PoolKey,
     pub(super) transport: Transport,
     pub(super) session: Session,
     /// STARTTLS's configuration and server name, when the session may use TLS.
@@ -61,8 +60,7 @@ pub(super) struct Conn {
 impl Conn {
     pub(super) fn new(
         id: ConnId,
-        dest: DestinationId,
-        hop: NextHop,
+        pool: PoolKey,
         transport: Transport,
         session: Session,
         tls: Option<TlsSetup>,
@@ -70,8 +68,7 @@ impl Conn {
     ) -> Self {
         Conn {
             id,
-            dest,
-            hop,
+            pool,
             transport,
             session,
             tls,
@@ -82,6 +79,11 @@ impl Conn {
             deliveries: 0,
             handshaking: false,
         }
+    }
+
+    /// The server it goes to.
+    pub(super) fn hop(&self) -> &NextHop {
+        &self.pool.hop
     }
 
     /// When the loop must look at this connection again: its session's reply deadline, or

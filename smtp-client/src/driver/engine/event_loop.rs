@@ -17,8 +17,8 @@ use smtp_proto::Keyword;
 
 use super::conn::{Conn, Work};
 use super::deadline::DeadlineHeap;
-use super::destination::NextHop;
-use super::dispatch::{Action, ConnId, DestinationId, DispatchConfig, Dispatcher, Job};
+use super::destination::PoolKey;
+use super::dispatch::{Action, ConnId, DispatchConfig, Dispatcher, Job};
 use super::fallback;
 use super::open::Openers;
 use super::transport::Transport;
@@ -74,6 +74,8 @@ impl Loop {
             attempts: settings.attempts,
             idle_timeout: settings.idle_timeout,
             max_deliveries: settings.max_deliveries,
+            tls: settings.session.policy.tls,
+            verify: settings.tls.verify,
         });
         Loop {
             poll,
@@ -85,7 +87,7 @@ impl Loop {
             window: window.max(settings.connections).max(1),
             done,
             shared,
-            openers: Openers::new(tls, settings.session.policy.tls),
+            openers: Openers::new(tls, &settings),
             settings,
             deadlines: DeadlineHeap::default(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
@@ -195,11 +197,7 @@ impl Loop {
     fn act(&mut self, action: Action, now: Instant) {
         let key = |keys: &HashMap<ConnId, usize>, conn| keys.get(&conn).copied();
         match action {
-            Action::Open {
-                conn,
-                destination,
-                hop,
-            } => self.open(conn, destination, hop, now),
+            Action::Open { conn, pool } => self.open(conn, pool, now),
             Action::Assign {
                 conn,
                 ticket,
@@ -256,42 +254,41 @@ impl Loop {
         }
     }
 
-    fn open(&mut self, conn: ConnId, destination: DestinationId, hop: NextHop, now: Instant) {
+    fn open(&mut self, conn: ConnId, pool: PoolKey, now: Instant) {
         self.shared
             .connections_opened
             .fetch_add(1, Ordering::Relaxed);
-        match self.try_open(conn, destination, &hop, false, now) {
+        match self.try_open(conn, pool, false, now) {
             Ok(key) => {
                 self.keys.insert(conn, key);
                 self.shared.connections_open.fetch_add(1, Ordering::Relaxed);
-                log::debug!("engine: connection {key} to {hop} opening");
+                log::debug!(
+                    "engine: connection {key} to {} opening",
+                    self.conns[key].hop()
+                );
                 self.dirty.push(key);
             }
             Err(e) => self.dispatcher.handle_closed(conn, Some(e), now),
         }
     }
 
-    /// Connects to `hop` for `destination` as connection `conn`; `plaintext`: without
-    /// STARTTLS whatever the TLS mode (the [RFC 7435 fallback](super::fallback)).
+    /// Connects to `pool`'s next hop as connection `conn`, set up as `pool` says;
+    /// `plaintext`: without STARTTLS whatever the TLS mode (the
+    /// [RFC 7435 fallback](super::fallback)).
     fn try_open(
         &mut self,
         conn: ConnId,
-        destination: DestinationId,
-        hop: &NextHop,
+        pool: PoolKey,
         plaintext: bool,
         now: Instant,
     ) -> Result<usize, Error> {
-        let dest = self
-            .dispatcher
-            .destination(destination)
-            .ok_or(Error::Misuse("a connection for an unknown destination"))?;
-        let (mut config, mut tls) = self.openers.setup(&self.settings, dest, hop)?;
+        let (mut config, mut tls) = self.openers.setup(&self.settings, &pool)?;
         if plaintext {
             config.policy.tls = TlsMode::Disabled;
             config.tls_available = false;
             tls = None;
         }
-        let addr = hop.addr;
+        let addr = pool.hop.addr;
         let stream = mio::net::TcpStream::connect(addr)
             .map_err(|e| Error::Io(format!("connect to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
@@ -308,15 +305,7 @@ impl Loop {
             )
             .map_err(|e| Error::Io(format!("register: {e}")))?;
         let deadline = now + self.settings.connect_timeout;
-        entry.insert(Conn::new(
-            conn,
-            destination,
-            hop.clone(),
-            transport,
-            session,
-            tls,
-            deadline,
-        ));
+        entry.insert(Conn::new(conn, pool, transport, session, tls, deadline));
         Ok(key)
     }
 
@@ -333,7 +322,7 @@ impl Loop {
                     conn.broken(now, |s, now| s.handle_io_error("connection failed", now));
                 }
                 Err(e) => {
-                    let msg = format!("connect to {}: {e}", conn.hop.addr);
+                    let msg = format!("connect to {}: {e}", conn.hop().addr);
                     conn.broken(now, |s, now| s.handle_io_error(msg, now));
                 }
             }
@@ -352,7 +341,7 @@ impl Loop {
                 continue;
             };
             if !conn.connected && conn.connect_deadline <= now {
-                let msg = format!("connect to {}: timed out", conn.hop.addr);
+                let msg = format!("connect to {}: timed out", conn.hop().addr);
                 conn.broken(now, |s, now| s.handle_io_error(msg, now));
             } else if conn.session.poll_timeout().is_some_and(|d| d <= now) {
                 conn.session.handle_timeout(now);
@@ -402,7 +391,7 @@ impl Loop {
             conn.work = Work::AwaitJob;
             if !conn.ready_once {
                 conn.ready_once = true;
-                log::info!("engine: connection {key} to {} ready", conn.hop);
+                log::info!("engine: connection {key} to {} ready", conn.hop());
             }
             self.dispatcher.handle_ready(id, now);
         }
@@ -425,7 +414,7 @@ impl Loop {
         if conn.ready_once {
             log::info!(
                 "engine: connection {key} to {} closed after {} messages",
-                conn.hop,
+                conn.hop(),
                 conn.deliveries
             );
         }
@@ -438,13 +427,13 @@ impl Loop {
             if let Some(e) = &error {
                 log::info!(
                     "engine: connection {key} to {}: {e}; connecting again without TLS (RFC 7435)",
-                    conn.hop
+                    conn.hop()
                 );
             }
             self.shared
                 .connections_opened
                 .fetch_add(1, Ordering::Relaxed);
-            match self.try_open(conn.id, conn.dest, &conn.hop, true, now) {
+            match self.try_open(conn.id, conn.pool, true, now) {
                 Ok(key) => {
                     self.keys.insert(conn.id, key);
                     self.shared.connections_open.fetch_add(1, Ordering::Relaxed);

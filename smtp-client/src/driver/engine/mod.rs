@@ -48,12 +48,18 @@
 //! `mio::Waker` only when it sleeps.
 //!
 //! * Every message goes to a [`Destination`]: an ordered list of [`NextHop`]s with its TLS
-//!   mode, connection limit and messages per connection ([`Engine::submit`] uses the
-//!   builder's address and settings). Each distinct destination has its own pool of
-//!   connections; all of them share the global [`connections`](EngineBuilder::connections)
-//!   cap, and an idle connection is closed when another destination waits for room.
-//! * Connections are opened as messages wait, up to the limits; each carries one message at
-//!   a time and takes the next one of its destination as soon as the last is done.
+//!   mode, certificate verification, connection limit and messages per connection
+//!   ([`Engine::submit`] uses the builder's address and settings). Connections are pooled
+//!   per [`PoolKey`]: a next hop's address, port and name (checked in the certificate and
+//!   sent as SNI), TLS mode and verification. A message may go on a ready connection of any
+//!   pool its destination's hops have (its earlier hops first), whichever destination opened
+//!   it, so two domains whose MX lists name the same server share its connections, and a
+//!   destination's connection limit counts the connections of the pool. All of them share
+//!   the global [`connections`](EngineBuilder::connections) cap, and an idle connection is
+//!   closed when another destination waits for room.
+//! * Connections are opened as messages wait, up to the limits, to the destination's
+//!   current next hop; each carries one message at a time and takes the oldest one waiting
+//!   for its pool as soon as the last is done.
 //! * A connection is closed with QUIT after
 //!   [`max_deliveries_per_connection`](EngineBuilder::max_deliveries_per_connection) messages,
 //!   or after [`idle_timeout`](EngineBuilder::idle_timeout) without work.
@@ -83,8 +89,9 @@
 //! session may use STARTTLS ([`SessionConfig::tls_available`] is set), and
 //! [`EngineBuilder::tls`] says how the server's
 //! certificate is checked (by default as the blocking driver does: verified when TLS is
-//! required, encryption only when it is opportunistic; see [`crate::driver::tls`]). The
-//! rustls configuration is made once per TLS mode (the builder's at
+//! required, encryption only when it is opportunistic; see [`crate::driver::tls`]), unless
+//! the destination says otherwise ([`Destination::verify`]). The rustls configuration is
+//! made once per TLS mode and verification (the builder's at
 //! [`build`](EngineBuilder::build)) and shared by every connection; the name checked and sent
 //! as SNI is the next hop's name when it has one, else as the [TLS options](EngineBuilder::tls) say. When a session's `220` to STARTTLS is in, the connection first hands the
 //! session every plaintext byte the server already sent (bytes after the `220` are a response
@@ -136,7 +143,7 @@ mod fallback;
 mod open;
 mod transport;
 
-pub use destination::{Destination, NextHop};
+pub use destination::{Destination, NextHop, PoolKey};
 use dispatch::Job;
 
 /// The engine's number for a submitted message, unique within one engine.
@@ -405,9 +412,11 @@ impl Engine {
         self.submit_to(self.default.clone(), message)
     }
 
-    /// Queues a message for `destination` and returns its ticket. Its connections are
-    /// pooled apart from other destinations', under its own limits and the engine's global
-    /// [`connections`](EngineBuilder::connections); its next hops are tried in order. Blocks
+    /// Queues a message for `destination` and returns its ticket. It may go on any
+    /// connection of its next hops' [pools](PoolKey) (shared with other destinations that
+    /// name the same servers with the same TLS settings), under its own limits and the
+    /// engine's global [`connections`](EngineBuilder::connections); new connections go to
+    /// its next hops in order. Blocks
     /// while the queue is full. Fails with [`Error::Misuse`] once the engine thread has
     /// stopped.
     pub fn submit_to(&self, destination: Destination, message: Message) -> Result<Ticket, Error> {

@@ -51,27 +51,19 @@ impl Dispatcher {
         self.waiting -= jobs.len();
         for job in jobs {
             let outcomes = fail(&job.message, &reply);
-            self.complete(id, job, outcomes);
+            self.complete(job, outcomes);
         }
     }
 
-    /// Job `job` of destination `id` is over with `outcomes`.
-    pub(super) fn complete(
-        &mut self,
-        id: DestinationId,
-        job: Queued,
-        outcomes: Vec<RecipientOutcome>,
-    ) {
-        let next_hop = job
-            .hop
-            .and_then(|hop| Some(self.dests.get(&id)?.spec.hops.get(hop)?.clone()));
+    /// Job `job` is over with `outcomes`.
+    pub(super) fn complete(&mut self, job: Queued, outcomes: Vec<RecipientOutcome>) {
         self.counters.completed += 1;
         self.actions.push_back(Action::Complete(Delivery {
             ticket: job.ticket,
             message: job.message,
             outcomes,
             attempts: job.attempts,
-            next_hop,
+            next_hop: job.hop,
             dsn_offered: job.dsn_offered,
         }));
     }
@@ -89,8 +81,8 @@ impl Dispatcher {
             };
             match c.state {
                 Awaiting::Job { .. } => {
-                    let id = c.dest;
-                    self.take_idle(id, conn);
+                    let pool = c.pool;
+                    self.take_idle(pool, conn);
                     self.close(conn);
                 }
                 Awaiting::Setup => {

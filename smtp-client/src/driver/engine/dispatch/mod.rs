@@ -2,6 +2,13 @@
 //! connection, when a connection is opened or closed, what happens to a job whose
 //! connection died, when a destination's next hop is given up.
 //!
+//! Connections belong to pools, one per [`PoolKey`] (a next hop's address, port and name,
+//! TLS mode, certificate verification): a job may go on a ready connection of any pool one
+//! of its destination's hops has (the earlier hops first), whichever destination opened it,
+//! and the oldest job waiting among a pool's destinations goes first. New connections for
+//! a destination still go to its current next hop, and its failed set-ups move it on to
+//! the next one, as the hop list says; `max_connections` counts per pool.
+//!
 //! It has no sockets, no threads and no clock: every input carries `now`, and the
 //! [`Engine`](super::Engine)'s event loop carries out its [`Action`]s. It does not speak
 //! SMTP either: a connection's [`Session`](crate::Session) is the driver's, which tells the
@@ -15,15 +22,19 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::deadline::DeadlineHeap;
-use super::destination::Destination;
+use super::destination::{Destination, NextHop, PoolKey};
 use super::Ticket;
 use crate::error::Error;
 use crate::message::{Message, RecipientOutcome};
 
 mod ending;
 use ending::fail;
+mod pool;
+use pool::{Pool, PoolId};
 mod types;
 
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,10 +45,14 @@ pub use types::{Action, ConnId, Counters, DestinationId, DispatchConfig, Job};
 struct Queued {
     ticket: Ticket,
     message: Message,
+    /// Its destination.
+    dest: DestinationId,
+    /// The order it was submitted in, over every destination: a connection takes the
+    /// oldest job it can carry.
+    seq: u64,
     attempts: u32,
-    /// The next hop (an index into its destination's) of the last connection it was given
-    /// to.
-    hop: Option<usize>,
+    /// The next hop of the last connection it was given to.
+    hop: Option<NextHop>,
     /// That connection's server offered DSN.
     dsn_offered: bool,
 }
@@ -49,8 +64,8 @@ enum Awaiting {
     Setup,
     /// A job (ready and idle since then).
     Job { since: Instant },
-    /// The outcome of the job it carries.
-    Outcome(Queued),
+    /// The outcome of the job it carries (boxed: a job is large, the other states small).
+    Outcome(Box<Queued>),
     /// A job is done: the session is ready again, or the connection is gone.
     Ready,
     /// Closing or abandoned: its end.
@@ -59,25 +74,31 @@ enum Awaiting {
 
 #[derive(Debug)]
 struct Conn {
+    /// The destination it was opened for, and the index of its next hop there (whose set-up
+    /// failures it counts).
     dest: DestinationId,
-    /// Index into the destination's next hops.
     hop: usize,
+    pool: PoolId,
+    /// Its message limit: its opener's.
+    max_deliveries: u32,
     deliveries: u32,
     state: Awaiting,
 }
 
-/// One destination's pool and queue.
+/// One destination's queue and next-hop fallback.
 #[derive(Debug)]
 struct Dest {
     spec: Destination,
+    /// Its hops' pools, in the order of the hops.
+    pools: Vec<PoolId>,
     max_connections: usize,
     max_deliveries: u32,
     waiting: VecDeque<Queued>,
-    /// Connections of this destination, and how many of them are being set up.
+    /// Connections opened for it (still there, whatever they carry now), how many of them
+    /// are being set up, and its jobs on connections: it is kept while any is not zero.
     conns: usize,
     setting_up: usize,
-    /// Ready connections without a job, the most recently idle last.
-    idle: Vec<ConnId>,
+    in_flight: usize,
     /// The next hop new connections go to, failed set-ups in a row there, the last reason.
     hop: usize,
     failures: u32,
@@ -109,9 +130,13 @@ pub struct Dispatcher {
     config: DispatchConfig,
     dests: HashMap<DestinationId, Dest>,
     index: HashMap<Destination, DestinationId>,
+    pools: HashMap<PoolId, Pool>,
+    pool_index: HashMap<PoolKey, PoolId>,
     conns: HashMap<ConnId, Conn>,
     next_conn: u64,
     next_dest: u64,
+    next_pool: u64,
+    next_seq: u64,
     idle: DeadlineHeap<ConnId>,
     idle_conns: usize,
     /// Destinations that want a connection the global cap does not allow yet, in order.
@@ -135,9 +160,13 @@ impl Dispatcher {
             },
             dests: HashMap::new(),
             index: HashMap::new(),
+            pools: HashMap::new(),
+            pool_index: HashMap::new(),
             conns: HashMap::new(),
             next_conn: 0,
             next_dest: 0,
+            next_pool: 0,
+            next_seq: 0,
             idle: DeadlineHeap::default(),
             idle_conns: 0,
             blocked: VecDeque::new(),
@@ -151,17 +180,20 @@ impl Dispatcher {
 
     // ----- inputs -----
 
-    /// A job to deliver: it goes to a ready connection of its destination, or waits for one
-    /// (opened now when the limits allow).
+    /// A job to deliver: it goes to a ready connection of one of its destination's hops'
+    /// pools (the earliest hop first), or waits for one (opened now when the limits allow).
     pub fn handle_submit(&mut self, job: Job, now: Instant) {
         let id = self.intern(job.destination);
         let queued = Queued {
             ticket: job.ticket,
             message: job.message,
+            dest: id,
+            seq: self.next_seq,
             attempts: 0,
             hop: None,
             dsn_offered: false,
         };
+        self.next_seq += 1;
         if let Some(d) = self.dests.get_mut(&id) {
             d.waiting.push_back(queued);
             self.waiting += 1;
@@ -171,20 +203,19 @@ impl Dispatcher {
     }
 
     /// Connection `conn` is ready for a job: its session is set up, or idle again after a
-    /// job. It gets the next job of its destination, or is closed at its message limit, or
-    /// waits idle.
+    /// job. It gets the oldest job waiting among the destinations of its pool, or is closed
+    /// at its message limit, or waits idle.
     pub fn handle_ready(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Some(d) = self.dests.get_mut(&c.dest) else {
-            return;
-        };
         match c.state {
             Awaiting::Setup => {
-                d.setting_up -= 1;
-                d.failures = 0;
-                d.last_failure = None;
+                if let Some(d) = self.dests.get_mut(&c.dest) {
+                    d.setting_up -= 1;
+                    d.failures = 0;
+                    d.last_failure = None;
+                }
             }
             Awaiting::Ready => {}
             _ => return,
@@ -196,8 +227,8 @@ impl Dispatcher {
 
     /// The job on `conn` is over with `outcomes` (one per recipient). `retryable`: the
     /// connection broke before the body was handed to the server, so the job may go to
-    /// another connection (it does, unless a recipient was delivered or it used up its
-    /// attempts). Otherwise, or then, its [`Delivery`](super::Delivery) is completed.
+    /// another connection (when no recipient was delivered and it has attempts left: see
+    /// [`DispatchConfig::attempts`]). Otherwise, or then, its [`Delivery`](super::Delivery) is completed.
     /// `dsn_offered`: the connection's server offered DSN
     /// ([`Delivery::dsn_offered`](super::Delivery::dsn_offered)).
     pub fn handle_message_done(
@@ -214,12 +245,16 @@ impl Dispatcher {
         if !matches!(c.state, Awaiting::Outcome(_)) {
             return;
         }
-        let Awaiting::Outcome(mut job) = std::mem::replace(&mut c.state, Awaiting::Ready) else {
+        let Awaiting::Outcome(job) = std::mem::replace(&mut c.state, Awaiting::Ready) else {
             return;
         };
+        let mut job = *job;
         job.dsn_offered = dsn_offered;
-        let dest = c.dest;
+        let dest = job.dest;
         self.in_flight -= 1;
+        if let Some(d) = self.dests.get_mut(&dest) {
+            d.in_flight -= 1;
+        }
         let outcomes = if outcomes.len() == job.message.recipients.len() {
             outcomes
         } else {
@@ -239,46 +274,60 @@ impl Dispatcher {
             }
             self.feed_idle(dest, now);
         } else {
-            self.complete(dest, job, outcomes);
+            self.complete(job, outcomes);
+            self.forget_if_empty(dest);
         }
         self.sweep_if_shut_down(now);
     }
 
     /// Connection `conn` is gone; `error` says why when it failed. One that never got ready
     /// is a failed set-up (unless abandoned): after [`attempts`](DispatchConfig::attempts) in
-    /// a row the destination's next hop is given up for the next one, and after its last
-    /// one every job waiting for the destination completes with the failure.
+    /// a row the destination it was opened for gives its next hop up for the next one, and
+    /// after its last one every job waiting for that destination completes with the failure.
     pub fn handle_closed(&mut self, conn: ConnId, error: Option<Error>, now: Instant) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
         self.idle.cancel(conn);
-        let id = c.dest;
-        let Some(d) = self.dests.get_mut(&id) else {
-            return;
-        };
-        d.conns -= 1;
+        let (id, pool) = (c.dest, c.pool);
+        if let Some(p) = self.pools.get_mut(&pool) {
+            p.conns -= 1;
+        }
+        if let Some(d) = self.dests.get_mut(&id) {
+            d.conns -= 1;
+        }
         match c.state {
             Awaiting::Setup => {
-                d.setting_up -= 1;
+                if let Some(d) = self.dests.get_mut(&id) {
+                    d.setting_up -= 1;
+                }
                 self.setup_failed(id, c.hop, error);
             }
             Awaiting::Outcome(job) => {
                 // Drivers report the job first; a reply for it all the same.
                 self.in_flight -= 1;
+                let of = job.dest;
+                if let Some(d) = self.dests.get_mut(&of) {
+                    d.in_flight -= 1;
+                }
                 let reply = error.unwrap_or(Error::PeerClosed).reply();
                 let outcomes = fail(&job.message, &reply);
-                self.complete(id, job, outcomes);
+                self.complete(*job, outcomes);
+                self.forget_if_empty(of);
             }
             Awaiting::Job { .. } => {
-                d.idle.retain(|&i| i != conn);
+                if let Some(p) = self.pools.get_mut(&pool) {
+                    p.idle.retain(|&i| i != conn);
+                }
                 self.idle_conns -= 1;
             }
             Awaiting::Ready | Awaiting::Close => {}
         }
         self.open_for(id);
+        self.open_for_pool(pool);
         self.unblock();
         self.forget_if_empty(id);
+        self.forget_pool_if_empty(pool);
         self.sweep_if_shut_down(now);
     }
 
@@ -297,7 +346,7 @@ impl Dispatcher {
                 continue;
             }
             log::debug!("engine: connection {} idle, closing", conn.0);
-            self.take_idle(c.dest, conn);
+            self.take_idle(c.pool, conn);
             self.close(conn);
         }
     }
@@ -326,7 +375,7 @@ impl Dispatcher {
 
     // ----- state -----
 
-    /// The settings of destination `id` (while it has jobs or connections).
+    /// The settings of destination `id` (while it has jobs or connections opened for it).
     pub fn destination(&self, id: DestinationId) -> Option<&Destination> {
         self.dests.get(&id).map(|d| &d.spec)
     }
@@ -344,6 +393,14 @@ impl Dispatcher {
     /// Connections open (opening, ready, busy or closing).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Connections open in the pool of `key` (opening, ready, busy or closing).
+    pub fn pool_connections(&self, key: &PoolKey) -> usize {
+        self.pool_index
+            .get(key)
+            .and_then(|id| self.pools.get(id))
+            .map_or(0, |p| p.conns)
     }
 
     /// Whether a job submitted now could start at once: a connection is idle, or one may be
@@ -364,41 +421,23 @@ impl Dispatcher {
 
     // ----- the rules -----
 
-    fn intern(&mut self, spec: Destination) -> DestinationId {
-        if let Some(&id) = self.index.get(&spec) {
-            return id;
-        }
-        let id = DestinationId(self.next_dest);
-        self.next_dest += 1;
-        let dest = Dest {
-            max_connections: spec.max_connections.unwrap_or(usize::MAX),
-            max_deliveries: spec.max_deliveries.unwrap_or(self.config.max_deliveries),
-            spec: spec.clone(),
-            waiting: VecDeque::new(),
-            conns: 0,
-            setting_up: 0,
-            idle: Vec::new(),
-            hop: 0,
-            failures: 0,
-            last_failure: None,
-            blocked: false,
-        };
-        self.index.insert(spec, id);
-        self.dests.insert(id, dest);
-        id
-    }
-
-    /// Gives waiting jobs of destination `id` to its idle connections.
+    /// Gives waiting jobs of destination `id` to idle connections of its hops' pools, the
+    /// earliest hop first.
     fn feed_idle(&mut self, id: DestinationId, now: Instant) {
-        while let Some(d) = self.dests.get_mut(&id) {
+        // Each turn takes one idle connection: `place` gives it a job (nothing else of the
+        // pool waited: an idle connection would have had it) or closes it.
+        while let Some(d) = self.dests.get(&id) {
             if d.waiting.is_empty() {
                 return;
             }
-            let Some(conn) = d.idle.pop() else {
+            let found = d.pools.iter().find_map(|p| {
+                let conn = *self.pools.get(p)?.idle.last()?;
+                Some((*p, conn))
+            });
+            let Some((pool, conn)) = found else {
                 return;
             };
-            self.idle_conns -= 1;
-            self.idle.cancel(conn);
+            self.take_idle(pool, conn);
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.state = Awaiting::Ready;
             }
@@ -407,12 +446,19 @@ impl Dispatcher {
     }
 
     /// Opens connections for destination `id`'s waiting jobs that no connection being set
-    /// up will take, within its limit and the global cap.
+    /// up for it will take, to its current next hop, within its limit (counted in that
+    /// hop's pool) and the global cap.
     fn open_for(&mut self, id: DestinationId) {
         let Some(d) = self.dests.get_mut(&id) else {
             return;
         };
-        while d.waiting.len() > d.setting_up && d.conns < d.max_connections {
+        let Some(&pool) = d.pools.get(d.hop) else {
+            return;
+        };
+        let Some(p) = self.pools.get_mut(&pool) else {
+            return;
+        };
+        while d.waiting.len() > d.setting_up && p.conns < d.max_connections {
             if self.conns.len() >= self.config.connections {
                 if !d.blocked {
                     d.blocked = true;
@@ -425,21 +471,35 @@ impl Dispatcher {
             self.next_conn += 1;
             d.conns += 1;
             d.setting_up += 1;
+            p.conns += 1;
             self.counters.opened += 1;
             self.conns.insert(
                 conn,
                 Conn {
                     dest: id,
                     hop: d.hop,
+                    pool,
+                    max_deliveries: d.max_deliveries,
                     deliveries: 0,
                     state: Awaiting::Setup,
                 },
             );
             self.actions.push_back(Action::Open {
                 conn,
-                destination: id,
-                hop: d.spec.hops[d.hop].clone(),
+                pool: p.key.clone(),
             });
+        }
+    }
+
+    /// Room in pool `pool`: the destinations whose current next hop it is may open.
+    fn open_for_pool(&mut self, pool: PoolId) {
+        let mut i = 0;
+        while let Some(&id) = self.pools.get(&pool).and_then(|p| p.dests.get(i)) {
+            i += 1;
+            let current = self.dests.get(&id).and_then(|d| d.pools.get(d.hop));
+            if current == Some(&pool) {
+                self.open_for(id);
+            }
         }
     }
 
@@ -462,34 +522,41 @@ impl Dispatcher {
 
     /// A connection awaiting `Ready` gets a job, is closed, or waits idle.
     fn place(&mut self, conn: ConnId, now: Instant) {
-        let Some(id) = self.conns.get(&conn).map(|c| c.dest) else {
+        let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let wants_room = self.wants_room(id);
+        let pool = c.pool;
+        if c.deliveries >= c.max_deliveries {
+            log::debug!("engine: connection {} reached its message limit", conn.0);
+            self.close(conn);
+            self.open_for_pool(pool);
+            return;
+        }
+        let next = self.oldest_waiting(pool);
+        let wants_room = self.wants_room();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Some(d) = self.dests.get_mut(&id) else {
+        let Some(p) = self.pools.get_mut(&pool) else {
             return;
         };
-        if c.deliveries >= d.max_deliveries {
-            log::debug!("engine: connection {} reached its message limit", conn.0);
-            self.close(conn);
-            self.open_for(id);
-            return;
-        }
-        if let Some(mut job) = d.waiting.pop_front() {
+        let job = next.and_then(|id| self.dests.get_mut(&id)).and_then(|d| {
+            let job = d.waiting.pop_front()?;
+            d.in_flight += 1;
+            Some(job)
+        });
+        if let Some(mut job) = job {
             self.waiting -= 1;
             self.in_flight += 1;
             job.attempts += 1;
-            job.hop = Some(c.hop);
+            job.hop = Some(p.key.hop.clone());
             c.deliveries += 1;
             self.actions.push_back(Action::Assign {
                 conn,
                 ticket: job.ticket,
                 message: job.message.clone(),
             });
-            c.state = Awaiting::Outcome(job);
+            c.state = Awaiting::Outcome(Box::new(job));
             return;
         }
         if (self.shutdown && self.waiting == 0) || wants_room {
@@ -498,71 +565,54 @@ impl Dispatcher {
             return;
         }
         c.state = Awaiting::Job { since: now };
-        d.idle.push(conn);
+        p.idle.push(conn);
         self.idle_conns += 1;
         self.idle.schedule(conn, now + self.config.idle_timeout);
     }
 
-    /// Whether a destination other than `except` waits for room under the global cap.
-    fn wants_room(&self, except: DestinationId) -> bool {
-        self.blocked.iter().any(|&id| {
-            id != except
-                && self
-                    .dests
-                    .get(&id)
-                    .is_some_and(|d| d.waiting.len() > d.setting_up && d.conns < d.max_connections)
+    /// Whether a destination waits for room under the global cap (and would open).
+    fn wants_room(&self) -> bool {
+        self.blocked.iter().any(|id| {
+            self.dests.get(id).is_some_and(|d| {
+                let conns = d.pools.get(d.hop).and_then(|p| self.pools.get(p));
+                d.waiting.len() > d.setting_up && conns.is_some_and(|p| p.conns < d.max_connections)
+            })
         })
     }
 
-    /// Closes one idle connection of another destination than `id` (the one idle longest),
-    /// to make room for `id`.
+    /// Closes one idle connection (the one idle longest) of a pool destination `id` cannot
+    /// use, to make room for `id`.
     fn reclaim_idle(&mut self, id: DestinationId) {
         if self.idle_conns == 0 {
             return;
         }
+        let mine = self
+            .dests
+            .get(&id)
+            .map(|d| d.pools.as_slice())
+            .unwrap_or(&[]);
         let oldest = self
             .conns
             .iter()
             .filter_map(|(&conn, c)| match c.state {
-                Awaiting::Job { since } if c.dest != id => Some((since, conn, c.dest)),
+                Awaiting::Job { since } if !mine.contains(&c.pool) => Some((since, conn, c.pool)),
                 _ => None,
             })
             .min();
-        if let Some((_, conn, other)) = oldest {
+        if let Some((_, conn, pool)) = oldest {
             log::debug!(
                 "engine: connection {} idle, closed for another destination",
                 conn.0
             );
-            self.take_idle(other, conn);
+            self.take_idle(pool, conn);
             self.close(conn);
         }
-    }
-
-    fn take_idle(&mut self, id: DestinationId, conn: ConnId) {
-        if let Some(d) = self.dests.get_mut(&id) {
-            d.idle.retain(|&i| i != conn);
-        }
-        self.idle_conns -= 1;
-        self.idle.cancel(conn);
     }
 
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.state = Awaiting::Close;
             self.actions.push_back(Action::Close { conn });
-        }
-    }
-
-    /// Forgets destination `id` once it has neither jobs nor connections.
-    fn forget_if_empty(&mut self, id: DestinationId) {
-        let empty = self
-            .dests
-            .get(&id)
-            .is_some_and(|d| d.conns == 0 && d.waiting.is_empty() && !d.blocked);
-        if empty {
-            if let Some(d) = self.dests.remove(&id) {
-                self.index.remove(&d.spec);
-            }
         }
     }
 }

@@ -11,21 +11,25 @@ use smtp_proto::Reply;
 use super::{Action, ConnId, DispatchConfig, Dispatcher, Job};
 use crate::driver::engine::destination::{Destination, NextHop};
 use crate::driver::engine::{Delivery, Ticket};
+use crate::driver::tls::Verify;
 use crate::error::Error;
 use crate::message::{Message, OutcomeKind, RecipientOutcome};
+use crate::policy::TlsMode;
 
 const IDLE: Duration = Duration::from_secs(5);
 
-fn config(connections: usize, attempts: u32, max_deliveries: u32) -> DispatchConfig {
+pub(super) fn config(connections: usize, attempts: u32, max_deliveries: u32) -> DispatchConfig {
     DispatchConfig {
         connections,
         attempts,
         idle_timeout: IDLE,
         max_deliveries,
+        tls: TlsMode::Disabled,
+        verify: Verify::ByPolicy,
     }
 }
 
-fn addr(n: u8) -> SocketAddr {
+pub(super) fn addr(n: u8) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, n], 25))
 }
 
@@ -34,15 +38,15 @@ fn dest(n: u8) -> Destination {
 }
 
 /// A dispatcher, a simulated clock, and what came out of it.
-struct Sim {
-    d: Dispatcher,
+pub(super) struct Sim {
+    pub(super) d: Dispatcher,
     now: Instant,
     next_ticket: u64,
-    deliveries: Vec<Delivery>,
+    pub(super) deliveries: Vec<Delivery>,
 }
 
 impl Sim {
-    fn new(config: DispatchConfig) -> Sim {
+    pub(super) fn new(config: DispatchConfig) -> Sim {
         Sim {
             d: Dispatcher::new(config),
             now: Instant::now(),
@@ -52,7 +56,7 @@ impl Sim {
     }
 
     /// Submits a job of two recipients to `destination`; returns its ticket number.
-    fn submit(&mut self, destination: &Destination) -> u64 {
+    pub(super) fn submit(&mut self, destination: &Destination) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let message = Message::new("a@example.org", ["r1@example.net", "r2@example.net"], "x");
@@ -66,11 +70,11 @@ impl Sim {
     }
 
     /// The actions so far, as short strings (completed deliveries are kept aside too).
-    fn actions(&mut self) -> Vec<String> {
+    pub(super) fn actions(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         while let Some(action) = self.d.poll_action() {
             out.push(match action {
-                Action::Open { conn, hop, .. } => format!("open c{} {}", conn.0, hop.addr),
+                Action::Open { conn, pool } => format!("open c{} {}", conn.0, pool.hop.addr),
                 Action::Assign { conn, ticket, .. } => format!("assign c{} t{}", conn.0, ticket.0),
                 Action::Close { conn } => format!("close c{}", conn.0),
                 Action::Abandon { conn } => format!("abandon c{}", conn.0),
@@ -90,12 +94,12 @@ impl Sim {
         out
     }
 
-    fn ready(&mut self, conn: u64) {
+    pub(super) fn ready(&mut self, conn: u64) {
         self.d.handle_ready(ConnId(conn), self.now);
     }
 
     /// The job on `conn` ends with every recipient's `code`.
-    fn done(&mut self, conn: u64, code: u16, retryable: bool) {
+    pub(super) fn done(&mut self, conn: u64, code: u16, retryable: bool) {
         let reply = Reply::new(code, None, "scripted");
         let outcomes = ["r1@example.net", "r2@example.net"]
             .iter()
@@ -105,17 +109,17 @@ impl Sim {
             .handle_message_done(ConnId(conn), outcomes, retryable, false, self.now);
     }
 
-    fn closed(&mut self, conn: u64, error: Option<Error>) {
+    pub(super) fn closed(&mut self, conn: u64, error: Option<Error>) {
         self.d.handle_closed(ConnId(conn), error, self.now);
     }
 
-    fn advance(&mut self, by: Duration) {
+    pub(super) fn advance(&mut self, by: Duration) {
         self.now += by;
         self.d.handle_timeout(self.now);
     }
 }
 
-fn s(items: &[&str]) -> Vec<String> {
+pub(super) fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use super::super::destination::{Destination, NextHop};
+use super::super::destination::{Destination, PoolKey};
 use super::super::{Delivery, Ticket};
+use crate::driver::tls::Verify;
 use crate::message::Message;
+use crate::policy::TlsMode;
 
 /// A connection's number, unique within one dispatcher (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,20 +42,23 @@ pub struct DispatchConfig {
     pub idle_timeout: Duration,
     /// Messages per connection for destinations that do not set it (at least 1).
     pub max_deliveries: u32,
+    /// The TLS mode of destinations that do not set one (part of their hops' [`PoolKey`]s).
+    pub tls: TlsMode,
+    /// The certificate verification of destinations that do not set one.
+    pub verify: Verify,
 }
 
 /// What the driver must do, from [`Dispatcher::poll_action`](super::Dispatcher::poll_action).
 #[derive(Debug)]
 pub enum Action {
-    /// Open connection `conn` to `hop` for `destination` and set its session up; then call
-    /// [`handle_ready`](super::Dispatcher::handle_ready) or [`handle_closed`](super::Dispatcher::handle_closed).
+    /// Open connection `conn` to `pool`'s next hop and set its session up with `pool`'s TLS
+    /// mode and verification; then call [`handle_ready`](super::Dispatcher::handle_ready) or
+    /// [`handle_closed`](super::Dispatcher::handle_closed).
     Open {
         /// The new connection's id.
         conn: ConnId,
-        /// Its destination ([`Dispatcher::destination`](super::Dispatcher::destination) gives the settings).
-        destination: DestinationId,
-        /// The server to connect to.
-        hop: NextHop,
+        /// The server to connect to and how: the connection's pool.
+        pool: PoolKey,
     },
     /// Send `message` on `conn` (ready, as reported); then call
     /// [`handle_message_done`](super::Dispatcher::handle_message_done).

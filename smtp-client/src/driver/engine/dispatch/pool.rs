@@ -1,0 +1,141 @@
+//! The dispatcher's books of destinations and pools: a destination is interned with one
+//! pool per next hop ([`PoolKey`]), a pool knows the destinations that list it, and both are
+//! forgotten once nothing refers to them (so their number stays bounded by the jobs and
+//! connections there are); a pool's idle connections, and which of its destinations has
+//! waited longest. Which job goes where, and when to open or close, is decided elsewhere.
+
+use std::collections::VecDeque;
+
+use super::{ConnId, Dest, DestinationId, Dispatcher};
+use crate::driver::engine::destination::{Destination, PoolKey};
+
+/// A pool's number within one dispatcher (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct PoolId(u64);
+
+/// The connections of one [`PoolKey`].
+#[derive(Debug)]
+pub(super) struct Pool {
+    pub(super) key: PoolKey,
+    /// Its connections (opening, ready, busy or closing): what `max_connections` counts.
+    pub(super) conns: usize,
+    /// Ready connections without a job, the most recently idle last.
+    pub(super) idle: Vec<ConnId>,
+    /// The destinations that list it among their next hops, in the order they came.
+    pub(super) dests: Vec<DestinationId>,
+}
+
+impl Dispatcher {
+    /// The id of destination `spec`, made (with its pools) when it has none.
+    pub(super) fn intern(&mut self, spec: Destination) -> DestinationId {
+        if let Some(&id) = self.index.get(&spec) {
+            return id;
+        }
+        let id = DestinationId(self.next_dest);
+        self.next_dest += 1;
+        let pools = spec
+            .hops
+            .iter()
+            .map(|hop| {
+                let key = spec.pool_key(hop, self.config.tls, self.config.verify);
+                let pool = self.intern_pool(key);
+                if let Some(p) = self.pools.get_mut(&pool) {
+                    if !p.dests.contains(&id) {
+                        p.dests.push(id);
+                    }
+                }
+                pool
+            })
+            .collect();
+        let dest = Dest {
+            max_connections: spec.max_connections.unwrap_or(usize::MAX),
+            max_deliveries: spec.max_deliveries.unwrap_or(self.config.max_deliveries),
+            spec: spec.clone(),
+            pools,
+            waiting: VecDeque::new(),
+            conns: 0,
+            setting_up: 0,
+            in_flight: 0,
+            hop: 0,
+            failures: 0,
+            last_failure: None,
+            blocked: false,
+        };
+        self.index.insert(spec, id);
+        self.dests.insert(id, dest);
+        id
+    }
+
+    fn intern_pool(&mut self, key: PoolKey) -> PoolId {
+        if let Some(&id) = self.pool_index.get(&key) {
+            return id;
+        }
+        let id = PoolId(self.next_pool);
+        self.next_pool += 1;
+        self.pool_index.insert(key.clone(), id);
+        self.pools.insert(
+            id,
+            Pool {
+                key,
+                conns: 0,
+                idle: Vec::new(),
+                dests: Vec::new(),
+            },
+        );
+        id
+    }
+
+    /// Forgets destination `id` once it has no job, no connection opened for it, and does
+    /// not wait for room; then the pools only it listed and without connections.
+    pub(super) fn forget_if_empty(&mut self, id: DestinationId) {
+        let empty = self.dests.get(&id).is_some_and(|d| {
+            d.conns == 0 && d.in_flight == 0 && d.waiting.is_empty() && !d.blocked
+        });
+        if !empty {
+            return;
+        }
+        let Some(d) = self.dests.remove(&id) else {
+            return;
+        };
+        self.index.remove(&d.spec);
+        for pool in d.pools {
+            if let Some(p) = self.pools.get_mut(&pool) {
+                p.dests.retain(|&other| other != id);
+            }
+            self.forget_pool_if_empty(pool);
+        }
+    }
+
+    /// Forgets pool `pool` once it has no connection and no destination lists it.
+    pub(super) fn forget_pool_if_empty(&mut self, pool: PoolId) {
+        let empty = self
+            .pools
+            .get(&pool)
+            .is_some_and(|p| p.conns == 0 && p.dests.is_empty());
+        if empty {
+            if let Some(p) = self.pools.remove(&pool) {
+                self.pool_index.remove(&p.key);
+            }
+        }
+    }
+
+    /// The destination of pool `pool` whose first waiting job was submitted first.
+    pub(super) fn oldest_waiting(&self, pool: PoolId) -> Option<DestinationId> {
+        self.pools
+            .get(&pool)?
+            .dests
+            .iter()
+            .filter_map(|id| Some((self.dests.get(id)?.waiting.front()?.seq, *id)))
+            .min()
+            .map(|(_, id)| id)
+    }
+
+    /// Takes `conn` out of pool `pool`'s idle connections.
+    pub(super) fn take_idle(&mut self, pool: PoolId, conn: ConnId) {
+        if let Some(p) = self.pools.get_mut(&pool) {
+            p.idle.retain(|&i| i != conn);
+        }
+        self.idle_conns -= 1;
+        self.idle.cancel(conn);
+    }
+}
