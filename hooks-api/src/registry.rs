@@ -145,6 +145,35 @@ impl Registry {
         self.add_decls(&[decl], configs).map(|_| ())
     }
 
+    /// Adds a host's own hooks as plugin `name`: `init` registers them like a plugin's
+    /// `init` would, but may capture state (a host component shared with the rest of the
+    /// program), which a [`PluginDecl`]'s `fn` cannot. A panic in `init` is caught and
+    /// reported as [`LoadError`], as for plugins.
+    pub fn add_host_hooks(
+        &mut self,
+        name: &str,
+        version: &str,
+        init: impl FnOnce(&mut Registrar) -> Result<(), String>,
+    ) -> Result<(), LoadError> {
+        let mut registrar = Registrar::new(self.seq);
+        registrar.begin_plugin(name, version, None);
+        let failure = match crate::hook::guarded(|| init(&mut registrar)) {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(crate::abi::EntryFailure::InitFailed {
+                plugin: name.to_owned(),
+                reason,
+            }),
+            Err(message) => Some(crate::abi::EntryFailure::Panicked {
+                plugin: name.to_owned(),
+                message,
+            }),
+        };
+        if let Some(f) = failure {
+            return Err(entry_error(f, Path::new("<host>")));
+        }
+        self.absorb(registrar, &PluginSource::Static).map(|_| ())
+    }
+
     fn add_decls(
         &mut self,
         decls: &[&'static PluginDecl],

@@ -448,3 +448,40 @@ fn client_states_are_registered_with_their_anchor() {
     assert_eq!(states[0].create().name(), "xping");
     let _ = Arc::new(registry);
 }
+
+#[test]
+fn host_hooks_capture_state_and_a_failing_init_adds_nothing() {
+    let mut registry = Registry::with_classifier(Box::leak(Box::new(classify::Registry::new())));
+    let refused = Arc::new(String::from("localhost"));
+    let name = refused.clone();
+    registry
+        .add_host_hooks("host-policy", "1", move |r| {
+            r.on_helo(Order::First, move |ctx| {
+                if ctx.name == name.as_str() {
+                    Verdict::reject(550, "5.7.1", "Liar")
+                } else {
+                    Verdict::Continue
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(registry.plugin_names(), ["host-policy"]);
+    assert!(matches!(helo(&registry, "localhost"), Verdict::Reject(_)));
+    assert!(matches!(helo(&registry, "mx.example"), Verdict::Continue));
+    assert!(Arc::strong_count(&refused) > 1, "the hook holds the state");
+
+    let err = registry
+        .add_host_hooks("broken", "1", |r| {
+            r.on_helo(Order::First, |_| Verdict::Continue);
+            Err("no".into())
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("no"), "{err}");
+    let err = registry
+        .add_host_hooks("host-policy", "2", |_| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("host-policy"), "{err}");
+    assert_eq!(registry.plugin_names(), ["host-policy"]);
+    assert_eq!(registry.hook_count(HookPoint::Helo), 1);
+}

@@ -10,8 +10,9 @@
 //! | [`retry`] | the retry policy as data (intervals, max ages, delay warning, seeded jitter, down time) |
 //! | [`driver`] | the threads that carry it out: spool watch and reload, DNS, delivery through the client engine, notifications |
 //! | [`dsn`] | RFC 3464 / RFC 6522 delivery status notifications and the RFC 3461 rules |
+//! | [`verify`] | recipient verification at RCPT: probes of a route's next hop on threads of their own, answers in a bounded cache |
 //!
-//! Those modules do no I/O: no sockets, no threads, no clock reads, no file I/O, no DNS
+//! Apart from [`driver`] and [`verify`], those modules do no I/O: no sockets, no threads, no clock reads, no file I/O, no DNS
 //! queries. The [`driver`] does it all for them: a relay thread reads the clock, writes the
 //! records through `smtp_spool::Spool::write_state`, hands delivery batches to the
 //! `smtp_client` engine and queues notifications; a DNS thread answers route lookups.
@@ -24,6 +25,7 @@ pub mod retry;
 pub mod route;
 pub mod schedule;
 pub mod state;
+pub mod verify;
 
 pub use retry::{parse_duration, InvalidDuration, RetryPolicy, SplitMix64};
 pub use schedule::{

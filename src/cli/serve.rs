@@ -1,6 +1,8 @@
 //! `impulse serve`: run the ESMTP server until SIGTERM or SIGINT; SIGHUP reads the
-//! configuration again (limits, timeouts, TLS certificate and key, relay control, and the
-//! relay's routes and retry settings: docs/OPERATIONS.md). The relay counts into the
+//! configuration again (limits, timeouts, TLS certificate and key, relay control, the
+//! relay's routes and retry settings, and the recipient probes' routes: docs/OPERATIONS.md).
+//! A route with `verify_recipients` starts the probe threads and the RCPT hook
+//! (`smtp_server::server::verify`). The relay counts into the
 //! server's metrics registry ([`super::relay_metrics`]).
 //!
 //! With no arguments it listens on 127.0.0.1:2525, spools to `./spool` and greets with the
@@ -18,7 +20,10 @@ use std::sync::{Arc, OnceLock};
 use clap::Args;
 use smtp_relay::driver::{control, offline, Commander, Relay, RelaySettings};
 use smtp_relay::route::{LocalHost, RouteTable};
-use smtp_server::config::{Overrides, ServerConfig};
+use smtp_relay::verify::Verifier;
+use smtp_server::config::{Overrides, RelayConfig, ServerConfig};
+use smtp_server::factory::RelayControl;
+use smtp_server::server::verify::add_verify_hook;
 use smtp_server::server::Server;
 
 /// Arguments of `impulse serve`.
@@ -83,7 +88,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         Ok(config)
     };
     let config = load()?;
-    let registry = super::config::registry(&config)?;
+    let mut registry = super::config::registry(&config)?;
+    // Recipient verification: the RCPT hook shares relay control with the server.
+    let relay_control = Arc::new(RelayControl::new(RelayConfig::default_policy()));
+    let verifier = start_verifier(&config, &mut registry, &relay_control)?;
     if config.spool.discard {
         log::warn!("discard mode: every message is accepted and dropped, nothing is stored");
     }
@@ -108,6 +116,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let server = Server::builder()
         .config(config)
         .registry(registry.clone())
+        .relay_control(relay_control)
         .metrics(metrics.clone())
         .handle_signals(true)
         .reload_from(load)
@@ -115,6 +124,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             if let Some(relay) = reload_relay.get() {
                 reload(relay, config);
             }
+            reload_verifier(verifier.as_deref(), config);
         })
         .build()
         .map_err(|e| e.to_string())?;
@@ -173,6 +183,50 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     served?;
     log::info!("impulse stopped");
     Ok(())
+}
+
+/// Starts the probe threads and installs the RCPT hook when a route has
+/// `verify_recipients` (whether or not delivery is on: relay control runs either way).
+fn start_verifier(
+    config: &ServerConfig,
+    registry: &mut smtp_server::hooks_api::Registry,
+    control: &Arc<RelayControl>,
+) -> Result<Option<Arc<Verifier>>, String> {
+    let Some(relay) = config.relay.as_ref().filter(|r| r.verifies_any()) else {
+        return Ok(None);
+    };
+    let settings = relay
+        .verify_settings(&config.effective_hostname())
+        .map_err(|e| e.to_string())?;
+    let verifier = Verifier::start(settings, relay.verify.threads)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot start the recipient verification threads: {e}"))?;
+    add_verify_hook(registry, control.clone(), verifier.clone())
+        .map_err(|e| format!("recipient verification: {e}"))?;
+    log::info!(
+        "recipient verification on: {} probe threads",
+        relay.verify.threads
+    );
+    Ok(Some(verifier))
+}
+
+/// SIGHUP: the probes take the new routes and `[relay.verify]` settings. Turning
+/// verification on when it was off at start takes a restart.
+fn reload_verifier(verifier: Option<&Verifier>, config: &ServerConfig) {
+    let Some(relay) = config.relay.as_ref() else {
+        return;
+    };
+    match verifier {
+        Some(verifier) => match relay.verify_settings(&config.effective_hostname()) {
+            Ok(settings) => verifier.reload(settings),
+            Err(e) => log::error!("reload: recipient verification settings refused: {e}"),
+        },
+        None if relay.verifies_any() => log::warn!(
+            "reload: verify_recipients was off at start; recipient verification starts at \
+             the next start (until then those recipients are accepted unverified)"
+        ),
+        None => {}
+    }
 }
 
 /// SIGHUP: the relay takes the new routes and retry settings of a configuration the server

@@ -20,6 +20,9 @@
 //! STARTTLS runs with rustls when the policy's [`TlsMode`] asks for it;
 //! [`Options::tls`] says how the server's certificate is checked (see [`super::tls`]). The
 //! handshake has the policy's command timeout.
+//!
+//! [`Connection::probe_recipient`] asks whether a recipient would be taken (MAIL, RCPT,
+//! RSET; never DATA), for recipient verification.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -36,6 +39,10 @@ use crate::message::{Event, Message, MessageId, RecipientOutcome};
 use crate::policy::TlsMode;
 use crate::registry::StateMachine;
 use crate::session::{Session, SessionConfig};
+
+mod probe;
+
+pub use probe::ProbeAnswer;
 
 /// How to connect.
 #[derive(Debug, Clone)]

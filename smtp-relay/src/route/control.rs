@@ -7,8 +7,12 @@
 //! `554 5.7.1 <address>: Relay access denied`. Sender-specified routing (`%` or `!` in the
 //! local part, a source route `@a,@b:user@c`) is refused from untrusted clients whatever the
 //! domain. With a recipients table, an address of a relay domain that is not in it gets
-//! `550 5.1.1 <address>: Recipient address rejected: User unknown`, from any client. The bare
-//! `<Postmaster>` is always accepted (RFC 5321 §4.5.1).
+//! `550 5.1.1 <address>: Recipient address rejected: User unknown`, from any client, unless
+//! its route verifies recipients ([`RelayPolicy::with_verification`]): an address of such a
+//! domain that the table does not list (or any address of it, without a table) is
+//! [`Decision::Verify`], for the server to probe the route's next hop (see
+//! [`crate::verify`]). The bare `<Postmaster>` is always accepted (RFC 5321 §4.5.1), never
+//! probed.
 //!
 //! What it does not do: read the recipients file (its text is passed in), know about plugins
 //! (they may still accept or refuse on the RCPT hook) or route anything.
@@ -158,12 +162,15 @@ fn mailbox_key(mailbox: &Mailbox<'_>) -> Option<(String, String)> {
     }
 }
 
-/// Who may relay: `[relay] domains`, `[relay] networks` and the optional recipients table.
+/// Who may relay: `[relay] domains`, `[relay] networks`, the optional recipients table, and
+/// which routes verify their recipients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayPolicy {
     domains: DomainSet,
     networks: Vec<Network>,
     recipients: Option<RecipientTable>,
+    /// The routes' domains in route order, each with its `verify_recipients`.
+    verification: Vec<(DomainSet, bool)>,
 }
 
 impl RelayPolicy {
@@ -198,7 +205,24 @@ impl RelayPolicy {
             domains,
             networks,
             recipients,
+            verification: Vec::new(),
         })
+    }
+
+    /// The policy with the routes' domains, in route order, each with whether its route
+    /// verifies recipients: the first set that matches a relay domain's address decides
+    /// (as the first matching route wins).
+    pub fn with_verification(mut self, routes: Vec<(DomainSet, bool)>) -> RelayPolicy {
+        self.verification = routes;
+        self
+    }
+
+    /// Whether the route serving `domain` verifies its recipients.
+    pub fn verifies(&self, domain: &str) -> bool {
+        self.verification
+            .iter()
+            .find(|(set, _)| set.matches(domain))
+            .is_some_and(|(_, verify)| *verify)
     }
 
     /// The relay domains (for the config check against routes).
@@ -284,6 +308,9 @@ pub enum Decision {
     Accept(Acceptance),
     /// Refuse it with this reply.
     Refuse(Reply),
+    /// An address of a relay domain whose route verifies recipients, not listed in the
+    /// recipients table: accept it only once the route's next hop does (a probe).
+    Verify,
 }
 
 /// Relay control for one RCPT: see the module doc for the rules.
@@ -303,13 +330,20 @@ pub fn check_recipient(policy: &RelayPolicy, rcpt: &RcptPath, client: &Client) -
         Domain::Literal(_) => false,
     };
     if relay_domain {
-        return match &policy.recipients {
-            Some(table) if !table.contains(mailbox) => Decision::Refuse(Reply::new(
+        let listed = policy.recipients.as_ref().map(|t| t.contains(mailbox));
+        let verified = match &mailbox.domain {
+            Domain::Name(name) => policy.verifies(name),
+            Domain::Literal(_) => false,
+        };
+        return match listed {
+            Some(true) => Decision::Accept(Acceptance::RelayDomain),
+            _ if verified => Decision::Verify,
+            Some(false) => Decision::Refuse(Reply::new(
                 550,
                 Some(EnhancedStatus::new(5, 1, 1)),
                 &format!("<{mailbox}>: Recipient address rejected: User unknown"),
             )),
-            _ => Decision::Accept(Acceptance::RelayDomain),
+            None => Decision::Accept(Acceptance::RelayDomain),
         };
     }
     if trusted {

@@ -21,7 +21,7 @@ pub use listener::{
     DEFAULT_PROXY_TIMEOUT,
 };
 pub use metrics::MetricsConfig;
-pub use relay::{read_recipients, DnsConfig, RelayConfig, RetryConfig, RouteConfig};
+pub use relay::{read_recipients, DnsConfig, RelayConfig, RetryConfig, RouteConfig, VerifyConfig};
 use smtp_proto::limits;
 pub use validate::MAX_THREADS;
 

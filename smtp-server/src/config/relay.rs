@@ -1,6 +1,7 @@
 //! `[relay]`: who may relay through this server (relay control, checked at every RCPT whether
 //! or not delivery is enabled), where accepted mail goes (`[[relay.route]]`), and how the relay
-//! retries (`[relay.retry]`) and resolves (`[relay.dns]`).
+//! retries (`[relay.retry]`), resolves (`[relay.dns]`) and verifies recipients at RCPT
+//! (`[relay.verify]`, for routes with `verify_recipients = true`).
 //!
 //! Without a `[relay]` table nothing is delivered (mail is accepted and kept, as before), and
 //! relay control uses [`RelayConfig::default_policy`]: loopback clients and authenticated
@@ -9,7 +10,8 @@
 //!
 //! [`RelayConfig`] builds the sans-IO values of `smtp-relay` the server and the relay's driver
 //! use: [`policy`](RelayConfig::policy) (relay control, with the recipients table read from its
-//! file), [`routes`](RelayConfig::routes) and [`schedule`](RelayConfig::schedule).
+//! file), [`routes`](RelayConfig::routes), [`schedule`](RelayConfig::schedule) and
+//! [`verify_settings`](RelayConfig::verify_settings).
 //!
 //! What it does not do: deliver, resolve or watch the recipients file (the server re-reads it
 //! when it changes; see `server/relay_watch.rs`).
@@ -24,6 +26,10 @@ use smtp_relay::retry::{
 };
 use smtp_relay::route::control::DEFAULT_NETWORKS;
 use smtp_relay::route::{DomainPattern, RecipientTable, RelayPolicy, Route, RouteTable, TlsPolicy};
+use smtp_relay::verify::{
+    Ttls, VerifySettings, DEFAULT_CACHE_SIZE, DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL,
+    DEFAULT_TEMPFAIL_TTL, DEFAULT_THREADS, DEFAULT_TIMEOUT,
+};
 use smtp_relay::{RetryPolicy, ScheduleConfig};
 
 use super::{ConfigDuration, ConfigError};
@@ -38,6 +44,8 @@ pub const DEFAULT_MESSAGES_PER_CONNECTION: usize = 1000;
 pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// The port of a `[relay.dns] nameservers` entry written without one.
 pub const DNS_PORT: u16 = 53;
+/// The most `[relay.verify] threads`.
+pub const MAX_VERIFY_THREADS: usize = 64;
 
 /// The `[relay]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -69,6 +77,8 @@ pub struct RelayConfig {
     pub retry: RetryConfig,
     /// `[relay.dns]`.
     pub dns: DnsConfig,
+    /// `[relay.verify]`: the RCPT probes of routes with `verify_recipients`.
+    pub verify: VerifyConfig,
     /// `[[relay.route]]`, in order: the first matching route wins; unrouted domains go to
     /// their MX.
     #[serde(rename = "route")]
@@ -89,7 +99,41 @@ impl Default for RelayConfig {
             delay_warning: None,
             retry: RetryConfig::default(),
             dns: DnsConfig::default(),
+            verify: VerifyConfig::default(),
             routes: Vec::new(),
+        }
+    }
+}
+
+/// `[relay.verify]`: how recipients of routes with `verify_recipients = true` are probed
+/// and how long the answers are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// How long a recipient the next hop accepted is remembered (default `"7d"`).
+    pub positive_ttl: ConfigDuration,
+    /// How long a recipient the next hop refused (5xx) is remembered (default `"3h"`).
+    pub negative_ttl: ConfigDuration,
+    /// How long a temporary failure (4xx, next hop down) is remembered (default `"1m"`).
+    pub tempfail_ttl: ConfigDuration,
+    /// The time limit of a whole probe, connection to QUIT (default `"30s"`); shorter than
+    /// `[timeouts] hook`, which ends the session's wait for it.
+    pub timeout: ConfigDuration,
+    /// The most answers remembered; the oldest go first (default 100000).
+    pub cache_size: usize,
+    /// Probe threads (default 4).
+    pub threads: usize,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            positive_ttl: ConfigDuration(DEFAULT_POSITIVE_TTL),
+            negative_ttl: ConfigDuration(DEFAULT_NEGATIVE_TTL),
+            tempfail_ttl: ConfigDuration(DEFAULT_TEMPFAIL_TTL),
+            timeout: ConfigDuration(DEFAULT_TIMEOUT),
+            cache_size: DEFAULT_CACHE_SIZE,
+            threads: DEFAULT_THREADS,
         }
     }
 }
@@ -274,6 +318,7 @@ impl RelayConfig {
             ("relay.retry.bounce_max_age", r.bounce_max_age),
             ("relay.down_time", self.down_time),
             ("relay.dns.timeout", self.dns.timeout),
+            ("relay.verify.timeout", self.verify.timeout),
         ] {
             if value.is_zero() {
                 return bad(key, "must be at least \"1s\"");
@@ -284,6 +329,12 @@ impl RelayConfig {
                 "relay.delay_warning",
                 "must be at least \"1s\" (leave it out to send no delay warning)",
             );
+        }
+        if self.verify.cache_size == 0 {
+            return bad("relay.verify.cache_size", "must be > 0");
+        }
+        if !(1..=MAX_VERIFY_THREADS).contains(&self.verify.threads) {
+            return bad("relay.verify.threads", "must be 1..=64");
         }
         self.dns.nameservers()?;
         Ok(())
@@ -318,17 +369,29 @@ impl RelayConfig {
                 ));
             }
         }
-        for (i, route) in self.routes.iter().enumerate() {
-            // TODO(issue 11): the RCPT probe to the route's next hop, with its answer cached.
-            if route.verify_recipients {
-                out.push(format!(
-                    "{}: the RCPT probe is not implemented yet: addresses of this route's \
-                     domains are accepted unverified (list them in relay.recipients)",
-                    route_key(i, "verify_recipients")
-                ));
-            }
-        }
         out
+    }
+
+    /// Whether any route verifies its recipients (then the server runs the probe threads).
+    pub fn verifies_any(&self) -> bool {
+        self.routes.iter().any(|r| r.verify_recipients)
+    }
+
+    /// The probes' settings: the routes, `[relay.dns]`, `[relay.verify]`, and `helo` as the
+    /// EHLO name.
+    pub fn verify_settings(&self, helo: &str) -> Result<VerifySettings, ConfigError> {
+        let v = &self.verify;
+        let mut settings = VerifySettings::new(self.routes()?, helo);
+        settings.nameservers = self.dns.nameservers()?;
+        settings.dns_timeout = self.dns.timeout.get();
+        settings.timeout = v.timeout.get();
+        settings.ttls = Ttls {
+            positive: v.positive_ttl.get(),
+            negative: v.negative_ttl.get(),
+            tempfail: v.tempfail_ttl.get(),
+        };
+        settings.cache_size = v.cache_size;
+        Ok(settings)
     }
 
     /// Whether the route serving `domain` (the first that matches it) asks for
@@ -351,7 +414,13 @@ impl RelayConfig {
             }
             _ => "relay.domains",
         };
+        let verification = self
+            .routes
+            .iter()
+            .filter_map(|r| Some((r.route().ok()?.domains().clone(), r.verify_recipients)))
+            .collect();
         RelayPolicy::new(&self.domains, Some(&self.networks), recipients)
+            .map(|p| p.with_verification(verification))
             .map_err(|e| relay_error(key(&e), e))
     }
 

@@ -93,6 +93,16 @@ impl ServerConfig {
         }
         if let Some(relay) = &self.relay {
             relay.validate()?;
+            // The session waits for a probe as for any pending hook: at most `[timeouts] hook`.
+            if relay.verifies_any() && relay.verify.timeout.get() >= self.timeouts.hook.get() {
+                return bad(
+                    "relay.verify.timeout",
+                    format!(
+                        "must be shorter than timeouts.hook ({}), which ends the wait for it",
+                        self.timeouts.hook
+                    ),
+                );
+            }
         }
         Ok(())
     }

@@ -5,7 +5,8 @@
 //!
 //! The order at RCPT: syntax and parameters (`501`/`555`), the recipient limit (`452 4.5.3`),
 //! then relay control (`554 5.7.1 <address>: Relay access denied`, or `550 5.1.1` for an
-//! address of a relay domain missing from the recipients table), then the RCPT hook. A
+//! address of a relay domain missing from the recipients table), then the RCPT hook (where
+//! the server's verification hook probes the addresses relay control leaves to it). A
 //! refusal of relay control is final: the hook never sees that recipient, so no plugin can
 //! open the relay by accident; a recipient relay control accepts may still be refused, or
 //! accepted with the plugin's own reply, by the hook.
@@ -79,7 +80,9 @@ impl Factory {
         };
         let rcpt = RcptPath::new(to.clone().into_owned(), source_route);
         match check_recipient(&control.policy(), &rcpt, &client) {
-            Decision::Accept(_) => None,
+            // The RCPT hook the server installs for verified routes probes it
+            // (`server::verify`); the factory lets it through to the hook.
+            Decision::Accept(_) | Decision::Verify => None,
             Decision::Refuse(reply) => Some(reply),
         }
     }

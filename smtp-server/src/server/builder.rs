@@ -148,6 +148,7 @@ pub struct ServerBuilder {
     metrics: Option<Arc<metrics::Registry>>,
     on_reload: Vec<OnReload>,
     reload_from: Option<ConfigSource>,
+    relay_control: Option<Arc<RelayControl>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -249,6 +250,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Consults `control` for relay control at every RCPT (instead of one of the server's
+    /// own): share it with a hook that needs the relay control in force, such as
+    /// [`add_verify_hook`](super::verify::add_verify_hook). The server puts the policy of
+    /// its `[relay]` table in it when built, and a new one on each change.
+    pub fn relay_control(mut self, control: Arc<RelayControl>) -> Self {
+        self.relay_control = Some(control);
+        self
+    }
+
     /// Counts into `registry` (instead of a registry of the server's own), so that one
     /// endpoint serves the server's metrics and those of whatever runs beside it.
     pub fn metrics(mut self, registry: Arc<metrics::Registry>) -> Self {
@@ -284,15 +294,33 @@ impl ServerBuilder {
         // recipients file's version is noted before it is read: a change in between is
         // read again, never missed.
         let seen = config.relay.as_ref().and_then(Watch::stamp_now);
-        let relay = Arc::new(RelayControl::new(match &config.relay {
+        let policy = match &config.relay {
             Some(r) => r.policy()?,
             None => RelayConfig::default_policy(),
-        }));
+        };
+        let relay = match self.relay_control {
+            Some(control) => {
+                control.replace(policy);
+                control
+            }
+            None => Arc::new(RelayControl::new(policy)),
+        };
         factory.relay = Some(relay.clone());
         let relay_swap = RelaySwap::new(relay, config.relay.clone());
         let relay_watch = config.relay.as_ref().map(|r| {
             for warning in r.warnings() {
                 log::warn!("{warning}");
+            }
+            if r.verifies_any()
+                && !registry
+                    .plugin_names()
+                    .contains(&super::verify::VERIFY_HOOK)
+            {
+                log::warn!(
+                    "relay: verify_recipients is set but the verification hook is not \
+                     installed (server::verify::add_verify_hook): those recipients are \
+                     accepted unverified"
+                );
             }
             Watch::new(relay_swap.clone(), seen)
         });

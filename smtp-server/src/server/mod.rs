@@ -163,6 +163,7 @@ mod queue;
 mod relay_watch;
 pub mod reload;
 pub mod tls;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

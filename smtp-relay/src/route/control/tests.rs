@@ -38,6 +38,7 @@ fn refused_code(decision: Decision) -> (u16, String) {
     match decision {
         Decision::Refuse(reply) => (reply.code(), reply.to_bytes().escape_ascii().to_string()),
         Decision::Accept(a) => panic!("accepted ({a:?})"),
+        Decision::Verify => panic!("left to verification"),
     }
 }
 
@@ -324,4 +325,54 @@ fn rcpt_path_records_the_source_route() {
     assert!(!plain.source_route);
     assert_eq!(routed.path(), plain.path());
     assert!(RcptPath::parse(b"<>", false).is_err());
+}
+
+#[test]
+fn a_verified_route_leaves_unlisted_addresses_to_a_probe_and_keeps_every_other_rule() {
+    let set = |names: &[&str]| DomainSet::parse("routes", names, true).unwrap();
+    let table = RecipientTable::parse("listed@example.org\n@whole.example.org\n").unwrap();
+    let routes = vec![
+        // The first matching route decides: a.sub.example.org is not verified.
+        (set(&["a.sub.example.org"]), false),
+        (set(&["example.org", ".sub.example.org"]), true),
+    ];
+    let with_table = RelayPolicy::new(&["example.org", ".sub.example.org"], None, Some(table))
+        .unwrap()
+        .with_verification(routes.clone());
+    let trusted = Client::at("127.0.0.1".parse().unwrap());
+    for client in [outside(), trusted] {
+        assert_eq!(
+            check(&with_table, "<listed@example.org>", &client),
+            Decision::Accept(Acceptance::RelayDomain),
+            "a listed address needs no probe"
+        );
+        assert_eq!(
+            check(&with_table, "<Other@EXAMPLE.org>", &client),
+            Decision::Verify,
+            "from any client"
+        );
+        assert_eq!(
+            check(&with_table, "<u@x.sub.example.org>", &client),
+            Decision::Verify
+        );
+        assert_eq!(
+            check(&with_table, "<Postmaster>", &client),
+            Decision::Accept(Acceptance::Postmaster)
+        );
+    }
+    // Not verified: the table refuses as before.
+    let (code, text) = refused_code(check(&with_table, "<u@a.sub.example.org>", &outside()));
+    assert_eq!(code, 550, "{text}");
+    // Relay denial and source routes come first.
+    assert_relay_denied(check(&with_table, "<u@other.test>", &outside()));
+    assert_relay_denied(check(&with_table, "<u%other.test@example.org>", &outside()));
+    // Without a table every address of a verified domain is probed.
+    let no_table = RelayPolicy::new(&["example.org"], None, None)
+        .unwrap()
+        .with_verification(routes);
+    assert_eq!(
+        check(&no_table, "<anyone@example.org>", &outside()),
+        Decision::Verify
+    );
+    assert!(no_table.verifies("example.org") && !no_table.verifies("a.sub.example.org"));
 }
