@@ -39,7 +39,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Select, Sender};
-use smtp_client::driver::tls::Verify;
 use smtp_client::{Dsn, Engine, Message, RcptDsn, SessionConfig, StateMachine, Ticket, TlsMode};
 use smtp_proto::params::{ParamKind, Params};
 use smtp_spool::{QueueId, Spool, SpoolError};
@@ -791,7 +790,7 @@ impl Driver {
             .get(&hops)
             .copied()
             .unwrap_or(TlsPolicy::Opportunistic);
-        let (mode, verify) = tls_settings(tls);
+        let (mode, verify) = tls.client_settings();
         let destination = smtp_client::Destination::new(
             hops.iter()
                 .map(|h| smtp_client::NextHop::named(h.addr, h.host.to_string())),
@@ -1024,16 +1023,5 @@ fn route_answer(outcome: RouteOutcome) -> (RouteAnswer, TlsPolicy) {
             RouteAnswer::Temporary(outcome::reply_line(&reply)),
             TlsPolicy::Opportunistic,
         ),
-    }
-}
-
-/// The engine's TLS mode and certificate verification for a route's `tls`: `required`
-/// encrypts without checking the certificate, `verify` checks it against the host name.
-fn tls_settings(policy: TlsPolicy) -> (TlsMode, Verify) {
-    match policy {
-        TlsPolicy::None => (TlsMode::Disabled, Verify::ByPolicy),
-        TlsPolicy::Opportunistic => (TlsMode::Opportunistic, Verify::ByPolicy),
-        TlsPolicy::Required => (TlsMode::Required, Verify::Never),
-        TlsPolicy::Verify => (TlsMode::Required, Verify::Always),
     }
 }

@@ -36,6 +36,22 @@ pub enum TlsPolicy {
     Verify,
 }
 
+impl TlsPolicy {
+    /// The client engine's TLS mode and certificate verification for this policy, the same
+    /// for deliveries and recipient probes: `required` encrypts without checking the
+    /// certificate, `verify` checks it against the host name.
+    pub fn client_settings(self) -> (smtp_client::TlsMode, smtp_client::driver::tls::Verify) {
+        use smtp_client::driver::tls::Verify;
+        use smtp_client::TlsMode;
+        match self {
+            TlsPolicy::None => (TlsMode::Disabled, Verify::ByPolicy),
+            TlsPolicy::Opportunistic => (TlsMode::Opportunistic, Verify::ByPolicy),
+            TlsPolicy::Required => (TlsMode::Required, Verify::Never),
+            TlsPolicy::Verify => (TlsMode::Required, Verify::Always),
+        }
+    }
+}
+
 impl FromStr for TlsPolicy {
     type Err = String;
 

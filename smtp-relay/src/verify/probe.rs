@@ -13,13 +13,11 @@
 use std::time::{Duration, Instant};
 
 use smtp_client::driver::blocking::{Client, Options, ProbeAnswer};
-use smtp_client::driver::tls::Verify;
-use smtp_client::TlsMode;
 use smtp_proto::Reply;
 
 use super::{one_line, Answer, VerifySettings};
 use crate::driver::dns::{system_nameservers, StubResolver};
-use crate::route::{resolve_domain, LocalHost, NextHop, RouteOutcome, TlsPolicy};
+use crate::route::{resolve_domain, LocalHost, NextHop, RouteOutcome};
 
 /// Probes `address` (of `domain`) at the next hops of `domain`'s route.
 pub(super) fn probe(address: &str, domain: &str, settings: &VerifySettings) -> Answer {
@@ -90,12 +88,7 @@ fn ask(
     policy.greeting_timeout = policy.greeting_timeout.min(left);
     policy.command_timeout = policy.command_timeout.min(left);
     // As the relay's delivery does for the route's `tls`.
-    (policy.tls, options.tls.verify) = match hop.tls {
-        TlsPolicy::None => (TlsMode::Disabled, Verify::ByPolicy),
-        TlsPolicy::Opportunistic => (TlsMode::Opportunistic, Verify::ByPolicy),
-        TlsPolicy::Required => (TlsMode::Required, Verify::Never),
-        TlsPolicy::Verify => (TlsMode::Required, Verify::Always),
-    };
+    (policy.tls, options.tls.verify) = hop.tls.client_settings();
     options.session.peer_name = Some(hop.name.clone());
     let mut conn = Client::connect(hop.addr, options)?;
     let answer = conn.probe_recipient(address, deadline);
