@@ -8,13 +8,13 @@
 //! messages it applied to) or `error TEXT\n`. The socket is created mode 0600 inside the
 //! spool directory, so only its owner (and root) can command the queue.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smtp_spool::QueueId;
 
@@ -25,7 +25,14 @@ use crate::schedule::Selection;
 pub const SOCKET: &str = "control";
 
 /// The longest request line read (a few thousand ids).
-const MAX_LINE: u64 = 256 * 1024;
+const MAX_LINE: usize = 256 * 1024;
+
+/// How long one request may take in all, its line read and its answer written: a client
+/// that trickles or stops reading does not hold the control thread (or shutdown) longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest answer line: an error never echoes a whole request back.
+const MAX_ANSWER: usize = 512;
 
 /// What carries out a command: `Ok(count)` or a reason.
 pub type Handler = Arc<dyn Fn(Command) -> Result<usize, String> + Send + Sync>;
@@ -136,28 +143,77 @@ impl Drop for ControlSocket {
     }
 }
 
-fn answer(stream: UnixStream, handler: &Handler) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let Ok(mut out) = stream.try_clone() else {
-        return;
-    };
-    let mut line = String::new();
-    let read = BufReader::new(io::Read::take(stream, MAX_LINE)).read_line(&mut line);
-    let reply = match read {
-        Ok(_) if line.ends_with('\n') => match decode(line.trim_end()) {
+fn answer(mut stream: UnixStream, handler: &Handler) {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let mut reply = match read_request(&mut stream, deadline) {
+        Ok(Some(line)) => match decode(line.trim_end()) {
             Ok(command) => {
                 log::info!("control: {}", encode(&command));
                 match handler(command) {
-                    Ok(n) => format!("ok {n}\n"),
-                    Err(e) => format!("error {}\n", e.replace('\n', " ")),
+                    Ok(n) => format!("ok {n}"),
+                    Err(e) => format!("error {}", e.replace('\n', " ")),
                 }
             }
-            Err(e) => format!("error {e}\n"),
+            Err(e) => format!("error {e}"),
         },
-        Ok(_) => "error the request must be one line\n".to_string(),
-        Err(e) => format!("error {e}\n"),
+        Ok(None) => "error the request must be one line".to_string(),
+        Err(e) => format!("error {e}"),
     };
-    let _ = out.write_all(reply.as_bytes());
+    if reply.len() > MAX_ANSWER {
+        let mut end = MAX_ANSWER;
+        while !reply.is_char_boundary(end) {
+            end -= 1;
+        }
+        reply.truncate(end);
+    }
+    reply.push('\n');
+    let left = deadline.saturating_duration_since(Instant::now());
+    if stream
+        .set_write_timeout(Some(left.max(Duration::from_millis(100))))
+        .is_ok()
+    {
+        let _ = stream.write_all(reply.as_bytes());
+    }
+}
+
+/// Reads one request line, every read under the request's one `deadline`. `Ok(None)`: the
+/// client closed before a newline, or sent more than [`MAX_LINE`] bytes without one.
+fn read_request(stream: &mut UnixStream, deadline: Instant) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end + 1);
+            return String::from_utf8(line)
+                .map(Some)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"));
+        }
+        if line.len() > MAX_LINE {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out"));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            // A read timeout shows as `WouldBlock` on Unix sockets.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out"))
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// Sends `command` to the server that owns `spool_dir`. `Err` with `NotFound` or
@@ -230,5 +286,31 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         drop(socket);
         assert!(request(dir.path(), &hold).is_err(), "gone with its owner");
+    }
+    #[test]
+    fn a_long_request_is_not_echoed_and_a_stalled_one_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let handler: Handler = Arc::new(|_| Ok(0));
+        let _socket = ControlSocket::start(dir.path(), handler).unwrap();
+        let path = socket_path(dir.path());
+        // A 200 KB verb: refused, and the answer stays one short line.
+        let mut long = UnixStream::connect(&path).unwrap();
+        long.write_all(format!("{}\n", "x".repeat(200_000)).as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        BufReader::new(long).read_line(&mut answer).unwrap();
+        assert!(answer.starts_with("error "), "{answer}");
+        assert!(answer.len() <= MAX_ANSWER + 1, "{} bytes", answer.len());
+        // A client that never ends its line is answered within the request's deadline,
+        // and the socket serves the next one.
+        let started = Instant::now();
+        let mut stalled = UnixStream::connect(&path).unwrap();
+        stalled.write_all(b"hold").unwrap();
+        let mut answer = String::new();
+        BufReader::new(stalled).read_line(&mut answer).unwrap();
+        assert!(answer.contains("timed out"), "{answer}");
+        assert!(started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(3));
+        let flush = Command::Flush(Selection::All);
+        assert_eq!(request(dir.path(), &flush).unwrap(), Ok(0));
     }
 }

@@ -120,12 +120,7 @@ fn exchange(
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let deadline = Instant::now() + timeout;
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))
-    };
+    let left = || time_left(deadline);
     let socket = UdpSocket::bind(bind)?;
     socket.connect(server)?;
     socket.send(&wire)?;
@@ -151,11 +146,9 @@ fn exchange(
     framed.extend_from_slice(&wire);
     tcp.write_all(&framed).map_err(timed_out)?;
     let mut len = [0u8; 2];
-    tcp.set_read_timeout(Some(left()?))?;
-    tcp.read_exact(&mut len).map_err(timed_out)?;
+    read_within(&mut tcp, &mut len, &left)?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    tcp.set_read_timeout(Some(left()?))?;
-    tcp.read_exact(&mut buf).map_err(timed_out)?;
+    read_within(&mut tcp, &mut buf, &left)?;
     let answer = Message::from_vec(&buf)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     if answers(&answer, &query) {
@@ -166,6 +159,44 @@ fn exchange(
             "answer does not match the query",
         ))
     }
+}
+
+/// Fills `buf` from `tcp`, each read given only the time `left` says is left: a server that
+/// sends its answer a byte at a time cannot stretch the query past its timeout.
+fn read_within(
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+    left: &dyn Fn() -> io::Result<Duration>,
+) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        tcp.set_read_timeout(Some(left()?))?;
+        match tcp.read(&mut buf[filled..]).map_err(timed_out)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => filled += n,
+        }
+    }
+    Ok(())
+}
+
+/// The time until `deadline`, or `TimedOut` once it has passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+}
+
+/// The longest a DNS answer is cached, whatever its TTL says.
+const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A record's TTL as a cache lifetime: a value with the top bit set counts as zero (RFC 2181
+/// §8), and none is kept longer than [`MAX_TTL`].
+fn ttl(raw: u32) -> Duration {
+    if raw & 0x8000_0000 != 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(u64::from(raw)).min(MAX_TTL)
 }
 
 fn timed_out(e: io::Error) -> io::Error {
@@ -213,7 +244,7 @@ fn convert<T>(answer: Result<Message, String>, pick: impl Fn(&RData) -> Option<T
                 .filter_map(|r| {
                     pick(&r.data).map(|value| Record {
                         value,
-                        ttl: Duration::from_secs(u64::from(r.ttl)),
+                        ttl: ttl(r.ttl),
                     })
                 })
                 .collect(),

@@ -6,7 +6,8 @@
 //!
 //! It does not speak TLS, authenticate, keep connections alive or read request bodies:
 //! bind it to loopback or a management network (`[metrics] listen`).
-// The responder owns its thread and reads no clock; it blocks on its own sockets only.
+// The responder owns its thread and reads the clock for its deadline; it blocks on its own
+// sockets only.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{self, Read, Write};
@@ -14,13 +15,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Registry;
 
 /// The largest request head read; a longer one is answered `400`.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// How long a client may take to send its request head (and to read the answer).
+/// How long one request may take in all: its head read and its answer written (one
+/// deadline for every read and write, so a client trickling bytes gets no more).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running metrics endpoint; [`stop`](MetricsServer::stop) (or dropping it) ends its thread.
@@ -107,9 +109,11 @@ enum Request {
 }
 
 /// Reads one request head and answers it.
-fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+fn answer(stream: TcpStream, registry: &Registry) -> io::Result<()> {
+    let mut stream = Timed {
+        stream,
+        deadline: Instant::now() + READ_TIMEOUT,
+    };
     let request = match read_head(&mut stream) {
         Ok(head) => parse(&head),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
@@ -128,6 +132,43 @@ fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
     stream.flush()
+}
+
+/// A connection whose reads and writes all share one deadline.
+struct Timed {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Timed {
+    /// The time left, or `TimedOut` once the deadline has passed.
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// The request head up to its blank line, at most [`MAX_REQUEST`] bytes.
@@ -220,5 +261,43 @@ mod tests {
         assert!(big.starts_with("HTTP/1.1 400 "), "{big}");
         server.stop();
         assert!(TcpStream::connect(addr).is_err());
+    }
+    #[test]
+    fn a_client_trickling_its_request_gets_one_deadline_in_all() {
+        let registry = Arc::new(Registry::new());
+        let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), registry).unwrap();
+        let addr = server.local_addr();
+        let mut slow = TcpStream::connect(addr).unwrap();
+        let started = Instant::now();
+        // One byte a second: each read is quick, the whole head never comes.
+        let request = b"GET /metrics HTTP/1.1\r\nHost: a-rather-long-host-name.test\r\n\r\n";
+        let mut answered = String::new();
+        for &b in request.iter() {
+            if slow.write_all(&[b]).is_err() {
+                break;
+            }
+            slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let mut buf = [0u8; 256];
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answered.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    break;
+                }
+                Err(_) => {} // nothing yet
+            }
+        }
+        let took = started.elapsed();
+        assert!(
+            answered.is_empty() || answered.starts_with("HTTP/1.1 400 "),
+            "{answered}"
+        );
+        assert!(
+            took < READ_TIMEOUT + Duration::from_secs(3),
+            "the slow client held the endpoint for {took:?}"
+        );
+        // And the next scrape is answered.
+        let ok = get(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     }
 }

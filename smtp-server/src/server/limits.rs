@@ -16,6 +16,11 @@ const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Rate entries kept before stale ones (windows over) are swept.
 const RATE_SWEEP: usize = 4096;
 
+/// The most clients whose connection rate is tracked at once. Past it (a flood from a
+/// million /64s), a client not tracked yet is not counted: each new /64 is a new client to
+/// the rate limit anyway, and the table cannot grow without end.
+const MAX_RATE_CLIENTS: usize = 200_000;
+
 /// Why a connection may not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -53,6 +58,8 @@ struct PerClient {
     rate: HashMap<IpAddr, Window>,
     /// Sweep the rate map when it grows past this.
     sweep_at: usize,
+    /// When a full rate map was last swept (at most once a second then).
+    swept_full: Option<Instant>,
 }
 
 /// The counters. The per-client maps are behind a mutex taken once per accept and once per
@@ -121,7 +128,10 @@ impl ConnLimits {
         let n = clients.open.get(&key).copied().unwrap_or(0);
         let refusal = if n >= max_per_ip && !exempt {
             Some(Refusal::PerIp)
-        } else if rate_per_minute > 0 && !exempt {
+        } else if rate_per_minute > 0
+            && !exempt
+            && (clients.rate.len() < MAX_RATE_CLIENTS || clients.rate.contains_key(&key))
+        {
             let window = clients.rate.entry(key).or_insert(Window {
                 start: now,
                 count: 0,
@@ -141,11 +151,24 @@ impl ConnLimits {
         } else {
             None
         };
-        if clients.rate.len() > clients.sweep_at {
+        let full = clients.rate.len() >= MAX_RATE_CLIENTS;
+        let sweep = clients.rate.len() > clients.sweep_at
+            && (!full
+                || clients
+                    .swept_full
+                    .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)));
+        if sweep {
+            if full {
+                clients.swept_full = Some(now);
+            }
             clients
                 .rate
                 .retain(|_, w| now.saturating_duration_since(w.start) < RATE_WINDOW);
-            clients.sweep_at = RATE_SWEEP.max(2 * clients.rate.len());
+            // Twice what is live, so sweeps stay amortised, and never past the cap, so a
+            // full table is swept again once it is full.
+            clients.sweep_at = RATE_SWEEP
+                .max(2 * clients.rate.len())
+                .min(MAX_RATE_CLIENTS - 1);
         }
         if let Some(refusal) = refusal {
             drop(guard);
@@ -249,6 +272,31 @@ mod tests {
         }
         // A refused connection is not counted in the total.
         assert!(l.has_room());
+    }
+
+    #[test]
+    fn the_rate_table_is_bounded_under_a_flood_of_new_clients() {
+        let t0 = Instant::now();
+        let l = ConnLimits::new(usize::MAX, usize::MAX, false).with_rate_per_minute(1);
+        let v6 = |i: u64| -> IpAddr {
+            let hi = (0x2001_0db8u128 << 96) | (u128::from(i) << 64);
+            IpAddr::V6(hi.into())
+        };
+        let tracked = v6(0);
+        assert_eq!(l.acquire(tracked, t0), Ok(()));
+        // A flood of new /64s within the minute: every one is let in, the table stops at
+        // its cap, and a client tracked before it filled is still limited.
+        for i in 1..(MAX_RATE_CLIENTS as u64 + 1000) {
+            let ip = v6(i);
+            assert_eq!(l.acquire(ip, t0), Ok(()));
+            l.release(ip);
+        }
+        assert_eq!(l.per_ip.lock().unwrap().rate.len(), MAX_RATE_CLIENTS);
+        assert_eq!(l.acquire(tracked, t0), Err(Refusal::Rate));
+        // Once their windows are over, the next accept sweeps them out.
+        let later = t0 + RATE_WINDOW + Duration::from_secs(1);
+        assert_eq!(l.acquire(v6(1), later), Ok(()));
+        assert_eq!(l.per_ip.lock().unwrap().rate.len(), 1);
     }
 
     #[test]

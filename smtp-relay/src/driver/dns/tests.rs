@@ -247,3 +247,41 @@ fn a_flood_of_forged_answers_does_not_stretch_the_timeout() {
         "a forged datagram restarted the wait: {took:?}"
     );
 }
+
+#[test]
+fn ttls_are_capped_and_the_top_bit_counts_as_zero() {
+    assert_eq!(ttl(300), Duration::from_secs(300));
+    assert_eq!(ttl(2_000_000_000), MAX_TTL);
+    assert_eq!(ttl(0x8000_0001), Duration::ZERO, "RFC 2181 §8");
+    let dns = DnsServer::start();
+    dns.a("long.test", 2_000_000_000, &[Ipv4Addr::new(127, 0, 0, 3)]);
+    let mut r = resolver(&[&dns]);
+    assert_eq!(records(r.a("long.test"))[0].ttl, MAX_TTL);
+}
+
+#[test]
+fn an_answer_trickled_over_tcp_cannot_stretch_the_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // The length says 64 bytes; they come one every 100 ms.
+        let _ = s.write_all(&64u16.to_be_bytes());
+        for _ in 0..64 {
+            std::thread::sleep(Duration::from_millis(100));
+            if s.write_all(b"x").is_err() {
+                return;
+            }
+        }
+    });
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let left = || time_left(deadline);
+    let start = Instant::now();
+    let mut len = [0u8; 2];
+    read_within(&mut tcp, &mut len, &left).unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    let err = read_within(&mut tcp, &mut body, &left).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(start.elapsed() < TIMEOUT * 3, "{:?}", start.elapsed());
+}
