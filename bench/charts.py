@@ -3,9 +3,11 @@
 
 The figures are read from the tables recorded in docs/BENCHMARKS.md itself (one source of
 truth): every inbound table with the columns `load | impulse | discard | smtp-sink | postfix`,
-under a `### DATE...` heading, and every outbound table `client | median msgs/s | ...`.
+under a `### DATE...` heading, every outbound table `client | median msgs/s | ...`, and every
+relay table `20,000 × 4 KiB... | impulse | postfix | impulse/postfix` (its end-to-end row).
 
-    python3 bench/charts.py            # writes docs/img/inbound.png, inbound-ratios.png, outbound.png
+    python3 bench/charts.py            # writes docs/img/inbound.png, inbound-ratios.png,
+                                       # outbound.png, relay.png
 
 Needs matplotlib (`pip install matplotlib`). Nothing here is run by the tests or CI.
 """
@@ -45,6 +47,10 @@ def tables(lines):
         run = re.match(r"\*\*(Run [A-Z0-9]+)\*\*", line)
         if run:
             sub = " " + run.group(1)
+        if line.startswith("`BENCH"):
+            # A run's command line: a journalled ext4 run says so in its label.
+            sub = " (ext4)" if "BENCH_FS=loop" in line else ""
+
         if line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
             header = [c.strip() for c in line.strip("|\n").split("|")]
             rows, i = [], i + 2
@@ -86,6 +92,22 @@ def outbound_runs(lines):
     return runs
 
 
+def relay_runs(lines):
+    """[(label, impulse msgs/s, postfix msgs/s)] for every relay table's end-to-end row."""
+    runs = []
+    for heading, header, rows in tables(lines):
+        if not header[0].startswith("20,000") or header[1:4] != ["impulse", "postfix", "impulse/postfix"]:
+            continue
+        for row in rows:
+            if row[0].startswith("end to end"):
+                imp, pfx = number(row[1]), number(row[2])
+                if imp and pfx:
+                    date = re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", heading)
+                    fs = " (ext4)" if heading.endswith("(ext4)") else ""
+                    runs.append(((date.group(0) if date else heading[:20]) + fs, imp, pfx))
+    return runs
+
+
 def main():
     try:
         import matplotlib
@@ -96,7 +118,7 @@ def main():
         sys.exit("bench/charts.py needs matplotlib: pip install matplotlib")
     with open(DOC, encoding="utf-8") as f:
         lines = f.readlines()
-    inbound, outbound = inbound_runs(lines), outbound_runs(lines)
+    inbound, outbound, relay = inbound_runs(lines), outbound_runs(lines), relay_runs(lines)
     if not inbound or not outbound:
         sys.exit("no inbound or outbound tables found in docs/BENCHMARKS.md")
     os.makedirs(OUT, exist_ok=True)
@@ -141,8 +163,16 @@ def main():
     grouped_bars(ax, clients, [(l, [f.get(c, 0) for c in clients]) for l, f in outbound])
     save(fig, ax, "messages per second (median)",
          "Outbound: 20,000 x 4 KiB to one smtp-sink, 20 connections", "outbound.png")
-    print(f"wrote {OUT}/inbound.png, inbound-ratios.png, outbound.png "
-          f"({len(inbound)} inbound runs, {len(outbound)} outbound runs)")
+    # 4. The relay end to end: impulse and Postfix relaying to one smtp-sink, per run.
+    if relay:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        labels = [f"{l}\n{i / p:.2f}x" for l, i, p in relay]
+        grouped_bars(ax, labels, [("impulse serve (relay)", [i for _, i, _ in relay]),
+                                  ("Postfix", [p for _, _, p in relay])])
+        save(fig, ax, "messages per second, end to end (median)",
+             "Relay: 20,000 x 4 KiB through the server to one smtp-sink", "relay.png")
+    print(f"wrote {OUT}/inbound.png, inbound-ratios.png, outbound.png, relay.png "
+          f"({len(inbound)} inbound runs, {len(outbound)} outbound runs, {len(relay)} relay runs)")
 
 
 if __name__ == "__main__":
