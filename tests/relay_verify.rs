@@ -26,7 +26,7 @@ fn rule(rcpt: &str) -> Option<&'static str> {
 /// A config accepting mail for `verified.test` (probed at `hop`), `down.test` (probed at
 /// `down`) and `silent.test` (probed at `silent`) from anyone, loopback untrusted, delivery
 /// off; `extra` goes into `[relay]`.
-fn config(dir: &Path, hop: &str, down: &str, silent: &str, extra: &str) -> PathBuf {
+fn config(dir: &Path, hop: &str, down: &str, silent: &str, metrics: &str, extra: &str) -> PathBuf {
     let routes: String = [
         ("verified.test", hop),
         ("down.test", down),
@@ -41,8 +41,10 @@ fn config(dir: &Path, hop: &str, down: &str, silent: &str, extra: &str) -> PathB
     })
     .collect();
     let spool = dir.join("spool").display().to_string();
-    let server =
-        format!("hostname = \"mx.test\"\nlisten = [\"127.0.0.1:0\"]\nspool.dir = {spool:?}\n");
+    let server = format!(
+        "hostname = \"mx.test\"\nlisten = [\"127.0.0.1:0\"]\nspool.dir = {spool:?}\n\
+                 metrics.listen = {metrics:?}\n"
+    );
     let relay = format!(
         "[relay]\nenabled = false\ndomains = [\"verified.test\", \"down.test\", \"silent.test\"]\n\
          networks = [\"192.0.2.0/24\"]\n{extra}\n[relay.verify]\ntimeout = \"3s\"\nthreads = 2\n"
@@ -60,6 +62,8 @@ struct Setup {
     silent: TcpListener,
     /// Where nothing listens.
     down: String,
+    /// The metrics endpoint.
+    metrics: std::net::SocketAddr,
     dir: tempfile::TempDir,
 }
 
@@ -67,6 +71,7 @@ fn start(extra: impl FnOnce(&Path) -> String) -> Setup {
     let sink = Sink::with_rule(rule);
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let down = peers::free_addr();
+    let metrics = peers::free_addr();
     let dir = tempfile::tempdir().unwrap();
     let extra = extra(dir.path());
     let cfg = config(
@@ -74,6 +79,7 @@ fn start(extra: impl FnOnce(&Path) -> String) -> Setup {
         &sink.addr.to_string(),
         &down.to_string(),
         &silent.local_addr().unwrap().to_string(),
+        &metrics.to_string(),
         &extra,
     );
     // A few log lines per test: the pipe never fills, and the reload test reads it.
@@ -95,6 +101,7 @@ fn start(extra: impl FnOnce(&Path) -> String) -> Setup {
         sink,
         silent,
         down: down.to_string(),
+        metrics,
         dir,
     }
 }
@@ -153,6 +160,28 @@ fn known_and_unknown_recipients_are_told_apart_by_the_next_hop_and_remembered() 
     assert!(other
         .cmd("Subject: hi\r\n\r\nhello\r\n.")
         .starts_with("250 2.0.0"));
+    // The operator sees it on the metrics endpoint: two probes, the rest from the cache.
+    use impulse_test_support::metrics::{promtool_check, scrape, value};
+    let text = scrape(s.metrics);
+    let series = |name: &str| value(&text, name).unwrap_or_else(|| panic!("{name} in\n{text}"));
+    assert_eq!(
+        series(r#"impulse_relay_verify_probes_total{result="valid"}"#),
+        1.0
+    );
+    assert_eq!(
+        series(r#"impulse_relay_verify_probes_total{result="unknown"}"#),
+        1.0
+    );
+    assert_eq!(
+        series(r#"impulse_relay_verify_probes_total{result="unverified"}"#),
+        0.0
+    );
+    assert_eq!(series("impulse_relay_verify_cache_hits_total"), 4.0);
+    assert_eq!(series("impulse_relay_verify_busy_total"), 0.0);
+    assert_eq!(series("impulse_relay_verify_cache_entries"), 2.0);
+    if let Some(checked) = promtool_check(&text) {
+        checked.unwrap();
+    }
 }
 
 #[test]
@@ -233,7 +262,14 @@ fn a_reload_moves_the_probes_to_the_new_next_hop() {
     // verified.test now goes to another sink, which knows nobody.
     let moved = Sink::with_rule(|_| Some("550 5.1.1 Gone away\r\n"));
     let silent = s.silent.local_addr().unwrap().to_string();
-    config(s.dir.path(), &moved.addr.to_string(), &s.down, &silent, "");
+    config(
+        s.dir.path(),
+        &moved.addr.to_string(),
+        &s.down,
+        &silent,
+        &s.metrics.to_string(),
+        "",
+    );
     s.server.hangup();
     s.server.log_until("configuration reloaded");
     let reply = c.cmd("RCPT TO:<known2@verified.test>");

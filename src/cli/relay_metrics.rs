@@ -136,3 +136,43 @@ pub fn register(
         },
     );
 }
+
+/// Registers the recipient verifier's metrics (`verify_recipients` routes): probes by
+/// result, cache hits, busy answers and the cache's size.
+pub fn register_verify(
+    registry: &Registry,
+    verifier: std::sync::Arc<smtp_relay::verify::Verifier>,
+) {
+    let probes = verifier.clone();
+    registry.counter_family_fn(
+        "impulse_relay_verify_probes_total",
+        "Recipient probes to next hops, by result: valid (2xx), unknown (5xx), unverified (4xx, unreachable, timeout).",
+        move || {
+            let c = probes.counts();
+            [("valid", c.valid), ("unknown", c.unknown), ("unverified", c.unverified)]
+                .iter()
+                .map(|(result, n)| sample(&[("result", result)], *n as f64))
+                .collect()
+        },
+    );
+    let hits = verifier.clone();
+    registry.counter_fn(
+        "impulse_relay_verify_cache_hits_total",
+        "Recipient verifications answered from the cache, with no probe.",
+        &[],
+        move || hits.counts().cache_hits,
+    );
+    let busy = verifier.clone();
+    registry.counter_fn(
+        "impulse_relay_verify_busy_total",
+        "Recipient verifications answered 450 4.3.2 because every probe thread was busy and the queue full.",
+        &[],
+        move || busy.counts().busy,
+    );
+    registry.gauge_fn(
+        "impulse_relay_verify_cache_entries",
+        "Answers in the recipient verification cache.",
+        &[],
+        move || verifier.counts().cached as f64,
+    );
+}

@@ -110,6 +110,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         None => None,
     };
     let metrics = Arc::new(smtp_server::metrics::Registry::new());
+    if let Some(verifier) = &verifier {
+        super::relay_metrics::register_verify(&metrics, verifier.clone());
+    }
     // The relay starts after the server is built: a reload reaches it once it runs.
     let running: Arc<OnceLock<Commander>> = Arc::new(OnceLock::new());
     let reload_relay = running.clone();

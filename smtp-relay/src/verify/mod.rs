@@ -20,6 +20,7 @@ mod probe;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -174,6 +175,37 @@ pub enum Verify {
     Busy,
 }
 
+/// What the verifier has done since it started, for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Probes that found the recipient valid (2xx).
+    pub valid: u64,
+    /// Probes that found it unknown (5xx).
+    pub unknown: u64,
+    /// Probes that could not tell (4xx, no next hop reachable, a timeout).
+    pub unverified: u64,
+    /// Answers given from the cache, no probe.
+    pub cache_hits: u64,
+    /// Verifications answered busy (every probe thread busy, the queue full).
+    pub busy: u64,
+    /// Answers in the cache now.
+    pub cached: u64,
+}
+
+/// The counters behind [`VerifyCounts`].
+#[derive(Debug, Default)]
+struct Counters {
+    valid: AtomicU64,
+    unknown: AtomicU64,
+    unverified: AtomicU64,
+    cache_hits: AtomicU64,
+    busy: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// One probe to run.
 struct Job {
     key: String,
@@ -187,6 +219,7 @@ struct Inner {
     cache: Mutex<VerifyCache>,
     /// Addresses being probed, with everyone waiting for the answer.
     inflight: Mutex<HashMap<String, Vec<Waiter>>>,
+    counters: Counters,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -233,6 +266,7 @@ impl Verifier {
             cache: Mutex::new(VerifyCache::new(settings.cache_size)),
             settings: RwLock::new(Arc::new(settings)),
             inflight: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
         });
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
@@ -261,16 +295,37 @@ impl Verifier {
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
     }
 
+    /// What it has done so far (read at each metrics scrape).
+    pub fn counts(&self) -> VerifyCounts {
+        let c = &self.inner.counters;
+        let read = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        VerifyCounts {
+            valid: read(&c.valid),
+            unknown: read(&c.unknown),
+            unverified: read(&c.unverified),
+            cache_hits: read(&c.cache_hits),
+            busy: read(&c.busy),
+            cached: lock(&self.inner.cache).len() as u64,
+        }
+    }
+
     /// The answer for `address` (of `domain`): from the cache, or later through the waiter
     /// `waiter()` makes (called only when the answer is not at hand). Never blocks.
     pub fn verify(&self, address: &str, domain: &str, waiter: impl FnOnce() -> Waiter) -> Verify {
         let key = key(address);
-        if let Some(answer) = lock(&self.inner.cache).get(&key, Instant::now()) {
+        let cached = |inner: &Inner| {
+            let answer = lock(&inner.cache).get(&key, Instant::now());
+            if answer.is_some() {
+                bump(&inner.counters.cache_hits);
+            }
+            answer
+        };
+        if let Some(answer) = cached(&self.inner) {
             return Verify::Cached(answer);
         }
         let mut inflight = lock(&self.inner.inflight);
         // Again under the in-flight lock: a probe that ended since is not run twice.
-        if let Some(answer) = lock(&self.inner.cache).get(&key, Instant::now()) {
+        if let Some(answer) = cached(&self.inner) {
             return Verify::Cached(answer);
         }
         if let Some(waiters) = inflight.get_mut(&key) {
@@ -288,7 +343,10 @@ impl Verifier {
                 inflight.insert(key, vec![waiter()]);
                 Verify::Waiting
             }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Verify::Busy,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                bump(&self.inner.counters.busy);
+                Verify::Busy
+            }
         }
     }
 }
@@ -298,6 +356,11 @@ fn run(inner: &Inner, queue: &Receiver<Job>) {
     while let Ok(job) = queue.recv() {
         let settings = inner.settings();
         let answer = probe::probe(&job.address, &job.domain, &settings);
+        bump(match &answer {
+            Answer::Valid => &inner.counters.valid,
+            Answer::Unknown(_) => &inner.counters.unknown,
+            Answer::Unverified(_) => &inner.counters.unverified,
+        });
         log::info!(
             "verify <{}>: {}",
             job.address,
