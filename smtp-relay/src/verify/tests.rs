@@ -44,7 +44,11 @@ fn refusals_quote_the_next_hop_on_one_line_and_keep_its_5_1_x_code() {
 }
 
 fn settings(hop: &str) -> VerifySettings {
-    let route = Route::new(&["example.org"], &[hop], Some("none")).unwrap();
+    settings_tls(hop, "none")
+}
+
+fn settings_tls(hop: &str, tls: &str) -> VerifySettings {
+    let route = Route::new(&["example.org"], &[hop], Some(tls)).unwrap();
     let mut s = VerifySettings::new(RouteTable::new(vec![route], None), "mx.test");
     s.timeout = Duration::from_secs(10);
     s
@@ -89,4 +93,37 @@ fn a_full_queue_is_busy_at_once_and_waiters_of_one_address_share_a_probe() {
     for _ in 0..3 {
         assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), first);
     }
+}
+
+#[test]
+fn a_required_tls_route_is_probed_over_starttls_to_a_self_signed_next_hop() {
+    use impulse_test_support::tls::{self_signed, FakeServer, Script};
+    let hop = FakeServer::start(Script::Normal, self_signed());
+    let verifier = Verifier::start(settings_tls(&hop.addr.to_string(), "required"), 1).unwrap();
+    let (tx, rx) = mpsc::channel::<Answer>();
+    let waiting = verifier.verify("u@example.org", "example.org", move || -> Waiter {
+        Box::new(move |a: &Answer| drop(tx.send(a.clone())))
+    });
+    assert_eq!(waiting, Verify::Waiting);
+    let answer = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(answer, Answer::Valid);
+    let seen = hop.finish();
+    assert_eq!(seen.handshake_error, None);
+    assert!(
+        seen.plain_text().contains("STARTTLS"),
+        "{}",
+        seen.plain_text()
+    );
+    assert!(
+        !seen.plain_text().contains("RCPT"),
+        "the probe's envelope never in plaintext: {}",
+        seen.plain_text()
+    );
+    assert!(
+        seen.tls_text().contains("RCPT TO:<u@example.org>"),
+        "{}",
+        seen.tls_text()
+    );
+    assert!(!seen.tls_text().contains("DATA"), "{}", seen.tls_text());
+    assert_eq!(verifier.counts().valid, 1);
 }
