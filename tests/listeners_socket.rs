@@ -42,6 +42,15 @@ fn with_listener(l: ListenerConfig) -> AuthServer {
 /// relay domain (mail for us, accepted from anyone; nothing is delivered) so that they may
 /// send to it.
 fn proxied(proxy_from: &[&str], timeout: Duration) -> AuthServer {
+    proxied_with(proxy_from, timeout, |_| {})
+}
+
+/// [`proxied`], its configuration changed by `tweak` last.
+fn proxied_with(
+    proxy_from: &[&str],
+    timeout: Duration,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> AuthServer {
     let mut l = listener(ListenerRole::Mx, ListenerTls::Starttls);
     l.proxy_protocol = true;
     l.proxy_from = proxy_from.iter().map(|s| (*s).to_owned()).collect();
@@ -58,6 +67,7 @@ fn proxied(proxy_from: &[&str], timeout: Duration) -> AuthServer {
             }],
             ..RelayConfig::default()
         });
+        tweak(c);
     })
 }
 
@@ -235,6 +245,36 @@ fn a_proxy_outside_proxy_from_is_closed() {
     // The mx listener is not a PROXY listener.
     let mut c = s.server.connect();
     send_one(&mut c);
+}
+
+#[test]
+fn connections_waiting_for_their_header_are_capped() {
+    let s = proxied_with(&["127.0.0.1/32"], Duration::from_secs(30), |c| {
+        c.workers = 1;
+        c.limits.connections = 2;
+    });
+    // Two connections from the trusted proxy that never send their header hold the loop's
+    // two places; a third is closed at once, without a word.
+    let waiting: Vec<LineClient> = (0..2).map(|_| LineClient::connect(s.addr(1))).collect();
+    let started = Instant::now();
+    let mut third = LineClient::connect(s.addr(1));
+    closed_silently(&mut third);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed at once"
+    );
+    // Once they are gone, a proxied client is served again.
+    drop(waiting);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = LineClient::connect(s.addr(1));
+        c.send(b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n");
+        if c.reply().starts_with("220") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -106,6 +106,11 @@ impl ConnLimits {
         self.rate_per_minute.store(rate, Ordering::Relaxed);
     }
 
+    /// The most simultaneous connections in all (`limits.connections`).
+    pub(crate) fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
     /// Whether another connection may be accepted at all.
     pub(crate) fn has_room(&self) -> bool {
         self.total.load(Ordering::Acquire) < self.max.load(Ordering::Relaxed)

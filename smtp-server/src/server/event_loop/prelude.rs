@@ -77,6 +77,16 @@ impl Loop {
     ) {
         let spec = &self.shared.listeners[listener];
         let counted = spec.proxy.is_none();
+        if !counted && self.preludes.len() >= self.shared.limits.max() {
+            // Not counted until their header names the client: still never more waiting for
+            // one on this loop than `limits.connections`.
+            log::warn!(
+                "refused [{}]:{}: too many connections waiting for their PROXY header",
+                peer.ip(),
+                peer.port()
+            );
+            return;
+        }
         let release = |l: &Loop| {
             if counted {
                 l.shared.limits.release(peer.ip());
