@@ -616,7 +616,8 @@ impl Driver {
                 match &self.io {
                     Some(io) => io.submit(writer::Job::Remove { id }),
                     None => match self.spool.remove(id) {
-                        Ok(()) | Err(SpoolError::NotFound(_)) => log::info!("{id}: removed"),
+                        // The spool logs the removal itself.
+                        Ok(()) | Err(SpoolError::NotFound(_)) => {}
                         Err(e) => log::error!("{id}: not removed: {e}"),
                     },
                 }
