@@ -6,7 +6,8 @@
 //! Proven here: MX by preference and the worse one when the better refuses connections, the
 //! implicit MX on A, null MX and NXDOMAIN bounced (5.1.10, 5.1.2) without an attempt, SERVFAIL
 //! and timeouts deferred with the reason recorded, an MX naming this host (5.4.6, and the
-//! worse records dropped), answers cached for their TTL, a truncated answer fetched over TCP.
+//! worse records dropped), answers cached for their TTL, a truncated answer fetched over TCP,
+//! new nameservers taken at a reload.
 #![allow(clippy::disallowed_methods)] // a test plays the clock and the peers
 
 mod common;
@@ -72,6 +73,11 @@ fn world() -> World {
 impl World {
     /// A relay with no static route, asking only the responder, `relay.test` on `SELF`.
     fn relay(&self) -> Relay {
+        Relay::start(self.spool.clone(), self.settings()).unwrap()
+    }
+
+    /// The settings of [`relay`](World::relay).
+    fn settings(&self) -> RelaySettings {
         let routes = RouteTable::new(Vec::new(), Some(self.port));
         let mut s = RelaySettings::new(routes, "relay.test");
         s.nameservers = vec![self.dns.addr];
@@ -79,7 +85,7 @@ impl World {
         s.local = LocalHost::new(&["relay.test"], &[IpAddr::V4(SELF)]);
         s.schedule.retry.intervals = vec![Duration::from_secs(3600)];
         s.shutdown_grace = Duration::from_secs(2);
-        Relay::start(self.spool.clone(), s).unwrap()
+        s
     }
 
     fn send(&self, to: &str) -> smtp_spool::QueueId {
@@ -342,5 +348,36 @@ fn a_truncated_answer_is_fetched_over_tcp() {
     assert_eq!(got[0].to, vec!["u@big.test"]);
     assert_eq!(w.dns.tcp_queries("big.test", RecordType::MX), 1);
     assert!(w.drained());
+    relay.shutdown();
+}
+
+#[test]
+fn a_reload_moves_route_lookups_to_new_nameservers() {
+    let w = world();
+    w.dns
+        .mx("moved.test", 300, &[(10, "mx.moved.test")])
+        .a("mx.moved.test", 300, &[SECOND]);
+    // At first the relay asks a nameserver that never answers: the message defers.
+    let silent = std::net::UdpSocket::bind((FIRST, 0)).unwrap();
+    let mut settings = w.settings();
+    settings.nameservers = vec![silent.local_addr().unwrap()];
+    let relay = Relay::start(w.spool.clone(), settings).unwrap();
+    let id = w.send("u@moved.test");
+    let deferred = until(WAIT, || {
+        state(&w.spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
+    });
+    assert!(deferred, "{:?}", state(&w.spool, id));
+    // A reload names the responder: the next attempt asks it, with no stale answer kept.
+    relay.reload(w.settings());
+    use smtp_relay::driver::Command;
+    use smtp_relay::schedule::Selection;
+    assert_eq!(relay.command(Command::Flush(Selection::All)), Some(1));
+    assert!(w.drained(), "{:?}", state(&w.spool, id));
+    assert_eq!(
+        w.second.messages().len(),
+        1,
+        "delivered to the MX the responder names"
+    );
+    assert_eq!(w.dns.queries("moved.test", RecordType::MX), 1);
     relay.shutdown();
 }

@@ -210,11 +210,7 @@ impl Relay {
         let mut dns_tx = Vec::with_capacity(DNS_THREADS);
         let relay_stats = stats::RelayStats::default();
         let (route_tx, route_rx) = crossbeam_channel::unbounded();
-        let nameservers = if settings.nameservers.is_empty() {
-            dns::system_nameservers()
-        } else {
-            settings.nameservers.clone()
-        };
+        let nameservers = resolve_nameservers(settings.nameservers.clone());
         // A few lookups at once, so one slow domain does not hold up the others. Each
         // thread keeps its own cache and always gets the same domains (by hash), so a
         // domain's answers are cached once.
@@ -274,11 +270,12 @@ impl Relay {
     }
 
     /// Puts new settings in force for what comes next: routes (the DNS threads' table),
+    /// nameservers and DNS timeout (a new resolver, an empty DNS cache, when they changed),
     /// retry policy, connections per destination, messages per connection. Queued messages
     /// keep their records and schedules: a new interval applies from a recipient's next
     /// failure on, a new `max_age` at its next check. The rest of `settings` (host name,
-    /// nameservers, DNS timeout, connections in all, client states, hooks, seed) is not
-    /// read: it changes with a restart.
+    /// connections in all, client states, hooks, seed) is not read: it changes with a
+    /// restart.
     pub fn reload(&self, settings: RelaySettings) {
         self.commander().reload(settings);
     }
@@ -936,6 +933,15 @@ fn read_body(spool: &Spool, id: QueueId) -> io::Result<Vec<u8>> {
     Ok(body)
 }
 
+/// The nameservers to ask: those configured, or the system's when none are.
+fn resolve_nameservers(configured: Vec<std::net::SocketAddr>) -> Vec<std::net::SocketAddr> {
+    if configured.is_empty() {
+        dns::system_nameservers()
+    } else {
+        configured
+    }
+}
+
 /// The DNS thread: route lookups, one at a time, cached.
 struct DnsThread {
     routes: RouteTable,
@@ -960,6 +966,15 @@ impl DnsThread {
                 reload::DnsRequest::Lookup(domain) => domain,
                 reload::DnsRequest::Routes(routes) => {
                     self.routes = routes;
+                    continue;
+                }
+                reload::DnsRequest::Resolver {
+                    nameservers,
+                    timeout,
+                } => {
+                    self.resolver =
+                        dns::StubResolver::new(resolve_nameservers(nameservers), timeout);
+                    self.cache = DnsCache::default();
                     continue;
                 }
             };
