@@ -2,8 +2,9 @@
 //! counted by outcome and bounce class, the queue gauge after a deferral, route lookups and
 //! record writes, `promtool check metrics` on the scrape; a reload that moves a route to
 //! another sink (new mail goes there) and widens `[relay] networks` (an outside client,
-//! reported by XCLIENT, may relay after it), and a bad `[relay]` table refused with the old
-//! one kept.
+//! reported by XCLIENT, may relay after it), a bad `[relay]` table refused with the old
+//! one kept, and `[relay.dns]` nameservers changed by a reload (and kept by one that leaves
+//! them alone).
 // A socket test: it polls the endpoint and the sinks on the real clock.
 #![allow(clippy::disallowed_methods)]
 
@@ -269,6 +270,106 @@ fn sighup_moves_a_route_to_another_sink_widens_networks_and_refuses_a_bad_relay_
     assert!(outside.starts_with("250"), "the networks stay: {outside}");
     assert_eq!(new.wait_for(3, WAIT).len(), 3, "the route stays");
     assert_eq!(old.messages().len(), 1);
+    server.terminate();
+    assert!(server.wait().success());
+}
+
+#[test]
+fn sighup_gives_route_lookups_new_nameservers_and_keeps_them_otherwise() {
+    use impulse_test_support::dns::DnsServer;
+    // The MX hosts are on 127.0.0.2: 127.0.0.1 is this server's own (an MX there loops).
+    let sink = Sink::on(std::net::TcpListener::bind("127.0.0.2:0").unwrap(), |_| {
+        None
+    });
+    let dns = DnsServer::start();
+    for domain in ["far.test", "near.test"] {
+        dns.mx(domain, 300, &[(10, &format!("mx.{domain}"))]).a(
+            &format!("mx.{domain}"),
+            300,
+            &["127.0.0.2".parse().unwrap()],
+        );
+    }
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dns_at = |ns: SocketAddr, extra: &str| {
+        format!(
+            "port = {}\n{extra}\n[relay.dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\n",
+            sink.addr.port()
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config: PathBuf = dir.path().join("impulse.toml");
+    let networks = ["127.0.0.0/8"];
+    write_config(
+        &config,
+        dir.path(),
+        sink.addr,
+        &networks,
+        &dns_at(silent.local_addr().unwrap(), ""),
+    );
+    let mut server = serve(&config);
+    let addr = server.addr.clone();
+    // A nameserver that never answers: the MX lookup times out, the message is deferred.
+    assert!(send(&addr, None, "u@far.test").starts_with("250"));
+    let spool = dir.path().join("spool");
+    let start = Instant::now();
+    let status = loop {
+        let out = impulse_test_support::impulse!()
+            .command()
+            .args(["queue", "list", "--json", "--spool"])
+            .arg(&spool)
+            .output()
+            .unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rcpt = &list[0]["recipients"][0];
+        if rcpt["status"] == "deferred" || start.elapsed() > WAIT {
+            break rcpt.clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["status"], "deferred", "{status}");
+    assert!(
+        status["last_reply"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{status}"
+    );
+    // The responder named at a reload: a flush delivers through the MX it gives.
+    write_config(
+        &config,
+        dir.path(),
+        sink.addr,
+        &networks,
+        &dns_at(dns.addr, ""),
+    );
+    server.hangup();
+    server.log_until("relay: nameservers");
+    let flush = impulse_test_support::impulse!()
+        .command()
+        .args(["queue", "flush", "--spool"])
+        .arg(dir.path().join("spool"))
+        .output()
+        .unwrap();
+    assert!(flush.status.success(), "{flush:?}");
+    if sink.wait_for(1, WAIT).len() != 1 {
+        server.terminate();
+        panic!("not delivered after the reload:\n{}", server.rest_of_log());
+    }
+    // A reload that leaves [relay.dns] alone keeps the responder for new domains.
+    write_config(
+        &config,
+        dir.path(),
+        sink.addr,
+        &networks,
+        &dns_at(dns.addr, "delay_warning = \"4h\""),
+    );
+    server.hangup();
+    let log = server.log_until("SIGHUP: configuration");
+    assert!(log.contains("SIGHUP: configuration reloaded"), "{log}");
+    assert!(send(&addr, None, "u@near.test").starts_with("250"));
+    let got = sink.wait_for(2, WAIT);
+    assert_eq!(got.len(), 2, "near.test routed through the responder");
+    assert_eq!(got[1].to, vec!["u@near.test"]);
     server.terminate();
     assert!(server.wait().success());
 }

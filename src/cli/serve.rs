@@ -232,9 +232,9 @@ fn reload_verifier(verifier: Option<&Verifier>, config: &ServerConfig) {
     }
 }
 
-/// SIGHUP: the relay takes the new routes and retry settings of a configuration the server
-/// accepted (validated already, `[relay]` included). Turning delivery on or off, and the
-/// other `[relay]` keys, take effect at the next start.
+/// SIGHUP: the relay takes the new routes, `[relay.dns]` and retry settings of a
+/// configuration the server accepted (validated already, `[relay]` included). Turning
+/// delivery on or off, and the other `[relay]` keys, take effect at the next start.
 fn reload(relay: &Commander, config: &ServerConfig) {
     let Some(table) = config.relay_delivery() else {
         log::warn!(
@@ -263,6 +263,8 @@ fn reloadable_settings(
     settings.schedule = relay.schedule();
     settings.messages_per_connection =
         u32::try_from(relay.messages_per_connection).unwrap_or(u32::MAX);
+    settings.nameservers = relay.dns.nameservers().map_err(|e| e.to_string())?;
+    settings.dns_timeout = relay.dns.timeout.get();
     Ok(settings)
 }
 
@@ -274,8 +276,6 @@ fn relay_settings(
 ) -> Result<RelaySettings, String> {
     let mut settings = reloadable_settings(config, relay)?;
     settings.schedule.seed = std::process::id() as u64;
-    settings.nameservers = relay.dns.nameservers().map_err(|e| e.to_string())?;
-    settings.dns_timeout = relay.dns.timeout.get();
     settings.shutdown_grace = config
         .timeouts
         .shutdown_grace
