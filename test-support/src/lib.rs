@@ -10,6 +10,7 @@
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
 //! | [`postfix`] | a private Postfix (own main.cf, master.cf and queue in a temporary directory) holding what it accepts, or relaying to a given next hop |
 //! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
+//! | [`spool`] | committing a message to a spool as the server would, for relay tests |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
 //! | [`metrics`] | scraping `GET /metrics`, reading a series, `promtool check metrics` |
 //! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
@@ -33,6 +34,7 @@ pub mod peers;
 pub mod postfix;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod tls;
 
 pub use line::LineClient;
