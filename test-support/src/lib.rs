@@ -12,6 +12,7 @@
 //! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
 //! | [`spool`] | committing a message to a spool as the server would, for relay tests |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
+//! | [`wait`] | polling a condition until it holds or a limit passes |
 //! | [`metrics`] | scraping `GET /metrics`, reading a series, `promtool check metrics` |
 //! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
 //!
@@ -36,6 +37,7 @@ pub mod server;
 pub mod sink;
 pub mod spool;
 pub mod tls;
+pub mod wait;
 
 pub use line::LineClient;
 pub use pair::{Answer, Pair, Stored, Transcript};

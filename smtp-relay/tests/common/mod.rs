@@ -1,9 +1,9 @@
 //! What the relay's socket tests share: committing a message to a spool as the server would,
 //! starting a relay over a fresh spool, reading a message's state record, and waiting for a
-//! condition with a limit.
+//! condition with a limit (the last from test-support, as the commit is).
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smtp_relay::driver::{Relay, RelaySettings};
 use smtp_relay::route::{Route, RouteTable};
@@ -12,6 +12,7 @@ use smtp_spool::{QueueId, Spool};
 
 #[allow(unused_imports)] // as with the functions, each binary takes its own part
 pub use impulse_test_support::spool::{commit, commit_envelope, envelope};
+pub use impulse_test_support::wait::until;
 
 /// How long a test waits for what the relay should do within a moment.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -22,18 +23,6 @@ pub fn state(spool: &Spool, id: QueueId) -> Option<MessageState> {
         .read_state(id)
         .unwrap()
         .and_then(|r| MessageState::decode(&r).ok())
-}
-
-/// Polls `done` until it holds or `limit` has passed; returns its last answer.
-pub fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 /// Whether the spool empties within [`WAIT`].
