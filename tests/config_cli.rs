@@ -23,18 +23,44 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `impulse config <command> --config <file>`.
+fn config(command: &str, file: &str) -> Output {
+    impulse(&["config", command, "--config", file])
+}
+
+/// What `out` printed, after asserting that it succeeded.
+fn succeeded(out: &Output) -> String {
+    assert!(out.status.success(), "{}", stderr(out));
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 on stdout")
+}
+
+/// What `out` wrote to stderr, after asserting that it refused its configuration (status 1);
+/// `what` names the case in a failure.
+fn refused(out: &Output, what: &str) -> String {
+    assert_eq!(out.status.code(), Some(1), "{what}");
+    stderr(out)
+}
+
+/// `impulse config show` of `file`, after checking that what it prints is itself a valid
+/// configuration that `show` prints again the same (but for its first line).
+fn show_round_trip(dir: &Path, file: &str) -> String {
+    let shown = succeeded(&config("show", file));
+    let again = write(dir, "shown.toml", &shown);
+    let shown_again = succeeded(&config("show", &again));
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&shown), body(&shown_again));
+    shown
+}
+
 #[test]
 fn check_accepts_the_example_and_the_defaults() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/impulse.example.toml");
-    let out = impulse(&["config", "check", "--config", example]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = succeeded(&config("check", example));
     assert!(
         text.contains("OK") && text.contains("bounce-rules"),
         "{text}"
     );
-    let out = impulse(&["config", "check"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    succeeded(&impulse(&["config", "check"]));
 }
 
 #[test]
@@ -60,9 +86,8 @@ fn check_names_the_key_and_line_of_the_first_error() {
         ),
     ] {
         let file = write(dir.path(), "bad.toml", text);
-        let out = impulse(&["config", "check", "--config", &file]);
-        assert_eq!(out.status.code(), Some(1), "{text}");
-        let err = stderr(&out);
+        let out = config("check", &file);
+        let err = refused(&out, text);
         assert!(err.contains(want), "{text}: {err}");
         if want.starts_with("timeouts") {
             assert!(err.contains("bad.toml line 3"), "{err}");
@@ -82,25 +107,18 @@ fn check_refuses_a_key_that_does_not_belong_to_the_certificate() {
         "other.pem",
         &rcgen::KeyPair::generate().unwrap().serialize_pem(),
     );
-    let config = |key: &str| {
+    let text = |key: &str| {
         format!(
             "[tls]\ncert = \"{cert_file}\"\nkey = \"{key}\"\n[spool]\ndir = \"{}\"\n",
             dir.path().join("spool").display()
         )
     };
-    let good = write(dir.path(), "good.toml", &config(&key_file));
-    let out = impulse(&["config", "check", "--config", &good]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("STARTTLS"));
+    let good = write(dir.path(), "good.toml", &text(&key_file));
+    assert!(succeeded(&config("check", &good)).contains("STARTTLS"));
     assert!(!dir.path().join("spool").exists(), "check creates nothing");
-    let bad = write(dir.path(), "bad.toml", &config(&other));
-    let out = impulse(&["config", "check", "--config", &bad]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("tls.cert / tls.key"),
-        "{}",
-        stderr(&out)
-    );
+    let bad = write(dir.path(), "bad.toml", &text(&other));
+    let err = refused(&config("check", &bad), "another key");
+    assert!(err.contains("tls.cert / tls.key"), "{err}");
 }
 
 #[test]
@@ -112,17 +130,15 @@ fn check_refuses_a_spool_that_is_not_a_directory() {
         "c.toml",
         &format!("[spool]\ndir = \"{file}\"\n"),
     );
-    let out = impulse(&["config", "check", "--config", &cfg]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("spool.dir"), "{}", stderr(&out));
+    let err = refused(&config("check", &cfg), &cfg);
+    assert!(err.contains("spool.dir"), "{err}");
     let cfg = write(
         dir.path(),
         "c.toml",
         "[spool]\ndir = \"/nonexistent-parent/spool\"\n",
     );
-    let out = impulse(&["config", "check", "--config", &cfg]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("spool.dir"), "{}", stderr(&out));
+    let err = refused(&config("check", &cfg), &cfg);
+    assert!(err.contains("spool.dir"), "{err}");
 }
 
 #[test]
@@ -133,9 +149,7 @@ fn show_prints_every_default_and_reads_back_as_the_same_config() {
         "c.toml",
         "hostname = \"mx.example.org\"\n[limits]\nrecipients = 50\n",
     );
-    let out = impulse(&["config", "show", "--config", &cfg]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let shown = String::from_utf8(out.stdout).unwrap();
+    let shown = show_round_trip(dir.path(), &cfg);
     for key in [
         "recipients = 50",
         "command = \"5m\"",
@@ -145,12 +159,6 @@ fn show_prints_every_default_and_reads_back_as_the_same_config() {
     ] {
         assert!(shown.contains(key), "{key} missing from\n{shown}");
     }
-    // What `show` prints is itself a valid configuration that means the same.
-    let again = write(dir.path(), "shown.toml", &shown);
-    let out2 = impulse(&["config", "show", "--config", &again]);
-    assert!(out2.status.success(), "{}", stderr(&out2));
-    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
-    assert_eq!(body(&shown), body(&String::from_utf8(out2.stdout).unwrap()));
 }
 
 #[test]
@@ -164,13 +172,8 @@ fn serve_refuses_a_table_for_a_plugin_it_does_not_have() {
             dir.path().join("spool").display()
         ),
     );
-    let out = impulse(&["serve", "--config", &cfg]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("[plugins.auth-fil]"),
-        "{}",
-        stderr(&out)
-    );
+    let err = refused(&impulse(&["serve", "--config", &cfg]), "serve");
+    assert!(err.contains("[plugins.auth-fil]"), "{err}");
 }
 
 #[test]
@@ -187,9 +190,8 @@ fn check_covers_the_relay_table_and_show_prints_it() {
          [[relay.route]]\ndomains = [\"example.org\", \".example.org\"]\nhosts = [\"127.0.0.1:2526\"]\n"
     );
     let cfg = write(dir.path(), "relay.toml", &good);
-    let out = impulse(&["config", "check", "--config", &cfg]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = config("check", &cfg);
+    let text = succeeded(&out);
     assert!(
         text.contains("relay on, domains [example.org, .example.org], 1 route"),
         "{text}"
@@ -203,8 +205,8 @@ fn check_covers_the_relay_table_and_show_prints_it() {
         "[relay]\ndomains = [\"example.org\"]\n\
          [[relay.route]]\ndomains = [\"example.org\"]\nhosts = [\"127.0.0.1:2526\"]\n",
     );
-    let out = impulse(&["config", "check", "--config", &unvalidated]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = config("check", &unvalidated);
+    succeeded(&out);
     assert!(stderr(&out).contains("warning: relay.domains: \"example.org\" has neither"));
 
     for (text, want) in [
@@ -231,15 +233,12 @@ fn check_covers_the_relay_table_and_show_prints_it() {
         ),
     ] {
         let cfg = write(dir.path(), "relay.toml", &text);
-        let out = impulse(&["config", "check", "--config", &cfg]);
-        assert_eq!(out.status.code(), Some(1), "{text}");
-        assert!(stderr(&out).contains(want), "{text}: {}", stderr(&out));
+        let err = refused(&config("check", &cfg), &text);
+        assert!(err.contains(want), "{text}: {err}");
     }
 
     let cfg = write(dir.path(), "relay.toml", &good);
-    let out = impulse(&["config", "show", "--config", &cfg]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let shown = String::from_utf8(out.stdout).unwrap();
+    let shown = show_round_trip(dir.path(), &cfg);
     for key in [
         "[relay]",
         "enabled = true",
@@ -255,9 +254,4 @@ fn check_covers_the_relay_table_and_show_prints_it() {
     ] {
         assert!(shown.contains(key), "{key} missing from\n{shown}");
     }
-    let again = write(dir.path(), "shown.toml", &shown);
-    let out2 = impulse(&["config", "show", "--config", &again]);
-    assert!(out2.status.success(), "{}", stderr(&out2));
-    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
-    assert_eq!(body(&shown), body(&String::from_utf8(out2.stdout).unwrap()));
 }

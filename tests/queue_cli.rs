@@ -10,15 +10,7 @@ use serde_json::Value;
 use smtp_server::spool::{Envelope, QueueId, Recipient, Spool};
 
 fn queue(spool: &Path, args: &[&str]) -> Output {
-    impulse_test_support::impulse!()
-        .command()
-        .arg("queue")
-        .arg("--spool")
-        .arg(spool)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run impulse")
+    impulse_test_support::impulse!().spool_tool("queue", spool, args)
 }
 
 fn ok(o: &Output) -> String {

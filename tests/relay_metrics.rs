@@ -60,9 +60,7 @@ tls = "none"
 }
 
 fn serve(config: &Path) -> Serve {
-    impulse_test_support::impulse!().serve(|c| {
-        c.arg("--config").arg(config);
-    })
+    impulse_test_support::impulse!().serve_config(config)
 }
 
 /// A session up to MAIL, as the client at `addr` when given (XCLIENT), else loopback.

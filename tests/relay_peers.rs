@@ -19,13 +19,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use impulse_test_support::cli::Serve;
 use impulse_test_support::fake::{Script, Scripted};
 use impulse_test_support::peers::{self, PyServer};
 use impulse_test_support::postfix::{Postfix, Role};
 use impulse_test_support::sink::{Received, Sink};
+use impulse_test_support::wait::until;
 use impulse_test_support::LineClient;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -66,9 +67,7 @@ tls = "none"
 }
 
 fn serve(config: &Path) -> Serve {
-    impulse_test_support::impulse!().serve(|c| {
-        c.arg("--config").arg(config);
-    })
+    impulse_test_support::impulse!().serve_config(config)
 }
 
 /// Sends one message (`mail` is the whole MAIL command's argument) and returns the queue id
@@ -108,17 +107,6 @@ fn check_delivered(stored: &str, id: &str) {
         ours[end + 1..].starts_with(&body),
         "body changed:\n{stored}"
     );
-}
-
-fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    done()
 }
 
 /// `impulse queue list --json` on the spool in `dir` (a live server answers it).

@@ -43,9 +43,7 @@ tls = "none"
 }
 
 fn serve(config: &Path) -> Serve {
-    impulse_test_support::impulse!().serve(|c| {
-        c.arg("--config").arg(config);
-    })
+    impulse_test_support::impulse!().serve_config(config)
 }
 
 /// Sends one message; `true` when it was accepted (250 after the data).

@@ -6,15 +6,7 @@ use std::process::Output;
 use smtp_server::spool::{Envelope, QueueId, Recipient, Spool};
 
 fn impulse(spool: &Path, args: &[&str]) -> Output {
-    impulse_test_support::impulse!()
-        .command()
-        .arg("spool")
-        .arg("--spool")
-        .arg(spool)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run impulse")
+    impulse_test_support::impulse!().spool_tool("spool", spool, args)
 }
 
 fn stdout(o: &Output) -> String {

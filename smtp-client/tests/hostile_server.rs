@@ -7,11 +7,12 @@
 // Socket tests run real peers on threads and wait on the real clock.
 #![allow(clippy::disallowed_methods)]
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use impulse_test_support::fake::{Fake, Peer};
 
-use smtp_client::driver::blocking::{Client, Options};
+use smtp_client::driver::blocking::{Client, Connection, Options};
 use smtp_client::smtp_proto::ReplyError;
 use smtp_client::{Error, Message, OutcomeKind, RecipientOutcome};
 
@@ -45,6 +46,24 @@ fn greet(p: &mut Peer, ehlo: &[u8]) {
     p.send(ehlo);
 }
 
+/// Greets, offers PIPELINING and reads the pipelined MAIL, `rcpts` RCPTs and DATA.
+fn pipelined(p: &mut Peer, rcpts: usize) {
+    greet(p, EHLO_PIPE);
+    p.expect("MAIL");
+    for _ in 0..rcpts {
+        p.expect("RCPT");
+    }
+    p.expect("DATA");
+}
+
+/// Connects to `addr` with `options` and sends one message to `rcpts`; the connection stays
+/// open for the test to quit.
+fn send(addr: SocketAddr, options: Options, rcpts: &[&str]) -> (Connection, Vec<RecipientOutcome>) {
+    let mut conn = Client::connect(addr, options).unwrap();
+    let outcomes = conn.send(&message(rcpts)).unwrap();
+    (conn, outcomes)
+}
+
 /// Every recipient was deferred locally by a session error, with a classified reply.
 fn assert_deferred(outcomes: &[RecipientOutcome], n: usize) {
     assert_eq!(outcomes.len(), n, "{outcomes:?}");
@@ -65,8 +84,7 @@ fn bare_code_replies_are_enough_to_deliver() {
         p.send(b"250-fake.test\r\n250\r\n");
         p.serve_transaction([b"250\r\n", b"250\r\n", b"354\r\n", b"250\r\n", b"221\r\n"]);
     });
-    let mut conn = Client::connect(fake.addr, options()).unwrap();
-    let outcomes = conn.send(&message(&["b@fake.test"])).unwrap();
+    let (conn, outcomes) = send(fake.addr, options(), &["b@fake.test"]);
     assert!(outcomes[0].is_delivered(), "{outcomes:?}");
     assert_eq!(outcomes[0].reply.code(), 250);
     conn.quit().unwrap();
@@ -109,11 +127,7 @@ fn a_1_mib_line_without_lf_ends_the_session_at_the_line_limit() {
         p.send(&line);
         p.rest()
     });
-    let o = options();
-    let mut conn = Client::connect(fake.addr, o).unwrap();
-    let outcomes = conn
-        .send(&message(&["b@fake.test", "c@fake.test"]))
-        .unwrap();
+    let (conn, outcomes) = send(fake.addr, options(), &["b@fake.test", "c@fake.test"]);
     assert_deferred(&outcomes, 2);
     let err = conn.quit().unwrap_err();
     assert!(
@@ -132,18 +146,11 @@ fn a_1_mib_line_without_lf_ends_the_session_at_the_line_limit() {
 fn garbage_while_pipelining_defers_every_recipient() {
     let started = Instant::now();
     let fake = Fake::start(|p| {
-        greet(p, EHLO_PIPE);
-        p.expect("MAIL");
-        p.expect("RCPT");
-        p.expect("RCPT");
-        p.expect("DATA");
+        pipelined(p, 2);
         p.send(b"250 2.1.0 ok\r\n\x00\xff\x1b[2J not smtp at all\r\n");
         p.rest()
     });
-    let mut conn = Client::connect(fake.addr, options()).unwrap();
-    let outcomes = conn
-        .send(&message(&["b@fake.test", "c@fake.test"]))
-        .unwrap();
+    let (conn, outcomes) = send(fake.addr, options(), &["b@fake.test", "c@fake.test"]);
     assert_deferred(&outcomes, 2);
     let err = conn.quit().unwrap_err();
     assert!(matches!(err, Error::InvalidReply(_)), "{err}");
@@ -156,16 +163,12 @@ fn garbage_while_pipelining_defers_every_recipient() {
 fn surplus_replies_while_pipelining_are_unsolicited_and_the_body_is_held_back() {
     let started = Instant::now();
     let fake = Fake::start(|p| {
-        greet(p, EHLO_PIPE);
-        p.expect("MAIL");
-        p.expect("RCPT");
-        p.expect("DATA");
+        pipelined(p, 1);
         // A "delivery" before the body was sent: a desynchronised (or injecting) server.
         p.send(b"250 ok\r\n250 ok\r\n354 go ahead\r\n250 2.0.0 fake delivery\r\n");
         p.rest()
     });
-    let mut conn = Client::connect(fake.addr, options()).unwrap();
-    let outcomes = conn.send(&message(&["b@fake.test"])).unwrap();
+    let (conn, outcomes) = send(fake.addr, options(), &["b@fake.test"]);
     assert_deferred(&outcomes, 1);
     assert_eq!(outcomes[0].reply.status().unwrap().to_string(), "4.5.0");
     assert_eq!(conn.quit().unwrap_err(), Error::Unsolicited);
@@ -195,8 +198,7 @@ fn replies_dribbled_byte_by_byte_are_reassembled() {
         p.expect("QUIT");
         dribble(p, b"221 2.0.0 bye\r\n");
     });
-    let mut conn = Client::connect(fake.addr, options()).unwrap();
-    let outcomes = conn.send(&message(&["b@fake.test"])).unwrap();
+    let (conn, outcomes) = send(fake.addr, options(), &["b@fake.test"]);
     assert!(outcomes[0].is_delivered(), "{outcomes:?}");
     assert_eq!(outcomes[0].reply.text(), "queued");
     conn.quit().unwrap();
@@ -232,17 +234,11 @@ fn a_reply_inside_the_greeting_or_ahead_of_ehlo_ends_the_session() {
 fn a_disconnect_in_the_middle_of_a_reply_defers_every_recipient() {
     let started = Instant::now();
     let fake = Fake::start(|p| {
-        greet(p, EHLO_PIPE);
-        p.expect("MAIL");
-        p.expect("RCPT");
-        p.expect("RCPT");
-        p.expect("DATA");
+        pipelined(p, 2);
         p.send(b"250 2.1.0 ok\r\n250-2.1.5 first line of a multi-line rep");
         // Dropping the peer closes the connection.
     });
-    let mut conn = Client::connect(fake.addr, options()).unwrap();
-    let sent = message(&["b@fake.test", "c@fake.test"]);
-    let outcomes = conn.send(&sent).unwrap();
+    let (conn, outcomes) = send(fake.addr, options(), &["b@fake.test", "c@fake.test"]);
     fake.join();
     assert_deferred(&outcomes, 2);
     assert_eq!(outcomes[0].reply.code(), 451);
@@ -261,8 +257,7 @@ fn a_silent_server_times_out_with_a_classified_deferral() {
     let mut o = options();
     o.session.policy.command_timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let mut conn = Client::connect(fake.addr, o).unwrap();
-    let outcomes = conn.send(&message(&["b@fake.test"])).unwrap();
+    let (conn, outcomes) = send(fake.addr, o, &["b@fake.test"]);
     assert_deferred(&outcomes, 1);
     assert_eq!(outcomes[0].class.id, 24, "Timeout");
     assert!(matches!(conn.quit(), Err(Error::Timeout { .. })));

@@ -7,30 +7,21 @@ use std::time::Duration;
 
 use impulse_test_support::sink::Sink;
 use smtp_relay::driver::{Relay, RelaySettings};
-use smtp_relay::route::Route;
-use smtp_relay::{MessageState, Status};
+use smtp_relay::Status;
 use smtp_spool::Spool;
 
 mod common;
-use common::{commit, until, WAIT};
+use common::{assert_contains_all, commit, drained, start, state, until, WAIT};
 
+/// `target.test` and `sender.test` routed to `hop`.
 fn settings(hop: std::net::SocketAddr) -> RelaySettings {
-    let host = hop.to_string();
-    let route = Route::new(
-        &["target.test", "sender.test"],
-        &[host.as_str()],
-        Some("none"),
-    )
-    .unwrap();
-    common::relay_settings(vec![route])
+    common::relay_settings_to(&["target.test", "sender.test"], hop)
 }
 
 #[test]
 fn a_committed_message_is_delivered_and_leaves_the_spool() {
     let sink = Sink::start();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr));
     let id = commit(
         &spool,
         "a@sender.test",
@@ -46,10 +37,7 @@ fn a_committed_message_is_delivered_and_leaves_the_spool() {
         "{:?}",
         got[0].data
     );
-    assert!(
-        until(WAIT, || spool.list().unwrap().is_empty()),
-        "{id} left the spool"
-    );
+    assert!(drained(&spool), "{id} left the spool");
     assert_eq!(
         spool.read_state(id).unwrap(),
         None,
@@ -71,10 +59,7 @@ fn a_message_queued_before_the_start_is_delivered_after_it() {
     );
     let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
     assert_eq!(sink.wait_for(1, WAIT).len(), 1);
-    assert!(
-        until(WAIT, || spool.list().unwrap().is_empty()),
-        "{id} left the spool"
-    );
+    assert!(drained(&spool), "{id} left the spool");
     relay.shutdown();
 }
 
@@ -84,9 +69,7 @@ fn a_refused_recipient_bounces_with_a_notification_to_the_sender() {
         rcpt.starts_with("nobody@")
             .then_some("550 5.1.1 <nobody@target.test>: no such user\r\n")
     });
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr));
     commit(
         &spool,
         "a@sender.test",
@@ -100,27 +83,24 @@ fn a_refused_recipient_bounces_with_a_notification_to_the_sender() {
     let dsn = &got[1];
     assert_eq!(dsn.from, "", "notifications come from the null sender");
     assert_eq!(dsn.to, vec!["a@sender.test"]);
-    for want in [
-        "Auto-Submitted: auto-replied",
-        "multipart/report; report-type=delivery-status",
-        "Reporting-MTA: dns; relay.test",
-        "Final-Recipient: rfc822; nobody@target.test",
-        "Action: failed",
-        "Status: 5.1.1",
-        "Diagnostic-Code: smtp; 550 5.1.1 <nobody@target.test>: no such user",
-        "Message-ID: <m1@sender.test>",
-    ] {
-        assert!(
-            dsn.data.contains(want),
-            "{want:?} missing from\n{}",
-            dsn.data
-        );
-    }
+    assert_contains_all(
+        &dsn.data,
+        &[
+            "Auto-Submitted: auto-replied",
+            "multipart/report; report-type=delivery-status",
+            "Reporting-MTA: dns; relay.test",
+            "Final-Recipient: rfc822; nobody@target.test",
+            "Action: failed",
+            "Status: 5.1.1",
+            "Diagnostic-Code: smtp; 550 5.1.1 <nobody@target.test>: no such user",
+            "Message-ID: <m1@sender.test>",
+        ],
+    );
     assert!(
         !dsn.data.contains("\r\nbody\r\n"),
         "headers only without RET=FULL"
     );
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()), "all done");
+    assert!(drained(&spool), "all done");
     relay.shutdown();
 }
 
@@ -130,11 +110,9 @@ fn a_deferred_recipient_is_recorded_and_retried_until_it_is_delivered() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
     let mut s = settings(addr);
     s.schedule.retry.down_time = Duration::from_secs(1);
-    let relay = Relay::start(spool.clone(), s).unwrap();
+    let (_dir, spool, relay) = start(s);
     let id = commit(
         &spool,
         "a@sender.test",
@@ -142,18 +120,14 @@ fn a_deferred_recipient_is_recorded_and_retried_until_it_is_delivered() {
         "Subject: later\r\n\r\nx\r\n",
     );
     let recorded = until(WAIT, || {
-        spool
-            .read_state(id)
-            .unwrap()
-            .and_then(|r| MessageState::decode(&r).ok())
-            .is_some_and(|s| {
-                s.recipients[0].attempts >= 1 && s.recipients[0].status == Status::Deferred
-            })
+        state(&spool, id).is_some_and(|s| {
+            s.recipients[0].attempts >= 1 && s.recipients[0].status == Status::Deferred
+        })
     });
     assert!(recorded, "the failed attempt is in the state record");
     let sink = Sink::on(std::net::TcpListener::bind(addr).unwrap(), |_| None);
     assert_eq!(sink.wait_for(1, WAIT).len(), 1, "delivered on a retry");
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert!(drained(&spool));
     relay.shutdown();
 }
 
@@ -163,11 +137,9 @@ fn a_restarted_relay_keeps_the_recorded_schedule_and_never_resends_what_was_done
         rcpt.starts_with("later@")
             .then_some("451 4.2.0 try later\r\n")
     });
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
     let mut s = settings(sink.addr);
     s.schedule.retry.intervals = vec![Duration::from_secs(3600)];
-    let relay = Relay::start(spool.clone(), s.clone()).unwrap();
+    let (_dir, spool, relay) = start(s.clone());
     let id = commit(
         &spool,
         "a@sender.test",
@@ -175,16 +147,10 @@ fn a_restarted_relay_keeps_the_recorded_schedule_and_never_resends_what_was_done
         "Subject: two\r\n\r\nx\r\n",
     );
     assert_eq!(sink.wait_for(1, WAIT).len(), 1);
-    let state = |spool: &Spool| {
-        spool
-            .read_state(id)
-            .unwrap()
-            .and_then(|r| MessageState::decode(&r).ok())
-    };
-    assert!(until(WAIT, || state(&spool)
+    assert!(until(WAIT, || state(&spool, id)
         .is_some_and(|s| s.recipients[0].status == Status::Delivered)));
     relay.shutdown();
-    let before = state(&spool).unwrap();
+    let before = state(&spool, id).unwrap();
     assert_eq!(before.recipients[1].status, Status::Deferred);
     assert_eq!(before.recipients[1].attempts, 1);
     assert!(
@@ -197,7 +163,7 @@ fn a_restarted_relay_keeps_the_recorded_schedule_and_never_resends_what_was_done
     let relay = Relay::start(spool.clone(), s).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sink.messages().len(), 1, "nothing sent again");
-    assert_eq!(state(&spool).unwrap(), before);
+    assert_eq!(state(&spool, id).unwrap(), before);
     relay.shutdown();
 }
 
@@ -229,8 +195,7 @@ fn queue_commands_apply_without_a_relay_and_a_live_relay_follows_them() {
     );
     let ids = |id| Selection::Ids(vec![id]);
     assert_eq!(offline::apply(&spool, &s, &Command::Hold(ids(held))), Ok(1));
-    let state = MessageState::decode(&spool.read_state(held).unwrap().unwrap()).unwrap();
-    assert!(state.held);
+    assert!(state(&spool, held).unwrap().held);
     assert_eq!(
         offline::apply(&spool, &s, &Command::Delete(ids(gone))),
         Ok(1)
@@ -263,41 +228,23 @@ fn queue_commands_apply_without_a_relay_and_a_live_relay_follows_them() {
     assert_eq!(sink.messages().len(), 1, "held");
     assert_eq!(relay.command(Command::Release(ids(held))), Some(1));
     assert_eq!(sink.wait_for(2, WAIT).len(), 2, "released and delivered");
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert!(drained(&spool));
     relay.shutdown();
 }
 
 /// Commits a message whose envelope carries DSN parameters: `RET=HDRS ENVID=e1` on MAIL,
 /// `NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@sender.test` on its one RCPT.
 fn commit_with_dsn(spool: &Spool, to: &str) -> smtp_spool::QueueId {
-    let env = smtp_spool::Envelope {
-        sender: "a@sender.test".into(),
-        mail_params: "RET=HDRS ENVID=e1".into(),
-        recipients: vec![smtp_spool::Recipient {
-            address: to.into(),
-            params: "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@sender.test".into(),
-        }],
-        peer: "127.0.0.1".into(),
-        helo: "client.test".into(),
-        received: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        tls: None,
-        auth: None,
-        notes: vec![],
-    };
-    let mut w = spool.begin(&env).unwrap();
-    w.write_all(b"Subject: dsn\r\n\r\nx\r\n").unwrap();
-    spool.commit_blocking(w).unwrap()
+    let mut env = common::envelope("a@sender.test", &[to]);
+    env.mail_params = "RET=HDRS ENVID=e1".into();
+    env.recipients[0].params = "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@sender.test".into();
+    common::commit_envelope(spool, &env, "Subject: dsn\r\n\r\nx\r\n")
 }
 
 #[test]
 fn dsn_parameters_go_to_a_next_hop_that_offers_dsn_and_nothing_is_owed() {
     let sink = Sink::with_dsn();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr));
     commit_with_dsn(&spool, "b@target.test");
     assert_eq!(sink.wait_for(1, WAIT).len(), 1);
     let commands = sink.commands();
@@ -309,10 +256,7 @@ fn dsn_parameters_go_to_a_next_hop_that_offers_dsn_and_nothing_is_owed() {
     let rcpt = commands.iter().find(|l| l.starts_with("RCPT")).unwrap();
     assert!(rcpt.contains("NOTIFY=SUCCESS,FAILURE"), "{rcpt}");
     assert!(rcpt.contains("ORCPT=rfc822;orig@sender.test"), "{rcpt}");
-    assert!(
-        until(WAIT, || spool.list().unwrap().is_empty()),
-        "done, nothing owed"
-    );
+    assert!(drained(&spool), "done, nothing owed");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sink.messages().len(), 1, "the next hop notifies, not us");
     relay.shutdown();
@@ -321,9 +265,7 @@ fn dsn_parameters_go_to_a_next_hop_that_offers_dsn_and_nothing_is_owed() {
 #[test]
 fn success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notification() {
     let sink = Sink::start();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr));
     commit_with_dsn(&spool, "b@target.test");
     let got = sink.wait_for(2, WAIT);
     assert_eq!(got.len(), 2, "the message, then the notification");
@@ -339,19 +281,16 @@ fn success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notification() {
     let dsn = &got[1];
     assert_eq!(dsn.from, "");
     assert_eq!(dsn.to, vec!["a@sender.test"]);
-    for want in [
-        "Action: relayed",
-        "Original-Envelope-Id: e1",
-        "Original-Recipient: rfc822; orig@sender.test",
-        "Final-Recipient: rfc822; b@target.test",
-    ] {
-        assert!(
-            dsn.data.contains(want),
-            "{want:?} missing from\n{}",
-            dsn.data
-        );
-    }
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert_contains_all(
+        &dsn.data,
+        &[
+            "Action: relayed",
+            "Original-Envelope-Id: e1",
+            "Original-Recipient: rfc822; orig@sender.test",
+            "Final-Recipient: rfc822; b@target.test",
+        ],
+    );
+    assert!(drained(&spool));
     relay.shutdown();
 }
 
@@ -359,9 +298,7 @@ fn success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notification() {
 fn a_next_hop_greeting_with_554_defers_and_never_bounces() {
     use impulse_test_support::fake::{Script, Scripted};
     let hop = Scripted::start(|_| Script::RefuseGreeting);
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(hop.addr)).unwrap();
+    let (_dir, spool, relay) = start(settings(hop.addr));
     let id = commit(
         &spool,
         "a@sender.test",
@@ -369,10 +306,10 @@ fn a_next_hop_greeting_with_554_defers_and_never_bounces() {
         "Subject: x\r\n\r\nx\r\n",
     );
     let deferred = until(WAIT, || {
-        common::state(&spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
+        state(&spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
     });
-    assert!(deferred, "deferred: {:?}", common::state(&spool, id));
-    let state = common::state(&spool, id).unwrap();
+    assert!(deferred, "deferred: {:?}", state(&spool, id));
+    let state = state(&spool, id).unwrap();
     assert!(state.recipients[0].last_reply.contains("554"), "{state:?}");
     assert_eq!(
         spool.list().unwrap().len(),

@@ -15,43 +15,14 @@ use hooks_api::{Order, PluginConfig, PluginDecl, Registrar, Registry, Verdict};
 use impulse_plugin_suppression as _;
 use impulse_test_support::sink::Sink;
 use smtp_relay::driver::{Relay, RelaySettings};
-use smtp_relay::route::{Route, RouteTable};
-use smtp_spool::{Envelope, QueueId, Recipient, Spool};
+use smtp_spool::Spool;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-fn commit(spool: &Spool, from: &str, to: &[&str], body: &str) -> QueueId {
-    let env = Envelope {
-        sender: from.into(),
-        mail_params: String::new(),
-        recipients: to.iter().map(|r| Recipient::new(*r)).collect(),
-        peer: "127.0.0.1".into(),
-        helo: "client.test".into(),
-        received: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        tls: None,
-        auth: None,
-        notes: vec![],
-    };
-    let mut w = spool.begin(&env).unwrap();
-    w.write_all(body.as_bytes()).unwrap();
-    spool.commit_blocking(w).unwrap()
-}
+mod common;
+use common::{assert_contains_all, commit, drained, relay_settings_to, start, WAIT};
 
 /// `target.test`, `moved.test` and `sender.test` routed to `hop`; the plugins of `registry`.
 fn settings(hop: SocketAddr, registry: Registry) -> RelaySettings {
-    let host = hop.to_string();
-    let route = Route::new(
-        &["target.test", "moved.test", "sender.test"],
-        &[host.as_str()],
-        Some("none"),
-    )
-    .unwrap();
-    let mut s = RelaySettings::new(RouteTable::new(vec![route], None), "relay.test");
-    s.schedule.retry.intervals = vec![Duration::from_secs(1)];
-    s.shutdown_grace = Duration::from_secs(2);
+    let mut s = relay_settings_to(&["target.test", "moved.test", "sender.test"], hop);
     s.registry = Some(Arc::new(registry));
     s
 }
@@ -72,17 +43,6 @@ fn plugin(
     registry
 }
 
-fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
-}
-
 /// Where the route hook below sends `moved.test`.
 static MOVED_TO: OnceLock<SocketAddr> = OnceLock::new();
 
@@ -101,9 +61,7 @@ fn a_route_hook_sends_a_domain_to_other_next_hops() {
         });
         Ok(())
     });
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(old.addr, registry)).unwrap();
+    let (_dir, spool, relay) = start(settings(old.addr, registry));
     commit(
         &spool,
         "a@sender.test",
@@ -120,7 +78,7 @@ fn a_route_hook_sends_a_domain_to_other_next_hops() {
         ["y@target.test"],
         "target.test kept its route"
     );
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()), "all done");
+    assert!(drained(&spool), "all done");
     relay.shutdown();
 }
 
@@ -146,9 +104,7 @@ fn an_outcome_hook_turns_a_deferral_into_a_bounce_and_a_bounce_hook_adds_a_heade
         });
         Ok(())
     });
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr, registry)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr, registry));
     commit(
         &spool,
         "a@sender.test",
@@ -163,21 +119,18 @@ fn an_outcome_hook_turns_a_deferral_into_a_bounce_and_a_bounce_hook_adds_a_heade
         (dsn.from.as_str(), dsn.to.as_slice()),
         ("", &["a@sender.test".to_owned()][..])
     );
-    for want in [
-        "X-Impulse-Policy: strict-quota\r\n",
-        "Final-Recipient: rfc822; full@target.test",
-        "Action: failed",
-        "Status: 5.2.2",
-        "Diagnostic-Code: smtp; 552 5.2.2 mailbox full, not retried",
-    ] {
-        assert!(
-            dsn.data.contains(want),
-            "{want:?} missing from\n{}",
-            dsn.data
-        );
-    }
+    assert_contains_all(
+        &dsn.data,
+        &[
+            "X-Impulse-Policy: strict-quota\r\n",
+            "Final-Recipient: rfc822; full@target.test",
+            "Action: failed",
+            "Status: 5.2.2",
+            "Diagnostic-Code: smtp; 552 5.2.2 mailbox full, not retried",
+        ],
+    );
     assert!(dsn.data.starts_with("X-Impulse-Policy: strict-quota\r\n"));
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()), "all done");
+    assert!(drained(&spool), "all done");
     relay.shutdown();
 }
 
@@ -197,9 +150,7 @@ fn a_bounce_hook_suppresses_the_notification() {
         });
         Ok(())
     });
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr, registry)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr, registry));
     let id = commit(
         &spool,
         "a@sender.test",
@@ -208,7 +159,7 @@ fn a_bounce_hook_suppresses_the_notification() {
     );
     assert_eq!(sink.wait_for(1, WAIT).len(), 1);
     assert!(
-        until(WAIT, || spool.list().unwrap().is_empty()),
+        drained(&spool),
         "{id} done, its bounced recipient recorded as such"
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -255,7 +206,7 @@ fn the_suppression_plugin_bounces_at_once_a_recipient_that_hard_bounced_before()
     let got = sink.wait_for(2, WAIT);
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got[1].data.contains("Status: 5.1.1"), "{}", got[1].data);
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert!(drained(&spool));
     assert_eq!(GONE_RCPTS.load(Ordering::SeqCst), 1);
     assert_eq!(
         std::fs::read_to_string(&list).unwrap(),
@@ -274,18 +225,15 @@ fn the_suppression_plugin_bounces_at_once_a_recipient_that_hard_bounced_before()
     assert_eq!(got[2].to, ["c@target.test"]);
     let dsn = &got[3];
     assert_eq!(dsn.to, ["a@sender.test"]);
-    for want in [
-        "Final-Recipient: rfc822; Gone@target.test",
-        "Status: 5.1.1",
-        "recipient suppressed after an earlier hard bounce",
-    ] {
-        assert!(
-            dsn.data.contains(want),
-            "{want:?} missing from\n{}",
-            dsn.data
-        );
-    }
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert_contains_all(
+        &dsn.data,
+        &[
+            "Final-Recipient: rfc822; Gone@target.test",
+            "Status: 5.1.1",
+            "recipient suppressed after an earlier hard bounce",
+        ],
+    );
+    assert!(drained(&spool));
     assert_eq!(
         GONE_RCPTS.load(Ordering::SeqCst),
         1,
@@ -310,9 +258,7 @@ fn panicking_relay_hooks_leave_the_relays_defaults() {
         .on_bounce(Order::First, |_| panic!("bounce hook"));
         Ok(())
     });
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings(sink.addr, registry)).unwrap();
+    let (_dir, spool, relay) = start(settings(sink.addr, registry));
     commit(
         &spool,
         "a@sender.test",
@@ -329,6 +275,6 @@ fn panicking_relay_hooks_leave_the_relays_defaults() {
     assert!(got[1]
         .data
         .contains("Final-Recipient: rfc822; nobody@target.test"));
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert!(drained(&spool));
     relay.shutdown();
 }

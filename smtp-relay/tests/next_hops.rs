@@ -9,13 +9,11 @@ use std::time::Duration;
 
 use impulse_test_support::sink::Sink;
 use impulse_test_support::tls::{self_signed, FakeServer, Script};
-use smtp_relay::driver::{Relay, RelaySettings};
 use smtp_relay::route::Route;
 use smtp_relay::Status;
-use smtp_spool::Spool;
 
 mod common;
-use common::{commit, relay_settings, state, until, WAIT};
+use common::{commit, drained, relay_settings, start, state, until, WAIT};
 
 /// A loopback port with nothing behind it.
 fn closed_port() -> SocketAddr {
@@ -28,14 +26,6 @@ fn route(domains: &[&str], hosts: &[SocketAddr], tls: &str) -> Route {
     let hosts: Vec<String> = hosts.iter().map(ToString::to_string).collect();
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     Route::new(domains, &hosts, Some(tls)).unwrap()
-}
-
-/// A relay with `settings` over a fresh spool (in the directory returned with it).
-fn start(settings: RelaySettings) -> (tempfile::TempDir, Spool, Relay) {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path()).unwrap();
-    let relay = Relay::start(spool.clone(), settings).unwrap();
-    (dir, spool, relay)
 }
 
 #[test]
@@ -76,7 +66,7 @@ fn two_domains_routed_to_the_same_server_share_one_connection() {
         .filter(|c| c.starts_with("EHLO"))
         .count();
     assert_eq!(greetings, 1, "one session: {:?}", sink.commands());
-    assert!(until(WAIT, || spool.list().unwrap().is_empty()));
+    assert!(drained(&spool));
     relay.shutdown();
 }
 
@@ -91,11 +81,7 @@ fn required_tls_encrypts_to_a_self_signed_certificate() {
         &["b@target.test"],
         "Subject: sealed\r\n\r\nencrypted, not authenticated\r\n",
     );
-    assert!(
-        until(WAIT, || spool.list().unwrap().is_empty()),
-        "{id} delivered: {:?}",
-        state(&spool, id)
-    );
+    assert!(drained(&spool), "{id} delivered: {:?}", state(&spool, id));
     relay.shutdown();
     let seen = hop.finish();
     assert_eq!(seen.handshake_error, None);

@@ -7,7 +7,7 @@
 //! used. Nothing here builds the binary.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
 use std::thread::JoinHandle;
 
@@ -39,6 +39,19 @@ impl Impulse {
     /// A command for the binary, no arguments yet.
     pub fn command(&self) -> Command {
         Command::new(&self.bin)
+    }
+
+    /// Runs `impulse TOOL --spool SPOOL ARGS` (`tool` is `spool` or `queue`) with
+    /// `RUST_LOG=warn` and waits for it.
+    pub fn spool_tool(&self, tool: &str, spool: &Path, args: &[&str]) -> Output {
+        self.command()
+            .arg(tool)
+            .arg("--spool")
+            .arg(spool)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run impulse")
     }
 
     /// Runs `impulse send ARGS` (standard input: `stdin`, or empty) and waits for it.
@@ -90,6 +103,14 @@ impl Impulse {
             log: Some(log),
             drain: None,
         }
+    }
+
+    /// Starts `impulse serve --config CONFIG` (the config says where to listen), as
+    /// [`serve`](Impulse::serve) does.
+    pub fn serve_config(&self, config: &Path) -> Serve {
+        self.serve(|c| {
+            c.arg("--config").arg(config);
+        })
     }
 }
 

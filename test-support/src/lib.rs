@@ -10,7 +10,9 @@
 //! | [`peers`] | real third-party peers as child processes: Postfix's `smtp-sink`, Python (aiosmtpd) servers |
 //! | [`postfix`] | a private Postfix (own main.cf, master.cf and queue in a temporary directory) holding what it accepts, or relaying to a given next hop |
 //! | [`sink`] | a recording ESMTP sink with per-recipient replies, for relay tests |
+//! | [`spool`] | committing a message to a spool as the server would, for relay tests |
 //! | [`tls`] | a throw-away CA and certificate, and a scripted STARTTLS server (rustls) |
+//! | [`wait`] | polling a condition until it holds or a limit passes |
 //! | [`metrics`] | scraping `GET /metrics`, reading a series, `promtool check metrics` |
 //! | [`line`](mod@line) | a line-by-line SMTP client for scripted socket sessions |
 //!
@@ -33,7 +35,9 @@ pub mod peers;
 pub mod postfix;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod tls;
+pub mod wait;
 
 pub use line::LineClient;
 pub use pair::{Answer, Pair, Stored, Transcript};

@@ -1,9 +1,7 @@
 //! Notifications are paced: a mass bounce is built and committed a batch per turn of the
 //! relay thread, between the turns that take in arrivals, outcomes and commands.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use smtp_spool::{Envelope, Recipient, Spool};
+use smtp_spool::Spool;
 
 use super::driver;
 use crate::driver::{RelaySettings, NOTICES_PER_TURN};
@@ -11,26 +9,12 @@ use crate::route::RouteTable;
 use crate::schedule::Selection;
 use crate::state::Timestamp;
 
+/// Commits `n` messages from `a@sender.test`, each to a recipient of its own.
 fn commit(spool: &Spool, n: usize) {
     for i in 0..n {
-        let env = Envelope {
-            sender: "a@sender.test".into(),
-            mail_params: String::new(),
-            recipients: vec![Recipient::new(format!("r{i}@target.test"))],
-            peer: "127.0.0.1".into(),
-            helo: "client.test".into(),
-            received: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-            tls: None,
-            auth: None,
-            notes: vec![],
-        };
-        let mut w = spool.begin(&env).unwrap();
-        w.write_all(format!("Subject: m{i}\r\n\r\nbody\r\n").as_bytes())
-            .unwrap();
-        spool.commit_blocking(w).unwrap();
+        let to = format!("r{i}@target.test");
+        let body = format!("Subject: m{i}\r\n\r\nbody\r\n");
+        impulse_test_support::spool::commit(spool, "a@sender.test", &[&to], &body);
     }
 }
 

@@ -118,12 +118,28 @@ fn attempt(s: &mut Scheduler, d: &mut Driver, outcome: RecipientOutcome) -> Vec<
     d.run(s)
 }
 
+/// A scheduler on `config` holding messages 1..=n from `sender` to `rcpts`, enqueued at T0,
+/// and the driver that carries out its actions (nothing run yet).
+fn queued(config: ScheduleConfig, n: u64, sender: &str, rcpts: &[&str]) -> (Scheduler, Driver) {
+    let mut s = Scheduler::new(config);
+    for n in 1..=n {
+        s.handle_enqueue(qid(n), meta(sender, rcpts, T0), T0)
+            .unwrap();
+    }
+    (s, Driver::default())
+}
+
+/// Carries out what is asked, answers the Resolve of `target.test` with next hops on
+/// `ports`, and returns the Deliver that follows.
+fn routed(s: &mut Scheduler, d: &mut Driver, ports: &[u16]) -> (AttemptId, Vec<u32>, Destination) {
+    d.run(s);
+    s.handle_route("target.test", RouteAnswer::Hops(dest(ports)));
+    deliver_of(&d.run(s))
+}
+
 #[test]
 fn delivered_at_the_first_try_is_persisted_then_completed() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("a@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "a@x.test", &["b@target.test"]);
     assert_eq!(
         d.run(&mut s),
         [Action::Resolve {
@@ -159,10 +175,7 @@ fn delivered_at_the_first_try_is_persisted_then_completed() {
 
 #[test]
 fn a_4xx_is_retried_at_the_configured_intervals_then_delivered() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("a@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "a@x.test", &["b@target.test"]);
     let mut now = T0;
     let mut times = vec![];
     for n in 1..=4u32 {
@@ -192,10 +205,7 @@ fn a_4xx_is_retried_at_the_configured_intervals_then_delivered() {
 
 #[test]
 fn five_days_of_4xx_end_in_a_447_bounce_queued_before_the_bounced_mark() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("a@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "a@x.test", &["b@target.test"]);
     let mut attempts = 0;
     loop {
         let asked = d.run(&mut s);
@@ -243,10 +253,7 @@ fn permanent_route_failures_bounce_with_their_status_and_no_attempt() {
         (RouteAnswer::NullMx, "5.1.10"),
         (RouteAnswer::MxLoop, "5.4.6"),
     ] {
-        let mut s = Scheduler::new(exact());
-        let mut d = Driver::default();
-        s.handle_enqueue(qid(1), meta("a@x.test", &["b@target.test"], T0), T0)
-            .unwrap();
+        let (mut s, mut d) = queued(exact(), 1, "a@x.test", &["b@target.test"]);
         d.run(&mut s);
         s.handle_route("target.test", answer);
         d.run(&mut s);
@@ -271,10 +278,7 @@ fn permanent_route_failures_bounce_with_their_status_and_no_attempt() {
 
 #[test]
 fn a_temporary_route_failure_defers_without_counting_an_attempt() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("a@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "a@x.test", &["b@target.test"]);
     d.run(&mut s);
     s.handle_route("target.test", RouteAnswer::Temporary("SERVFAIL".into()));
     d.run(&mut s);
@@ -286,10 +290,7 @@ fn a_temporary_route_failure_defers_without_counting_an_attempt() {
 
 #[test]
 fn the_null_sender_never_gets_a_notification() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "", &["b@target.test"]);
     attempt(
         &mut s,
         &mut d,
@@ -313,19 +314,14 @@ fn the_null_sender_never_gets_a_notification() {
 
 #[test]
 fn mixed_outcomes_in_one_attempt() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
     let rcpts = [
         "a@target.test",
         "b@target.test",
         "c@target.test",
         "d@target.test",
     ];
-    s.handle_enqueue(qid(1), meta("s@x.test", &rcpts, T0), T0)
-        .unwrap();
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
-    let (a, batch, _) = deliver_of(&d.run(&mut s));
+    let (mut s, mut d) = queued(exact(), 1, "s@x.test", &rcpts);
+    let (a, batch, _) = routed(&mut s, &mut d, &[25]);
     assert_eq!(batch, [0, 1, 2, 3], "one batch per message and destination");
     s.handle_outcome(
         a,
@@ -370,22 +366,13 @@ fn mixed_outcomes_in_one_attempt() {
     );
     // The next attempt carries only the open recipients.
     s.handle_timeout(s.poll_timeout().unwrap());
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
-    let (_, batch, _) = deliver_of(&d.run(&mut s));
+    let (_, batch, _) = routed(&mut s, &mut d, &[25]);
     assert_eq!(batch, [1, 3]);
 }
 
 #[test]
 fn recipients_of_domains_with_one_destination_go_in_one_batch() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(
-        qid(1),
-        meta("s@x.test", &["a@one.test", "b@two.test"], T0),
-        T0,
-    )
-    .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "s@x.test", &["a@one.test", "b@two.test"]);
     assert_eq!(d.run(&mut s).len(), 2);
     s.handle_route("one.test", RouteAnswer::Hops(dest(&[25])));
     assert!(d.run(&mut s).is_empty(), "waits for every route");
@@ -407,10 +394,7 @@ fn a_local_failure_defers_and_is_classified_as_local() {
         Verdict::Bounced,
         "552 after DATA is permanent"
     );
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("s@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(exact(), 1, "s@x.test", &["b@target.test"]);
     attempt(&mut s, &mut d, local);
     let rec = d.record(qid(1));
     assert_eq!(rec.recipients[0].status, Status::Deferred);
@@ -423,12 +407,7 @@ fn the_connection_limit_per_destination_holds_back_batches() {
         connections_per_destination: 1,
         ..exact()
     };
-    let mut s = Scheduler::new(config);
-    let mut d = Driver::default();
-    for n in 1..=2 {
-        s.handle_enqueue(qid(n), meta("s@x.test", &["b@target.test"], T0), T0)
-            .unwrap();
-    }
+    let (mut s, mut d) = queued(config, 2, "s@x.test", &["b@target.test"]);
     assert_eq!(d.run(&mut s).len(), 1, "one Resolve for both");
     s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
     let asked = d.run(&mut s);
@@ -445,13 +424,8 @@ fn the_connection_limit_per_destination_holds_back_batches() {
 
 #[test]
 fn a_down_next_hop_makes_messages_wait_without_burning_attempts() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("s@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
-    let (a, _, _) = deliver_of(&d.run(&mut s));
+    let (mut s, mut d) = queued(exact(), 1, "s@x.test", &["b@target.test"]);
+    let (a, _, _) = routed(&mut s, &mut d, &[25]);
     s.handle_outcome(
         a,
         AttemptReport {
@@ -475,27 +449,21 @@ fn a_down_next_hop_makes_messages_wait_without_burning_attempts() {
     assert_eq!(s.poll_timeout(), Some(T0.after(Duration::from_secs(300))));
     // A flush clears the down mark and attempts at once.
     assert_eq!(s.handle_flush(&Selection::Ids(vec![qid(2)])), 1);
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
-    let (_, batch, hops) = deliver_of(&d.run(&mut s));
+    let (_, batch, hops) = routed(&mut s, &mut d, &[25]);
     assert_eq!((batch, hops), (vec![0], dest(&[25])));
 }
 
 #[test]
 fn only_the_next_hops_that_are_up_are_handed_out() {
-    let mut s = Scheduler::new(ScheduleConfig {
+    let config = ScheduleConfig {
         retry: RetryPolicy {
             down_time: Duration::from_secs(3600),
             ..RetryPolicy::default()
         },
         ..exact()
-    });
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("s@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25, 26])));
-    let (a, _, _) = deliver_of(&d.run(&mut s));
+    };
+    let (mut s, mut d) = queued(config, 1, "s@x.test", &["b@target.test"]);
+    let (a, _, _) = routed(&mut s, &mut d, &[25, 26]);
     s.handle_outcome(
         a,
         AttemptReport {
@@ -506,20 +474,13 @@ fn only_the_next_hops_that_are_up_are_handed_out() {
     );
     d.run(&mut s);
     s.handle_timeout(s.poll_timeout().unwrap());
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25, 26])));
-    let (_, _, hops) = deliver_of(&d.run(&mut s));
+    let (_, _, hops) = routed(&mut s, &mut d, &[25, 26]);
     assert_eq!(hops, dest(&[26]));
 }
 
 /// Messages 1..=n from `sender`, deferred by a DNS failure at T0 (the log cleared).
 fn deferred_by_dns(sender: &str, n: u64) -> (Scheduler, Driver) {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    for n in 1..=n {
-        s.handle_enqueue(qid(n), meta(sender, &["b@target.test"], T0), T0)
-            .unwrap();
-    }
+    let (mut s, mut d) = queued(exact(), n, sender, &["b@target.test"]);
     d.run(&mut s);
     s.handle_route("target.test", RouteAnswer::Temporary("SERVFAIL".into()));
     d.run(&mut s);
@@ -573,10 +534,7 @@ fn the_delay_warning_goes_out_once() {
         },
         ..exact()
     };
-    let mut s = Scheduler::new(config);
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("s@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
+    let (mut s, mut d) = queued(config, 1, "s@x.test", &["b@target.test"]);
     let end = T0.after(Duration::from_secs(86400));
     loop {
         for a in d.run(&mut s) {
@@ -639,13 +597,8 @@ fn a_reloaded_record_keeps_its_schedule_and_its_owed_notifications() {
 
 #[test]
 fn shutdown_stops_new_work_but_takes_reports() {
-    let mut s = Scheduler::new(exact());
-    let mut d = Driver::default();
-    s.handle_enqueue(qid(1), meta("s@x.test", &["b@target.test"], T0), T0)
-        .unwrap();
-    d.run(&mut s);
-    s.handle_route("target.test", RouteAnswer::Hops(dest(&[25])));
-    let (a, _, _) = deliver_of(&d.run(&mut s));
+    let (mut s, mut d) = queued(exact(), 1, "s@x.test", &["b@target.test"]);
+    let (a, _, _) = routed(&mut s, &mut d, &[25]);
     s.handle_shutdown();
     assert!(!s.is_quiescent());
     s.handle_outcome(a, report(vec![RecipientOutcome::Deferred("451".into())]));

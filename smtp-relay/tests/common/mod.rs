@@ -1,35 +1,21 @@
 //! What the relay's socket tests share: committing a message to a spool as the server would,
-//! reading a message's state record, and waiting for a condition with a limit.
+//! starting a relay over a fresh spool, reading a message's state record, and waiting for a
+//! condition with a limit (the last from test-support, as the commit is).
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use smtp_relay::driver::{Relay, RelaySettings};
+use smtp_relay::route::{Route, RouteTable};
 use smtp_relay::MessageState;
-use smtp_spool::{Envelope, QueueId, Recipient, Spool};
+use smtp_spool::{QueueId, Spool};
+
+#[allow(unused_imports)] // as with the functions, each binary takes its own part
+pub use impulse_test_support::spool::{commit, commit_envelope, envelope};
+pub use impulse_test_support::wait::until;
 
 /// How long a test waits for what the relay should do within a moment.
 pub const WAIT: Duration = Duration::from_secs(20);
-
-/// Commits a message from `from` to `to` with `body`, as the server does after DATA.
-pub fn commit(spool: &Spool, from: &str, to: &[&str], body: &str) -> QueueId {
-    let env = Envelope {
-        sender: from.into(),
-        mail_params: String::new(),
-        recipients: to.iter().map(|r| Recipient::new(*r)).collect(),
-        peer: "127.0.0.1".into(),
-        helo: "client.test".into(),
-        received: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        tls: None,
-        auth: None,
-        notes: vec![],
-    };
-    let mut w = spool.begin(&env).unwrap();
-    w.write_all(body.as_bytes()).unwrap();
-    spool.commit_blocking(w).unwrap()
-}
 
 /// The message's state record, decoded, if it has one.
 pub fn state(spool: &Spool, id: QueueId) -> Option<MessageState> {
@@ -39,24 +25,40 @@ pub fn state(spool: &Spool, id: QueueId) -> Option<MessageState> {
         .and_then(|r| MessageState::decode(&r).ok())
 }
 
-/// Polls `done` until it holds or `limit` has passed; returns its last answer.
-pub fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
+/// Whether the spool empties within [`WAIT`].
+pub fn drained(spool: &Spool) -> bool {
+    until(WAIT, || spool.list().unwrap().is_empty())
 }
 
 /// Relay settings for `routes` (no MX), named `relay.test`, retrying after a second and
 /// shutting down within two.
-pub fn relay_settings(routes: Vec<smtp_relay::route::Route>) -> smtp_relay::driver::RelaySettings {
-    let table = smtp_relay::route::RouteTable::new(routes, None);
-    let mut s = smtp_relay::driver::RelaySettings::new(table, "relay.test");
+pub fn relay_settings(routes: Vec<Route>) -> RelaySettings {
+    let table = RouteTable::new(routes, None);
+    let mut s = RelaySettings::new(table, "relay.test");
     s.schedule.retry.intervals = vec![Duration::from_secs(1)];
     s.shutdown_grace = Duration::from_secs(2);
     s
+}
+
+/// [`relay_settings`] with one route: `domains` to the one next hop `hop`, without TLS.
+pub fn relay_settings_to(domains: &[&str], hop: std::net::SocketAddr) -> RelaySettings {
+    let host = hop.to_string();
+    let route = Route::new(domains, &[host.as_str()], Some("none")).unwrap();
+    relay_settings(vec![route])
+}
+
+/// A relay with `settings` over a fresh spool (in the directory returned with it).
+pub fn start(settings: RelaySettings) -> (tempfile::TempDir, Spool, Relay) {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let relay = Relay::start(spool.clone(), settings).unwrap();
+    (dir, spool, relay)
+}
+
+/// Asserts that `text` (a notification, say) contains each of `wanted`.
+#[track_caller]
+pub fn assert_contains_all(text: &str, wanted: &[&str]) {
+    for want in wanted {
+        assert!(text.contains(want), "{want:?} missing from\n{text}");
+    }
 }

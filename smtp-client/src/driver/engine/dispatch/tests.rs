@@ -100,13 +100,13 @@ impl Sim {
 
     /// The job on `conn` ends with every recipient's `code`.
     pub(super) fn done(&mut self, conn: u64, code: u16, retryable: bool) {
-        let reply = Reply::new(code, None, "scripted");
-        let outcomes = ["r1@example.net", "r2@example.net"]
-            .iter()
-            .map(|r| RecipientOutcome::from_reply(r, reply.clone(), code != 250))
-            .collect();
+        self.finish(conn, outcomes(code, code != 250), retryable, false);
+    }
+
+    /// The job on `conn` ends with `outcomes`, on a server that did or did not offer DSN.
+    fn finish(&mut self, conn: u64, outcomes: Vec<RecipientOutcome>, retryable: bool, dsn: bool) {
         self.d
-            .handle_message_done(ConnId(conn), outcomes, retryable, false, self.now);
+            .handle_message_done(ConnId(conn), outcomes, retryable, dsn, self.now);
     }
 
     pub(super) fn closed(&mut self, conn: u64, error: Option<Error>) {
@@ -117,6 +117,15 @@ impl Sim {
         self.now += by;
         self.d.handle_timeout(self.now);
     }
+}
+
+/// Both recipients of a submitted job answered with `code` (marked local or not).
+fn outcomes(code: u16, local: bool) -> Vec<RecipientOutcome> {
+    let reply = Reply::new(code, None, "scripted");
+    ["r1@example.net", "r2@example.net"]
+        .iter()
+        .map(|r| RecipientOutcome::from_reply(r, reply.clone(), local))
+        .collect()
 }
 
 pub(super) fn s(items: &[&str]) -> Vec<String> {
@@ -206,13 +215,7 @@ fn retries_stop_after_the_attempts_and_a_delivered_recipient_stops_them() {
     sim.submit(&dest(1));
     sim.ready(1);
     let reply = |code| RecipientOutcome::from_reply("r", Reply::new(code, None, "x"), false);
-    sim.d.handle_message_done(
-        ConnId(1),
-        vec![reply(250), reply(451)],
-        true,
-        false,
-        sim.now,
-    );
+    sim.finish(1, vec![reply(250), reply(451)], true, false);
     assert_eq!(
         sim.actions(),
         s(&["assign c1 t1", "done t1 Delivered×2 attempts 1"])
@@ -547,8 +550,7 @@ fn an_outcome_missing_recipients_is_filled_in() {
     let mut sim = Sim::new(config(1, 1, 100));
     sim.submit(&dest(1));
     sim.ready(0);
-    sim.d
-        .handle_message_done(ConnId(0), Vec::new(), true, false, sim.now);
+    sim.finish(0, Vec::new(), true, false);
     assert_eq!(
         sim.actions(),
         s(&[
@@ -570,21 +572,11 @@ fn a_delivery_says_whether_the_last_connection_offered_dsn() {
     sim.actions();
     // The first job breaks before its body on a server that offered DSN; it goes to
     // another connection, whose server does not.
-    let outcomes = |code| {
-        let reply = Reply::new(code, None, "scripted");
-        ["r1@example.net", "r2@example.net"]
-            .iter()
-            .map(|r| RecipientOutcome::from_reply(r, reply.clone(), false))
-            .collect::<Vec<_>>()
-    };
-    sim.d
-        .handle_message_done(ConnId(0), outcomes(451), true, true, sim.now);
+    sim.finish(0, outcomes(451, false), true, true);
     sim.ready(0);
-    sim.d
-        .handle_message_done(ConnId(0), outcomes(250), false, false, sim.now);
+    sim.finish(0, outcomes(250, false), false, false);
     sim.ready(0);
-    sim.d
-        .handle_message_done(ConnId(0), outcomes(250), false, true, sim.now);
+    sim.finish(0, outcomes(250, false), false, true);
     sim.actions();
     let offered: Vec<(u64, bool)> = sim
         .deliveries
