@@ -9,7 +9,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The sender most tests use.
 pub const FROM: &str = "a@example.org";
@@ -133,6 +136,9 @@ pub fn succeeded(out: &Output) -> String {
     stdout
 }
 
+/// The longest [`Serve::log_until`] waits for its line.
+pub const LOG_WAIT: Duration = Duration::from_secs(60);
+
 /// A running `impulse serve`; killed and reaped on drop.
 #[derive(Debug)]
 pub struct Serve {
@@ -179,16 +185,40 @@ impl Serve {
     }
 
     /// Reads the log until a line containing `needle` (returned with the lines before
-    /// it); panics when the log ends first or was given to [`drain_log`](Serve::drain_log).
+    /// it); panics when the log ends first or was given to [`drain_log`](Serve::drain_log),
+    /// and when the line has not come within [`LOG_WAIT`]: the server is then killed, so a
+    /// test never hangs on a line that will not come.
     pub fn log_until(&mut self, needle: &str) -> String {
         let log = self.log.as_mut().expect("the log is still read here");
+        let found = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let (found, pid) = (found.clone(), self.child.id());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + LOG_WAIT;
+                while Instant::now() < deadline {
+                    if found.load(Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            })
+        };
         let mut seen = String::new();
         loop {
             let mut line = String::new();
             let n = log.read_line(&mut line).expect("read the log");
-            assert!(n > 0, "the log ended before {needle:?}: {seen}");
+            if n == 0 {
+                found.store(true, Ordering::Release);
+                let _ = watchdog.join();
+                panic!("the log ended (or {LOG_WAIT:?} passed) before {needle:?}: {seen}");
+            }
             seen.push_str(&line);
             if line.contains(needle) {
+                found.store(true, Ordering::Release);
+                let _ = watchdog.join();
                 return seen;
             }
         }
