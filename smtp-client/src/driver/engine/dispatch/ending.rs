@@ -49,6 +49,7 @@ impl Dispatcher {
         // The jobs waiting now; later ones get connections of their own.
         let jobs: Vec<Queued> = d.waiting.drain(..).collect();
         self.waiting -= jobs.len();
+        self.requeued(id, jobs.first().map(|q| q.seq));
         for job in jobs {
             let outcomes = fail(&job.message, &reply);
             self.complete(job, outcomes);

@@ -194,10 +194,12 @@ impl Dispatcher {
             dsn_offered: false,
         };
         self.next_seq += 1;
+        let before = self.front_seq(id);
         if let Some(d) = self.dests.get_mut(&id) {
             d.waiting.push_back(queued);
             self.waiting += 1;
         }
+        self.requeued(id, before);
         self.feed_idle(id, now);
         self.open_for(id);
     }
@@ -268,10 +270,12 @@ impl Dispatcher {
                 job.ticket.0
             );
             self.counters.retries += 1;
+            let before = self.front_seq(dest);
             if let Some(d) = self.dests.get_mut(&dest) {
                 d.waiting.push_front(job);
                 self.waiting += 1;
             }
+            self.requeued(dest, before);
             self.feed_idle(dest, now);
         } else {
             self.complete(job, outcomes);
@@ -534,17 +538,25 @@ impl Dispatcher {
         }
         let next = self.oldest_waiting(pool);
         let wants_room = self.wants_room();
+        if !self.pools.contains_key(&pool) {
+            return;
+        }
+        let job = next.and_then(|id| {
+            let d = self.dests.get_mut(&id)?;
+            let job = d.waiting.pop_front()?;
+            d.in_flight += 1;
+            Some((id, job))
+        });
+        let job = job.map(|(id, job)| {
+            self.requeued(id, Some(job.seq));
+            job
+        });
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         let Some(p) = self.pools.get_mut(&pool) else {
             return;
         };
-        let job = next.and_then(|id| self.dests.get_mut(&id)).and_then(|d| {
-            let job = d.waiting.pop_front()?;
-            d.in_flight += 1;
-            Some(job)
-        });
         if let Some(mut job) = job {
             self.waiting -= 1;
             self.in_flight += 1;

@@ -4,7 +4,7 @@
 //! connections there are); a pool's idle connections, and which of its destinations has
 //! waited longest. Which job goes where, and when to open or close, is decided elsewhere.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::{ConnId, Dest, DestinationId, Dispatcher};
 use crate::driver::engine::destination::{Destination, PoolKey};
@@ -23,6 +23,10 @@ pub(super) struct Pool {
     pub(super) idle: Vec<ConnId>,
     /// The destinations that list it among their next hops, in the order they came.
     pub(super) dests: Vec<DestinationId>,
+    /// Those with a job waiting, by the submit number of their first waiting job: a ready
+    /// connection takes the first (no scan of every destination the pool serves). Kept in
+    /// step by [`Dispatcher::requeued`].
+    pub(super) waiting: BTreeSet<(u64, DestinationId)>,
 }
 
 impl Dispatcher {
@@ -80,6 +84,7 @@ impl Dispatcher {
                 conns: 0,
                 idle: Vec::new(),
                 dests: Vec::new(),
+                waiting: BTreeSet::new(),
             },
         );
         id
@@ -121,13 +126,34 @@ impl Dispatcher {
 
     /// The destination of pool `pool` whose first waiting job was submitted first.
     pub(super) fn oldest_waiting(&self, pool: PoolId) -> Option<DestinationId> {
-        self.pools
-            .get(&pool)?
-            .dests
-            .iter()
-            .filter_map(|id| Some((self.dests.get(id)?.waiting.front()?.seq, *id)))
-            .min()
-            .map(|(_, id)| id)
+        self.pools.get(&pool)?.waiting.first().map(|&(_, id)| id)
+    }
+
+    /// The submit number of destination `id`'s first waiting job, if it has one.
+    pub(super) fn front_seq(&self, id: DestinationId) -> Option<u64> {
+        self.dests.get(&id)?.waiting.front().map(|q| q.seq)
+    }
+
+    /// Destination `id`'s waiting jobs changed, its first one having been `before` (its
+    /// submit number): its pools' indexes of waiting destinations follow.
+    pub(super) fn requeued(&mut self, id: DestinationId, before: Option<u64>) {
+        let Some(d) = self.dests.get(&id) else {
+            return;
+        };
+        let after = d.waiting.front().map(|q| q.seq);
+        if before == after {
+            return;
+        }
+        for pool in &d.pools {
+            if let Some(p) = self.pools.get_mut(pool) {
+                if let Some(seq) = before {
+                    p.waiting.remove(&(seq, id));
+                }
+                if let Some(seq) = after {
+                    p.waiting.insert((seq, id));
+                }
+            }
+        }
     }
 
     /// Takes `conn` out of pool `pool`'s idle connections.
@@ -137,5 +163,19 @@ impl Dispatcher {
         }
         self.idle_conns -= 1;
         self.idle.cancel(conn);
+    }
+
+    /// Panics unless every pool's index of waiting destinations is exactly what a scan of
+    /// its destinations finds (tests call it after each step).
+    #[cfg(test)]
+    pub(super) fn check_waiting_index(&self) {
+        for (id, p) in &self.pools {
+            let scanned: BTreeSet<(u64, DestinationId)> = p
+                .dests
+                .iter()
+                .filter_map(|d| Some((self.dests.get(d)?.waiting.front()?.seq, *d)))
+                .collect();
+            assert_eq!(p.waiting, scanned, "pool {id:?}");
+        }
     }
 }

@@ -178,3 +178,58 @@ fn with_shared_pools_a_failed_hop_and_a_dead_connection_fall_back_as_before() {
     );
     assert_eq!(sim.d.counters().retries, 1);
 }
+
+#[test]
+fn the_index_of_waiting_destinations_follows_every_queue_change() {
+    // Thirty domains on two servers (in both orders, with their own limits), their jobs
+    // taken, some retried on another connection after a break, some connections lost in
+    // set-up: after every step the pools' indexes match a scan of their destinations.
+    let mut sim = Sim::new(config(3, 2, 100));
+    let dests: Vec<Destination> = (0..30u8)
+        .map(|i| {
+            match i % 3 {
+                0 => Destination::new([named(1, "mx.test")]),
+                1 => Destination::new([named(1, "mx.test"), named(2, "mx2.test")]),
+                _ => {
+                    Destination::new([named(2, "mx2.test"), named(1, "mx.test")]).max_connections(1)
+                }
+            }
+            .max_deliveries_per_connection(u32::from(i % 4) + 1)
+        })
+        .collect();
+    for d in dests.iter().chain(&dests) {
+        sim.submit(d);
+        sim.d.check_waiting_index();
+    }
+    let mut step = 0u32;
+    while (sim.d.counters().completed as usize) < 2 * dests.len() {
+        step += 1;
+        assert!(step < 10_000, "the jobs never ended");
+        let actions = sim.actions();
+        assert!(!actions.is_empty(), "stuck with nothing to do");
+        for a in actions {
+            let words: Vec<&str> = a.split(' ').collect();
+            let conn = |w: &str| w.trim_start_matches('c').parse::<u64>().unwrap();
+            match words[0] {
+                // Every fifth set-up fails; the others get ready.
+                "open" if step % 5 == 0 => sim.closed(conn(words[1]), Some(Error::PeerClosed)),
+                "open" => sim.ready(conn(words[1])),
+                // Every seventh job breaks before its body and goes back to the queue.
+                "assign" => {
+                    let c = conn(words[1]);
+                    if step % 7 == 0 {
+                        sim.done(c, 451, true);
+                        sim.closed(c, Some(Error::PeerClosed));
+                    } else {
+                        sim.done(c, 250, false);
+                        sim.ready(c);
+                    }
+                }
+                "close" | "abandon" => sim.closed(conn(words[1]), None),
+                _ => {}
+            }
+            sim.d.check_waiting_index();
+        }
+    }
+    assert!(sim.d.counters().retries > 0, "some went back to the queue");
+}
