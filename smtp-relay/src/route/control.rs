@@ -219,9 +219,16 @@ impl RelayPolicy {
 
     /// Whether the route serving `domain` verifies its recipients.
     pub fn verifies(&self, domain: &str) -> bool {
+        if !self.verification.iter().any(|(_, verify)| *verify) {
+            return false;
+        }
+        // Normalised once (lowercase A-label), not once per route.
+        let Some(name) = normalize(domain) else {
+            return false;
+        };
         self.verification
             .iter()
-            .find(|(set, _)| set.matches(domain))
+            .find(|(set, _)| set.matches_normalized(&name))
             .is_some_and(|(_, verify)| *verify)
     }
 

@@ -52,18 +52,23 @@ fn on_rcpt(control: &RelayControl, verifier: &Verifier, ctx: &mut RcptCtx<'_>) -
     let ForwardPath::Mailbox(mailbox) = ctx.recipient else {
         return Verdict::Continue;
     };
+    let Domain::Name(domain) = &mailbox.domain else {
+        return Verdict::Continue;
+    };
+    let policy = control.policy();
+    // Most recipients are of domains no route verifies: no copy of the path for those.
+    if !policy.verifies(domain) {
+        return Verdict::Continue;
+    }
     let session = ctx.session();
     let client = Client {
         addr: session.peer.ip(),
         authenticated: session.auth.is_some(),
     };
     let rcpt = RcptPath::new(ctx.recipient.clone(), false);
-    if check_recipient(&control.policy(), &rcpt, &client) != Decision::Verify {
+    if check_recipient(&policy, &rcpt, &client) != Decision::Verify {
         return Verdict::Continue;
     }
-    let Domain::Name(domain) = &mailbox.domain else {
-        return Verdict::Continue;
-    };
     let (address, domain) = (mailbox.to_string(), domain.to_string());
     if !ctx.can_pend() {
         // No way to wait here: never probe on the caller's thread.
