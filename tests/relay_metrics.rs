@@ -311,12 +311,7 @@ fn sighup_gives_route_lookups_new_nameservers_and_keeps_them_otherwise() {
     let spool = dir.path().join("spool");
     let start = Instant::now();
     let status = loop {
-        let out = impulse_test_support::impulse!()
-            .command()
-            .args(["queue", "list", "--json", "--spool"])
-            .arg(&spool)
-            .output()
-            .unwrap();
+        let out = impulse_test_support::impulse!().spool_tool("queue", &spool, &["list", "--json"]);
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rcpt = &list[0]["recipients"][0];
         if rcpt["status"] == "deferred" || start.elapsed() > WAIT {
@@ -342,12 +337,7 @@ fn sighup_gives_route_lookups_new_nameservers_and_keeps_them_otherwise() {
     );
     server.hangup();
     server.log_until("relay: nameservers");
-    let flush = impulse_test_support::impulse!()
-        .command()
-        .args(["queue", "flush", "--spool"])
-        .arg(dir.path().join("spool"))
-        .output()
-        .unwrap();
+    let flush = impulse_test_support::impulse!().spool_tool("queue", &spool, &["flush"]);
     assert!(flush.status.success(), "{flush:?}");
     if sink.wait_for(1, WAIT).len() != 1 {
         server.terminate();

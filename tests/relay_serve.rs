@@ -189,12 +189,11 @@ fn campaign(sink: &Sink, kills: u64) -> Campaign {
     }
     let drained = start.elapsed();
     if !queue_empty(dir.path()) {
-        let list = impulse_test_support::impulse!()
-            .command()
-            .args(["queue", "list", "--spool"])
-            .arg(dir.path().join("spool"))
-            .output()
-            .unwrap();
+        let list = impulse_test_support::impulse!().spool_tool(
+            "queue",
+            &dir.path().join("spool"),
+            &["list"],
+        );
         panic!(
             "the queue did not drain after the kills:\n{}{}",
             String::from_utf8_lossy(&list.stdout),
