@@ -47,10 +47,7 @@ impl Dispatcher {
             .take()
             .map_or_else(|| Error::PeerClosed.reply(), |e| e.reply());
         // The jobs waiting now; later ones get connections of their own.
-        let jobs: Vec<Queued> = d.waiting.drain(..).collect();
-        self.waiting -= jobs.len();
-        self.requeued(id, jobs.first().map(|q| q.seq));
-        for job in jobs {
+        for job in self.take_all_waiting(id) {
             let outcomes = fail(&job.message, &reply);
             self.complete(job, outcomes);
         }

@@ -194,12 +194,7 @@ impl Dispatcher {
             dsn_offered: false,
         };
         self.next_seq += 1;
-        let before = self.front_seq(id);
-        if let Some(d) = self.dests.get_mut(&id) {
-            d.waiting.push_back(queued);
-            self.waiting += 1;
-        }
-        self.requeued(id, before);
+        self.enqueue(id, queued, false);
         self.feed_idle(id, now);
         self.open_for(id);
     }
@@ -270,12 +265,7 @@ impl Dispatcher {
                 job.ticket.0
             );
             self.counters.retries += 1;
-            let before = self.front_seq(dest);
-            if let Some(d) = self.dests.get_mut(&dest) {
-                d.waiting.push_front(job);
-                self.waiting += 1;
-            }
-            self.requeued(dest, before);
+            self.enqueue(dest, job, true);
             self.feed_idle(dest, now);
         } else {
             self.complete(job, outcomes);
@@ -541,16 +531,7 @@ impl Dispatcher {
         if !self.pools.contains_key(&pool) {
             return;
         }
-        let job = next.and_then(|id| {
-            let d = self.dests.get_mut(&id)?;
-            let job = d.waiting.pop_front()?;
-            d.in_flight += 1;
-            Some((id, job))
-        });
-        let job = job.map(|(id, job)| {
-            self.requeued(id, Some(job.seq));
-            job
-        });
+        let job = next.and_then(|id| self.dequeue(id));
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -558,7 +539,6 @@ impl Dispatcher {
             return;
         };
         if let Some(mut job) = job {
-            self.waiting -= 1;
             self.in_flight += 1;
             job.attempts += 1;
             job.hop = Some(p.key.hop.clone());

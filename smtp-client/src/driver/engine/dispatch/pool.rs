@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::{ConnId, Dest, DestinationId, Dispatcher};
+use super::{ConnId, Dest, DestinationId, Dispatcher, Queued};
 use crate::driver::engine::destination::{Destination, PoolKey};
 
 /// A pool's number within one dispatcher (never reused).
@@ -25,7 +25,8 @@ pub(super) struct Pool {
     pub(super) dests: Vec<DestinationId>,
     /// Those with a job waiting, by the submit number of their first waiting job: a ready
     /// connection takes the first (no scan of every destination the pool serves). Kept in
-    /// step by [`Dispatcher::requeued`].
+    /// step by the only ways a destination's queue changes: [`Dispatcher::enqueue`],
+    /// [`Dispatcher::dequeue`] and [`Dispatcher::take_all_waiting`].
     pub(super) waiting: BTreeSet<(u64, DestinationId)>,
 }
 
@@ -129,14 +130,51 @@ impl Dispatcher {
         self.pools.get(&pool)?.waiting.first().map(|&(_, id)| id)
     }
 
+    /// Queues `job` for destination `id`: last, or first (a job back from a broken
+    /// connection keeps its turn).
+    pub(super) fn enqueue(&mut self, id: DestinationId, job: Queued, first: bool) {
+        let before = self.front_seq(id);
+        let Some(d) = self.dests.get_mut(&id) else {
+            return;
+        };
+        if first {
+            d.waiting.push_front(job);
+        } else {
+            d.waiting.push_back(job);
+        }
+        self.waiting += 1;
+        self.requeued(id, before);
+    }
+
+    /// Takes destination `id`'s first waiting job, now on a connection (in flight).
+    pub(super) fn dequeue(&mut self, id: DestinationId) -> Option<Queued> {
+        let d = self.dests.get_mut(&id)?;
+        let job = d.waiting.pop_front()?;
+        d.in_flight += 1;
+        self.waiting -= 1;
+        self.requeued(id, Some(job.seq));
+        Some(job)
+    }
+
+    /// Takes every job waiting for destination `id`.
+    pub(super) fn take_all_waiting(&mut self, id: DestinationId) -> Vec<Queued> {
+        let Some(d) = self.dests.get_mut(&id) else {
+            return Vec::new();
+        };
+        let jobs: Vec<Queued> = d.waiting.drain(..).collect();
+        self.waiting -= jobs.len();
+        self.requeued(id, jobs.first().map(|q| q.seq));
+        jobs
+    }
+
     /// The submit number of destination `id`'s first waiting job, if it has one.
-    pub(super) fn front_seq(&self, id: DestinationId) -> Option<u64> {
+    fn front_seq(&self, id: DestinationId) -> Option<u64> {
         self.dests.get(&id)?.waiting.front().map(|q| q.seq)
     }
 
     /// Destination `id`'s waiting jobs changed, its first one having been `before` (its
     /// submit number): its pools' indexes of waiting destinations follow.
-    pub(super) fn requeued(&mut self, id: DestinationId, before: Option<u64>) {
+    fn requeued(&mut self, id: DestinationId, before: Option<u64>) {
         let Some(d) = self.dests.get(&id) else {
             return;
         };
