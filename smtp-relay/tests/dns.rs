@@ -15,7 +15,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use common::{commit, state, until, WAIT};
+use common::{commit, first_deferred, state, until, WAIT};
 use impulse_test_support::dns::{Behaviour, DnsServer, RecordType};
 use impulse_test_support::sink::{Received, Sink};
 use smtp_relay::driver::{Relay, RelaySettings};
@@ -363,10 +363,7 @@ fn a_reload_moves_route_lookups_to_new_nameservers() {
     settings.nameservers = vec![silent.local_addr().unwrap()];
     let relay = Relay::start(w.spool.clone(), settings).unwrap();
     let id = w.send("u@moved.test");
-    let deferred = until(WAIT, || {
-        state(&w.spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
-    });
-    assert!(deferred, "{:?}", state(&w.spool, id));
+    first_deferred(&w.spool, id);
     // A reload names the responder: the next attempt asks it, with no stale answer kept.
     relay.reload(w.settings());
     use smtp_relay::driver::Command;

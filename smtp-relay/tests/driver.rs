@@ -11,7 +11,7 @@ use smtp_relay::Status;
 use smtp_spool::Spool;
 
 mod common;
-use common::{assert_contains_all, commit, drained, start, state, until, WAIT};
+use common::{assert_contains_all, commit, drained, first_deferred, start, state, until, WAIT};
 
 /// `target.test` and `sender.test` routed to `hop`.
 fn settings(hop: std::net::SocketAddr) -> RelaySettings {
@@ -305,11 +305,7 @@ fn a_next_hop_greeting_with_554_defers_and_never_bounces() {
         &["b@target.test"],
         "Subject: x\r\n\r\nx\r\n",
     );
-    let deferred = until(WAIT, || {
-        state(&spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
-    });
-    assert!(deferred, "deferred: {:?}", state(&spool, id));
-    let state = state(&spool, id).unwrap();
+    let state = first_deferred(&spool, id);
     assert!(state.recipients[0].last_reply.contains("554"), "{state:?}");
     assert_eq!(
         spool.list().unwrap().len(),

@@ -10,10 +10,9 @@ use std::time::Duration;
 use impulse_test_support::sink::Sink;
 use impulse_test_support::tls::{self_signed, FakeServer, Script};
 use smtp_relay::route::Route;
-use smtp_relay::Status;
 
 mod common;
-use common::{commit, drained, relay_settings, start, state, until, WAIT};
+use common::{commit, drained, first_deferred, relay_settings, start, state, WAIT};
 
 /// A loopback port with nothing behind it.
 fn closed_port() -> SocketAddr {
@@ -118,11 +117,7 @@ fn verify_defers_when_the_certificate_does_not_verify() {
         &["b@target.test"],
         "Subject: checked\r\n\r\nx\r\n",
     );
-    let deferred = until(WAIT, || {
-        state(&spool, id).is_some_and(|s| s.recipients[0].status == Status::Deferred)
-    });
-    assert!(deferred, "deferred: {:?}", state(&spool, id));
-    let reply = state(&spool, id).unwrap().recipients[0].last_reply.clone();
+    let reply = first_deferred(&spool, id).recipients[0].last_reply.clone();
     assert!(reply.contains("4.7.5"), "{reply}");
     assert!(reply.contains("TLS handshake failed"), "{reply}");
     assert!(

@@ -25,6 +25,16 @@ pub fn state(spool: &Spool, id: QueueId) -> Option<MessageState> {
         .and_then(|r| MessageState::decode(&r).ok())
 }
 
+/// Waits up to [`WAIT`] until the first recipient of `id` is deferred; its state record
+/// then (a panic with the last one seen when it never is).
+pub fn first_deferred(spool: &Spool, id: QueueId) -> MessageState {
+    let deferred = until(WAIT, || {
+        state(spool, id).is_some_and(|s| s.recipients[0].status == smtp_relay::Status::Deferred)
+    });
+    assert!(deferred, "deferred: {:?}", state(spool, id));
+    state(spool, id).unwrap()
+}
+
 /// Whether the spool empties within [`WAIT`].
 pub fn drained(spool: &Spool) -> bool {
     until(WAIT, || spool.list().unwrap().is_empty())
