@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Says that `what` is not installed (`how` tells how to get it): a loud SKIPPED, or a
@@ -21,10 +22,44 @@ pub fn missing(what: &str, how: &str) {
     eprintln!("\n*** SKIPPED: {what} not found ({how}) ***\n");
 }
 
-/// A loopback address with a port nobody listens on right now.
+/// A loopback address with a port nobody listens on right now, for a peer to listen on.
+///
+/// The port comes from below the kernel's ephemeral range (which `bind(port 0)` and every
+/// outgoing connection draw from), and no port is handed out twice in one process: a port
+/// from `bind(port 0)`, released for a child to take, could meanwhile be handed to a
+/// parallel test, or become the local end of a connection, and the child would then fail
+/// to listen while the wait for it talked to someone else.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("its address")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = unclaimed_ports();
+    let span = high - low;
+    if span < 1024 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        return listener.local_addr().expect("its address");
+    }
+    // Each process starts at its own place, so test binaries run one after the other
+    // (whose ports may linger in TIME_WAIT) do not retrace each other's steps.
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + (start + n) % span;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
+}
+
+/// Ports `[low, high)` that neither `bind(port 0)` nor an outgoing connection will take: up
+/// to 12,000 below the start of `/proc/sys/net/ipv4/ip_local_port_range`, from 10,000 up.
+fn unclaimed_ports() -> (u32, u32) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let high = ephemeral_low.min(65_536);
+    (high.saturating_sub(12_000).max(10_000).min(high), high)
 }
 
 /// A child process listening on `addr`; killed and reaped on drop.
@@ -51,6 +86,10 @@ impl Listening {
                 "the peer did not listen on {addr}"
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // Whoever answered, it was not this child if the child has already given up.
+        if let Ok(Some(status)) = peer.child.try_wait() {
+            panic!("the peer exited with {status}; something else listens on {addr}");
         }
         peer
     }
