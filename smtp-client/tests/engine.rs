@@ -344,11 +344,8 @@ fn custom_states_run_on_every_engine_connection() {
 
 #[test]
 fn an_unreachable_server_defers_every_message_once() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    // Nothing listens on `addr` any more: connections are refused.
+    // Nothing listens on `addr`: connections are refused.
+    let addr = impulse_test_support::peers::free_addr();
     let engine = builder(addr).connections(2).attempts(2).build().unwrap();
     let d = run(&engine, 5, &["a@nowhere.test", "b@nowhere.test"]);
     for d in &d {

@@ -31,10 +31,7 @@ fn engine(addr: SocketAddr, connections: usize, attempts: u32) -> Engine {
 
 /// A port on 127.0.0.1 nobody listens on: connections to it are refused.
 fn dead_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    impulse_test_support::peers::free_addr()
 }
 
 /// Submits `n` messages to each destination (interleaved) and returns each destination's

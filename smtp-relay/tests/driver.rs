@@ -107,9 +107,7 @@ fn a_refused_recipient_bounces_with_a_notification_to_the_sender() {
 #[test]
 fn a_deferred_recipient_is_recorded_and_retried_until_it_is_delivered() {
     // Refused connections first: a port with nothing behind it, then a sink takes it.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = impulse_test_support::peers::free_addr();
     let mut s = settings(addr);
     s.schedule.retry.down_time = Duration::from_secs(1);
     let (_dir, spool, relay) = start(s);
