@@ -19,6 +19,7 @@
 #![deny(clippy::disallowed_methods)]
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Bound::{Excluded, Unbounded};
 use std::time::Instant;
 
 use super::deadline::DeadlineHeap;
@@ -485,11 +486,24 @@ impl Dispatcher {
         }
     }
 
-    /// Room in pool `pool`: the destinations whose current next hop it is may open.
+    /// Room in pool `pool`: the destinations whose current next hop it is may open, those
+    /// whose first job waited longest first. Only destinations with a job waiting would
+    /// open, so the pool's index of them is walked, not every destination listing it.
     fn open_for_pool(&mut self, pool: PoolId) {
-        let mut i = 0;
-        while let Some(&id) = self.pools.get(&pool).and_then(|p| p.dests.get(i)) {
-            i += 1;
+        let mut after: Option<(u64, DestinationId)> = None;
+        loop {
+            let Some(p) = self.pools.get(&pool) else {
+                return;
+            };
+            let next = match after {
+                None => p.waiting.iter().next(),
+                Some(key) => p.waiting.range((Excluded(key), Unbounded)).next(),
+            };
+            let Some(&key) = next else {
+                return;
+            };
+            after = Some(key);
+            let id = key.1;
             let current = self.dests.get(&id).and_then(|d| d.pools.get(d.hop));
             if current == Some(&pool) {
                 self.open_for(id);
@@ -527,18 +541,13 @@ impl Dispatcher {
             return;
         }
         let next = self.oldest_waiting(pool);
-        let wants_room = self.wants_room();
         if !self.pools.contains_key(&pool) {
             return;
         }
-        let job = next.and_then(|id| self.dequeue(id));
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(p) = self.pools.get_mut(&pool) else {
-            return;
-        };
-        if let Some(mut job) = job {
+        if let Some(mut job) = next.and_then(|id| self.dequeue(id)) {
+            let (Some(c), Some(p)) = (self.conns.get_mut(&conn), self.pools.get(&pool)) else {
+                return;
+            };
             self.in_flight += 1;
             job.attempts += 1;
             job.hop = Some(p.key.hop.clone());
@@ -551,24 +560,44 @@ impl Dispatcher {
             c.state = Awaiting::Outcome(Box::new(job));
             return;
         }
-        if (self.shutdown && self.waiting == 0) || wants_room {
+        if (self.shutdown && self.waiting == 0) || self.wants_room() {
             // Nothing to do here, and another destination waits for room under the cap.
             self.close(conn);
             return;
         }
+        let (Some(c), Some(p)) = (self.conns.get_mut(&conn), self.pools.get_mut(&pool)) else {
+            return;
+        };
         c.state = Awaiting::Job { since: now };
         p.idle.push(conn);
         self.idle_conns += 1;
         self.idle.schedule(conn, now + self.config.idle_timeout);
     }
 
-    /// Whether a destination waits for room under the global cap (and would open).
-    fn wants_room(&self) -> bool {
-        self.blocked.iter().any(|id| {
-            self.dests.get(id).is_some_and(|d| {
-                let conns = d.pools.get(d.hop).and_then(|p| self.pools.get(p));
-                d.waiting.len() > d.setting_up && conns.is_some_and(|p| p.conns < d.max_connections)
-            })
+    /// Whether a destination waits for room under the global cap (and would open). Those
+    /// at the front of the line that would not open any more (their jobs went on other
+    /// connections, or their pool reached its limit) leave it, so the answer costs O(1)
+    /// amortised however many destinations once waited: every later change that lets one
+    /// open again (a job, a closed connection of its pool, a new next hop) puts it back.
+    fn wants_room(&mut self) -> bool {
+        while let Some(&id) = self.blocked.front() {
+            if self.would_open(id) {
+                return true;
+            }
+            self.blocked.pop_front();
+            if let Some(d) = self.dests.get_mut(&id) {
+                d.blocked = false;
+            }
+            self.forget_if_empty(id);
+        }
+        false
+    }
+
+    /// Whether destination `id` would open a connection were there room under the cap.
+    fn would_open(&self, id: DestinationId) -> bool {
+        self.dests.get(&id).is_some_and(|d| {
+            let conns = d.pools.get(d.hop).and_then(|p| self.pools.get(p));
+            d.waiting.len() > d.setting_up && conns.is_some_and(|p| p.conns < d.max_connections)
         })
     }
 

@@ -21,8 +21,9 @@ pub(super) struct Pool {
     pub(super) conns: usize,
     /// Ready connections without a job, the most recently idle last.
     pub(super) idle: Vec<ConnId>,
-    /// The destinations that list it among their next hops, in the order they came.
-    pub(super) dests: Vec<DestinationId>,
+    /// The destinations that list it among their next hops (a set: a server many domains
+    /// name, such as a large mailbox provider's, may be listed by thousands).
+    pub(super) dests: BTreeSet<DestinationId>,
     /// Those with a job waiting, by the submit number of their first waiting job: a ready
     /// connection takes the first (no scan of every destination the pool serves). Kept in
     /// step by the only ways a destination's queue changes: [`Dispatcher::enqueue`],
@@ -45,9 +46,7 @@ impl Dispatcher {
                 let key = spec.pool_key(hop, self.config.tls, self.config.verify);
                 let pool = self.intern_pool(key);
                 if let Some(p) = self.pools.get_mut(&pool) {
-                    if !p.dests.contains(&id) {
-                        p.dests.push(id);
-                    }
+                    p.dests.insert(id);
                 }
                 pool
             })
@@ -84,7 +83,7 @@ impl Dispatcher {
                 key,
                 conns: 0,
                 idle: Vec::new(),
-                dests: Vec::new(),
+                dests: BTreeSet::new(),
                 waiting: BTreeSet::new(),
             },
         );
@@ -106,7 +105,7 @@ impl Dispatcher {
         self.index.remove(&d.spec);
         for pool in d.pools {
             if let Some(p) = self.pools.get_mut(&pool) {
-                p.dests.retain(|&other| other != id);
+                p.dests.remove(&id);
             }
             self.forget_pool_if_empty(pool);
         }

@@ -233,3 +233,55 @@ fn the_index_of_waiting_destinations_follows_every_queue_change() {
     }
     assert!(sim.d.counters().retries > 0, "some went back to the queue");
 }
+
+#[test]
+fn a_destination_served_by_a_shared_pool_leaves_the_line_for_room() {
+    // Under a cap of two, z waits for room to open to mx.test; its job goes on the
+    // connection x opened there instead, and z leaves the line: an idle connection of
+    // another server is then kept, and z is forgotten once its job is done.
+    let mut sim = Sim::new(config(2, 3, 100));
+    let x = Destination::new([named(1, "mx.test")]).max_connections(1);
+    let y = Destination::new([named(2, "other.test")]);
+    let z = Destination::new([named(1, "mx.test"), named(3, "mx3.test")]).max_connections(5);
+    sim.submit(&x);
+    sim.submit(&y);
+    sim.submit(&z);
+    assert_eq!(
+        sim.actions(),
+        s(&["open c0 192.0.2.1:25", "open c1 192.0.2.2:25"])
+    );
+    assert_eq!(sim.d.blocked.len(), 1, "z waits for room");
+    sim.ready(0);
+    sim.done(0, 250, false);
+    sim.ready(0);
+    sim.ready(1);
+    sim.done(1, 250, false);
+    sim.ready(1);
+    assert_eq!(
+        sim.actions(),
+        s(&[
+            "assign c0 t0",
+            "done t0 Delivered×2 attempts 1",
+            "assign c0 t2",
+            "assign c1 t1",
+            "done t1 Delivered×2 attempts 1",
+        ]),
+        "c1 stays open: nobody waits for room any more"
+    );
+    assert!(sim.d.blocked.is_empty());
+    sim.done(0, 250, false);
+    let z_id = sim.d.index.get(&z).copied();
+    assert_eq!(z_id, None, "z is forgotten with its last job");
+    // A new job of z's puts it back in line, and the idle connection makes room.
+    sim.submit(&z);
+    sim.ready(0);
+    assert_eq!(
+        sim.actions(),
+        s(&["done t2 Delivered×2 attempts 1", "close c1", "assign c0 t3"])
+    );
+    sim.closed(1, None);
+    assert_eq!(sim.actions(), s(&[]), "t3 went on c0 meanwhile");
+    assert!(sim.d.blocked.is_empty());
+    sim.submit(&z);
+    assert_eq!(sim.actions(), s(&["open c2 192.0.2.1:25"]));
+}
