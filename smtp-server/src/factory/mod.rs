@@ -633,6 +633,9 @@ impl Factory {
         self.pending = None;
         self.phase = Phase::Closed;
         self.greet_pause = false;
+        // Nothing is held once closed (see `held`), and a tarpit deadline left armed would
+        // come due with nothing to clear it.
+        self.tarpit_until = None;
         // The last replies must be written within one command timeout: a client that
         // stops reading does not keep its slot (see `is_abandoned`).
         self.deadline = Some(self.clock + self.config.command_timeout);

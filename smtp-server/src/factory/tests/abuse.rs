@@ -155,3 +155,25 @@ fn the_greeting_pause_refuses_early_talkers() {
     assert_eq!(h.kinds(), [EventKind::Connect]);
     assert_eq!(h.output(), "220 mx.example ESMTP Impulse\r\n");
 }
+
+#[test]
+fn a_tarpit_pending_at_the_close_leaves_no_past_deadline() {
+    // The hard limit closes while the tarpit is armed, to a client that reads nothing: the
+    // only deadline left is the close's (a past one would make the loop fire it forever).
+    let mut cfg = config();
+    cfg.soft_error_limit = 0;
+    cfg.hard_error_limit = 1;
+    cfg.error_sleep = Duration::from_secs(5);
+    let mut h = Harness::ready(cfg);
+    h.flush = false;
+    h.send(b"XYZ\r\n");
+    assert!(h.f.is_closed());
+    let closed_at = h.now;
+    h.advance(Duration::from_secs(5));
+    assert_eq!(
+        h.f.poll_timeout(),
+        Some(closed_at + Duration::from_secs(300)),
+        "the close's deadline, not the tarpit's"
+    );
+    assert!(!h.f.is_abandoned());
+}
