@@ -86,6 +86,7 @@ mod tests;
 pub use config::SessionConfig;
 use custom::Shared;
 pub(crate) use flow::{Await, Flow};
+pub(crate) use prepare::raw_address_ok;
 use transaction::Txn;
 use transmit::Transmit;
 

@@ -39,7 +39,7 @@ fn is_dsn_param(key: &str) -> bool {
 
 /// Refuses the bytes that would break out of `<...>` or inject a line, whatever the parser
 /// says: CR, LF, NUL, `<` and `>`.
-fn raw_address_ok(addr: &str) -> bool {
+pub(crate) fn raw_address_ok(addr: &str) -> bool {
     !addr
         .bytes()
         .any(|b| matches!(b, b'\r' | b'\n' | 0 | b'<' | b'>'))

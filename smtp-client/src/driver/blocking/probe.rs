@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use smtp_proto::address::{AddressOptions, ForwardPath, Path};
 use smtp_proto::reply::ReplyParser;
-use smtp_proto::{Command, Params, Reply};
+use smtp_proto::{Command, Keyword, Params, Reply};
 
 use super::Connection;
 use crate::error::{Error, Stage};
+use crate::session::raw_address_ok;
 
 /// What the server said to a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +33,10 @@ pub enum ProbeAnswer {
 impl Connection {
     /// Probes `recipient` (an address without brackets, or `Postmaster`): `MAIL FROM:<>`,
     /// `RCPT TO:<recipient>` when MAIL was accepted, then `RSET`; never DATA. Each reply
-    /// must come before `deadline`. `Err` when the address does not parse, the session is
-    /// not idle, or the connection fails or times out; the connection is of no further use
-    /// then.
+    /// must come before `deadline`; a UTF-8 address goes in an SMTPUTF8 transaction. `Err`
+    /// when the address does not parse, is UTF-8 and the server does not offer SMTPUTF8,
+    /// the session is not idle, or the connection fails or times out before the RCPT
+    /// reply; the connection is of no further use then.
     pub fn probe_recipient(
         &mut self,
         recipient: &str,
@@ -42,6 +44,17 @@ impl Connection {
     ) -> Result<ProbeAnswer, Error> {
         if !self.session.is_idle() {
             return Err(Error::Misuse("probe_recipient needs an idle session"));
+        }
+        if !raw_address_ok(recipient) {
+            return Err(Error::Misuse("probe_recipient: not an address"));
+        }
+        // A UTF-8 address is only asked about in an SMTPUTF8 transaction (RFC 6531): a
+        // server that does not offer it would refuse it, and that refusal says nothing.
+        let smtputf8 = !recipient.is_ascii();
+        if smtputf8 && !self.session.capabilities().has(Keyword::SmtpUtf8) {
+            return Err(Error::Misuse(
+                "probe_recipient: a UTF-8 address needs SMTPUTF8, which the server does not offer",
+            ));
         }
         let opts = AddressOptions {
             smtputf8: true,
@@ -54,7 +67,10 @@ impl Connection {
         let mut pending = Vec::new();
         let mail = Command::Mail {
             from: Path::Null,
-            params: Params::default(),
+            params: Params {
+                smtputf8,
+                ..Params::default()
+            },
         };
         let reply = self.exchange(&mail, Stage::Mail, deadline, &mut parser, &mut pending)?;
         if !reply.is_positive_completion() {
@@ -66,13 +82,17 @@ impl Connection {
             params: Params::default(),
         };
         let answer = self.exchange(&rcpt, Stage::Rcpt, deadline, &mut parser, &mut pending)?;
-        self.exchange(
+        // The answer is in: a server that fails RSET does not take it back (the connection
+        // is then of no further use, which the caller's QUIT finds out).
+        if let Err(e) = self.exchange(
             &Command::Rset,
             Stage::Command,
             deadline,
             &mut parser,
             &mut pending,
-        )?;
+        ) {
+            log::debug!("client: RSET after the probe failed: {e}");
+        }
         Ok(ProbeAnswer::Rcpt(answer))
     }
 
