@@ -1,5 +1,6 @@
 //! [`VerifyCache`]: the answers of recipient probes, each kept for the TTL of its kind, at
-//! most a fixed number of entries (the oldest inserted goes first). Time is passed in.
+//! most a fixed number of entries (the one used longest ago goes first: an address mail
+//! keeps arriving for stays however many others are probed). Time is passed in.
 //!
 //! What it does not do: probe, or lock (its owner does both).
 
@@ -41,7 +42,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct VerifyCache {
     entries: HashMap<String, Entry>,
-    /// Insertion order: sequence number → address.
+    /// Use order (inserted or last found): sequence number → address.
     order: BTreeMap<u64, String>,
     capacity: usize,
     next: u64,
@@ -58,20 +59,25 @@ impl VerifyCache {
         }
     }
 
-    /// The answer for `key` if it has not expired at `now` (an expired one is removed).
+    /// The answer for `key` if it has not expired at `now` (an expired one is removed); a
+    /// found one becomes the most recently used.
     pub fn get(&mut self, key: &str, now: Instant) -> Option<Answer> {
-        let entry = self.entries.get(key)?;
-        if entry.expires > now {
-            return Some(entry.answer.clone());
+        let entry = self.entries.get_mut(key)?;
+        let address = self.order.remove(&entry.seq);
+        if entry.expires <= now {
+            self.entries.remove(key);
+            return None;
         }
-        let seq = entry.seq;
-        self.entries.remove(key);
-        self.order.remove(&seq);
-        None
+        entry.seq = self.next;
+        self.next += 1;
+        if let Some(address) = address {
+            self.order.insert(entry.seq, address);
+        }
+        Some(entry.answer.clone())
     }
 
     /// Keeps `answer` for `key` until `now + ttl` (a zero TTL keeps nothing), evicting the
-    /// oldest entries beyond the capacity.
+    /// entries used longest ago beyond the capacity.
     pub fn insert(&mut self, key: &str, answer: Answer, ttl: Duration, now: Instant) {
         if let Some(old) = self.entries.remove(key) {
             self.order.remove(&old.seq);
@@ -93,17 +99,17 @@ impl VerifyCache {
             },
         );
         self.order.insert(seq, key.to_owned());
-        while self.entries.len() > self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            self.entries.remove(&oldest);
-        }
+        self.evict();
     }
 
     /// Changes the capacity (at least one), evicting the oldest entries beyond it.
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(1);
+        self.evict();
+    }
+
+    /// Evicts the entries used longest ago beyond the capacity.
+    fn evict(&mut self) {
         while self.entries.len() > self.capacity {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
@@ -187,5 +193,18 @@ mod tests {
             assert!(c.len() <= 3);
         }
         assert_eq!(c.order.len(), 3, "the order index is bounded too");
+    }
+
+    #[test]
+    fn an_address_looked_up_stays_while_new_ones_push_others_out() {
+        let t0 = Instant::now();
+        let mut c = VerifyCache::new(3);
+        put(&mut c, "known@x", Answer::Valid, t0);
+        for i in 0..100 {
+            put(&mut c, &format!("junk{i}@x"), Answer::Valid, t0);
+            assert_eq!(c.get("known@x", t0), Some(Answer::Valid), "after junk{i}");
+        }
+        assert_eq!(c.get("junk0@x", t0), None, "never looked up: evicted");
+        assert_eq!((c.len(), c.order.len()), (3, 3));
     }
 }

@@ -20,6 +20,7 @@ mod probe;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -126,7 +127,8 @@ fn clean(text: &str) -> String {
 pub struct VerifySettings {
     /// The static routes (with `[relay] port`): a verified domain's next hops.
     pub routes: RouteTable,
-    /// The nameservers for host names in routes (empty: the system's).
+    /// The nameservers for host names in routes (empty: the system's, read when the
+    /// settings are put in force).
     pub nameservers: Vec<SocketAddr>,
     /// The time limit of one DNS query.
     pub dns_timeout: Duration,
@@ -156,6 +158,17 @@ impl VerifySettings {
             },
             cache_size: DEFAULT_CACHE_SIZE,
         }
+    }
+}
+
+impl VerifySettings {
+    /// These settings with the system's nameservers filled in when none are set, read
+    /// from `/etc/resolv.conf` once here rather than at every probe.
+    fn with_nameservers(mut self) -> VerifySettings {
+        if self.nameservers.is_empty() {
+            self.nameservers = crate::driver::dns::system_nameservers();
+        }
+        self
     }
 }
 
@@ -211,6 +224,9 @@ struct Job {
     key: String,
     address: String,
     domain: String,
+    /// When it was queued: one that waited longer than a whole probe may take is answered
+    /// without a probe (its callers have been waiting that long already).
+    queued: Instant,
 }
 
 /// What the probe threads share with the callers.
@@ -260,6 +276,7 @@ fn key(address: &str) -> String {
 impl Verifier {
     /// Starts `threads` probe threads (at least one).
     pub fn start(settings: VerifySettings, threads: usize) -> std::io::Result<Verifier> {
+        let settings = settings.with_nameservers();
         let threads = threads.max(1);
         let (jobs, queue) = crossbeam_channel::bounded(threads * QUEUE_PER_THREAD);
         let inner = Arc::new(Inner {
@@ -287,6 +304,7 @@ impl Verifier {
     /// Puts new settings in force for the probes started from now on (routes, timeouts,
     /// TTLs, cache size). Answers already cached stay until they expire.
     pub fn reload(&self, settings: VerifySettings) {
+        let settings = settings.with_nameservers();
         lock(&self.inner.cache).set_capacity(settings.cache_size);
         *self
             .inner
@@ -336,6 +354,7 @@ impl Verifier {
             key: key.clone(),
             address: address.to_owned(),
             domain: domain.to_owned(),
+            queued: Instant::now(),
         };
         match self.jobs.try_send(job) {
             Ok(()) => {
@@ -355,7 +374,24 @@ impl Verifier {
 fn run(inner: &Inner, queue: &Receiver<Job>) {
     while let Ok(job) = queue.recv() {
         let settings = inner.settings();
-        let answer = probe::probe(&job.address, &job.domain, &settings);
+        if job.queued.elapsed() > settings.timeout {
+            // Behind slow probes for longer than one may take: the queue is not kept
+            // busy with work whose callers will have given up. Not cached.
+            log::info!("verify <{}>: unverified (queued too long)", job.address);
+            bump(&inner.counters.unverified);
+            answer_waiters(
+                inner,
+                &job.key,
+                &Answer::Unverified("queued too long".into()),
+            );
+            continue;
+        }
+        // A panic (a bug) must not leave the address in flight for good, its waiters
+        // unanswered and this thread gone.
+        let answer = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            probe::probe(&job.address, &job.domain, &settings)
+        }))
+        .unwrap_or_else(|_| Answer::Unverified("internal error".into()));
         bump(match &answer {
             Answer::Valid => &inner.counters.valid,
             Answer::Unknown(_) => &inner.counters.unknown,
@@ -374,10 +410,16 @@ fn run(inner: &Inner, queue: &Receiver<Job>) {
         // finds the answer.
         let ttl = settings.ttls.of(&answer);
         lock(&inner.cache).insert(&job.key, answer.clone(), ttl, Instant::now());
-        let waiters = lock(&inner.inflight).remove(&job.key).unwrap_or_default();
-        for waiter in waiters {
-            waiter(&answer);
-        }
+        answer_waiters(inner, &job.key, &answer);
+    }
+}
+
+/// Takes the address `key` out of flight and gives `answer` to everyone waiting for it
+/// (a waiter that panics does not stop the others, nor the thread).
+fn answer_waiters(inner: &Inner, key: &str, answer: &Answer) {
+    let waiters = lock(&inner.inflight).remove(key).unwrap_or_default();
+    for waiter in waiters {
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| waiter(answer)));
     }
 }
 

@@ -16,7 +16,7 @@ use smtp_client::driver::blocking::{Client, Options, ProbeAnswer};
 use smtp_proto::Reply;
 
 use super::{one_line, Answer, VerifySettings};
-use crate::driver::dns::{system_nameservers, StubResolver};
+use crate::driver::dns::StubResolver;
 use crate::route::{resolve_domain, LocalHost, NextHop, RouteOutcome};
 
 /// Probes `address` (of `domain`) at the next hops of `domain`'s route.
@@ -25,12 +25,9 @@ pub(super) fn probe(address: &str, domain: &str, settings: &VerifySettings) -> A
     if settings.routes.lookup(domain).is_none() {
         return Answer::Unverified("no route for the domain".into());
     }
-    let nameservers = if settings.nameservers.is_empty() {
-        system_nameservers()
-    } else {
-        settings.nameservers.clone()
-    };
-    let mut resolver = StubResolver::new(nameservers, settings.dns_timeout);
+    // The verifier filled in the system's nameservers once (see `Verifier::start`).
+    let dns_timeout = settings.dns_timeout.min(settings.timeout);
+    let mut resolver = StubResolver::new(settings.nameservers.clone(), dns_timeout);
     let hops = match resolve_domain(
         domain,
         &settings.routes,

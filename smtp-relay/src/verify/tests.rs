@@ -127,3 +127,46 @@ fn a_required_tls_route_is_probed_over_starttls_to_a_self_signed_next_hop() {
     assert!(!seen.tls_text().contains("DATA"), "{}", seen.tls_text());
     assert_eq!(verifier.counts().valid, 1);
 }
+
+#[test]
+fn a_job_queued_longer_than_a_probe_takes_is_answered_without_a_probe() {
+    // One thread, busy for 2 s with a next hop that never speaks; the address behind it is
+    // taken once a probe may last only 0.5 s: it waited longer than that, so no probe.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hop = silent.local_addr().unwrap().to_string();
+    let mut s = settings(&hop);
+    s.timeout = Duration::from_secs(2);
+    let verifier = Verifier::start(s.clone(), 1).unwrap();
+    let (tx, rx) = mpsc::channel::<(String, Answer)>();
+    let waiter = |who: &str| {
+        let (tx, who) = (tx.clone(), who.to_owned());
+        move || -> Waiter { Box::new(move |a: &Answer| drop(tx.send((who, a.clone())))) }
+    };
+    assert_eq!(
+        verifier.verify("a@example.org", "example.org", waiter("a")),
+        Verify::Waiting
+    );
+    assert_eq!(
+        verifier.verify("b@example.org", "example.org", waiter("b")),
+        Verify::Waiting
+    );
+    s.timeout = Duration::from_millis(500);
+    verifier.reload(s);
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(first.0, "a");
+    assert!(
+        matches!(&first.1, Answer::Unverified(why) if why != "queued too long"),
+        "{first:?}"
+    );
+    let second = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        second,
+        ("b".into(), Answer::Unverified("queued too long".into()))
+    );
+    assert_eq!(verifier.counts().unverified, 2);
+    // Not cached: the next RCPT for b gets a probe of its own.
+    assert_eq!(
+        verifier.verify("b@example.org", "example.org", waiter("b")),
+        Verify::Waiting
+    );
+}
