@@ -255,6 +255,46 @@ fn a_listed_recipient_is_accepted_without_a_probe_and_an_unlisted_one_is_probed(
 }
 
 #[test]
+fn verification_turned_on_by_a_reload_leaves_the_recipients_file_in_charge_until_a_restart() {
+    // Started without verification: nothing probes. A reload that turns it on must not let
+    // the recipients file's unknown addresses through unprobed.
+    let sink = Sink::with_rule(rule);
+    let metrics = peers::free_addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recipients");
+    std::fs::write(&file, "listed@verified.test\n").unwrap();
+    let extra = format!("recipients = {:?}", file.display().to_string());
+    let hop = sink.addr.to_string();
+    let write = |verify: bool| {
+        let cfg = config(dir.path(), &hop, &hop, &hop, &metrics, &extra);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let text = text.replace(
+            "verify_recipients = true",
+            &format!("verify_recipients = {verify}"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    };
+    let cfg = write(false);
+    let mut server = impulse_test_support::impulse!().serve(|c| {
+        c.arg("--config").arg(&cfg);
+    });
+    assert!(!server.startup.contains("recipient verification on"));
+    write(true);
+    server.hangup();
+    let log = server.log_until("configuration reloaded");
+    assert!(log.contains("verify_recipients was off at start"), "{log}");
+    let mut c = session(&server.addr);
+    assert!(c.cmd("RCPT TO:<listed@verified.test>").starts_with("250"));
+    let reply = c.cmd("RCPT TO:<stranger@verified.test>");
+    assert!(
+        reply.starts_with("550 5.1.1") && reply.contains("User unknown"),
+        "the file's refusal, not an unprobed acceptance: {reply}"
+    );
+    assert!(sink.commands().is_empty(), "nothing probed");
+}
+
+#[test]
 fn a_reload_moves_the_probes_to_the_new_next_hop() {
     let mut s = start(|_| String::new());
     let mut c = session(&s.server.addr);

@@ -226,7 +226,7 @@ fn reload_verifier(verifier: Option<&Verifier>, config: &ServerConfig) {
         },
         None if relay.verifies_any() => log::warn!(
             "reload: verify_recipients was off at start; recipient verification starts at \
-             the next start (until then those recipients are accepted unverified)"
+             the next start (until then the recipients file alone decides for those domains)"
         ),
         None => {}
     }

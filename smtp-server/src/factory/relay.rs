@@ -15,6 +15,7 @@
 //! [`RelayControl::replace`] when the file changes), or decide anything about delivery.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -27,15 +28,23 @@ use super::Factory;
 /// The relay policy in force, shared by every connection and replaceable while the server
 /// runs (a changed recipients file). Cheap to consult: one uncontended read lock and an
 /// `Arc` clone per RCPT.
+///
+/// A policy's `verify_recipients` routes are kept only once the verification hook runs
+/// ([`set_verifying`](RelayControl::set_verifying), which
+/// [`add_verify_hook`](crate::server::verify::add_verify_hook) calls): without it nothing
+/// would probe, and the recipients file alone decides, as if no route verified.
 pub struct RelayControl {
     policy: RwLock<Arc<RelayPolicy>>,
+    verifying: AtomicBool,
 }
 
 impl RelayControl {
-    /// Relay control with `policy`.
+    /// Relay control with `policy` (without its verification until
+    /// [`set_verifying`](RelayControl::set_verifying)).
     pub fn new(policy: RelayPolicy) -> RelayControl {
         RelayControl {
-            policy: RwLock::new(Arc::new(policy)),
+            policy: RwLock::new(Arc::new(policy.with_verification(Vec::new()))),
+            verifying: AtomicBool::new(false),
         }
     }
 
@@ -46,7 +55,19 @@ impl RelayControl {
 
     /// Puts `policy` in force for every RCPT from now on.
     pub fn replace(&self, policy: RelayPolicy) {
+        let policy = if self.verifying.load(Ordering::Acquire) {
+            policy
+        } else {
+            policy.with_verification(Vec::new())
+        };
         *self.policy.write() = Arc::new(policy);
+    }
+
+    /// A verification hook runs: policies put in force from now on keep their
+    /// `verify_recipients` routes (install the hook before the server is built, which puts
+    /// the configured policy in force).
+    pub fn set_verifying(&self) {
+        self.verifying.store(true, Ordering::Release);
     }
 }
 

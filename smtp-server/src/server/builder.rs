@@ -318,8 +318,8 @@ impl ServerBuilder {
             {
                 log::warn!(
                     "relay: verify_recipients is set but the verification hook is not \
-                     installed (server::verify::add_verify_hook): those recipients are \
-                     accepted unverified"
+                     installed (server::verify::add_verify_hook): the recipients file alone \
+                     decides for those domains"
                 );
             }
             Watch::new(relay_swap.clone(), seen)

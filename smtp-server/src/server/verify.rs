@@ -27,16 +27,21 @@ use crate::factory::RelayControl;
 /// The name the hook is registered under (in `impulse plugin list`, logs and metrics).
 pub const VERIFY_HOOK: &str = "relay-verify";
 
-/// Registers the verification hook (first in the RCPT chain) as [`VERIFY_HOOK`].
+/// Registers the verification hook (first in the RCPT chain) as [`VERIFY_HOOK`], and tells
+/// `control` that verification runs ([`RelayControl::set_verifying`]); call it before the
+/// server is built with `control`.
 pub fn add_verify_hook(
     registry: &mut Registry,
     control: Arc<RelayControl>,
     verifier: Arc<Verifier>,
 ) -> Result<(), LoadError> {
+    let hooked = control.clone();
     registry.add_host_hooks(VERIFY_HOOK, env!("CARGO_PKG_VERSION"), move |r| {
-        r.on_rcpt(Order::First, move |ctx| on_rcpt(&control, &verifier, ctx));
+        r.on_rcpt(Order::First, move |ctx| on_rcpt(&hooked, &verifier, ctx));
         Ok(())
-    })
+    })?;
+    control.set_verifying();
+    Ok(())
 }
 
 /// The verdict for `address` from a probe's answer.
