@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -256,13 +255,14 @@ impl Inner {
 pub struct Verifier {
     inner: Arc<Inner>,
     jobs: Sender<Job>,
-    threads: Vec<JoinHandle<()>>,
+    /// How many probe threads run (detached: each ends once the queue is gone).
+    threads: usize,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("threads", &self.threads.len())
+            .field("threads", &self.threads)
             .field("cached", &lock(&self.inner.cache).len())
             .finish()
     }
@@ -285,19 +285,16 @@ impl Verifier {
             inflight: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         });
-        let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let (inner, queue) = (inner.clone(), queue.clone());
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("impulse-verify-{i}"))
-                    .spawn(move || run(&inner, &queue))?,
-            );
+            std::thread::Builder::new()
+                .name(format!("impulse-verify-{i}"))
+                .spawn(move || run(&inner, &queue))?;
         }
         Ok(Verifier {
             inner,
             jobs,
-            threads: handles,
+            threads,
         })
     }
 
