@@ -94,7 +94,7 @@ impl World {
     }
 
     fn drained(&self) -> bool {
-        until(WAIT, || self.spool.list().unwrap().is_empty())
+        common::drained(&self.spool)
     }
 }
 

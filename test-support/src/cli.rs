@@ -177,11 +177,7 @@ impl Serve {
 
     /// Sends the signal `name` (`TERM`, `HUP`, ...) with kill(1).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
+        assert!(kill(self.child.id(), name), "kill -{name} failed");
     }
 
     /// Reads the log until a line containing `needle` (returned with the lines before
@@ -201,9 +197,7 @@ impl Serve {
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                kill(pid, "KILL");
             })
         };
         let mut seen = String::new();
@@ -245,4 +239,13 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends the signal `name` to process `pid` with kill(1); whether kill succeeded.
+fn kill(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success()
 }
