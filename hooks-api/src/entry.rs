@@ -136,23 +136,27 @@ pub(crate) fn init_all(
     for decl in decls {
         registrar.begin_plugin(decl.name, decl.version, decl.shutdown);
         let config = PluginConfig::from_configs(decl.name, configs);
-        match guarded(|| (decl.init)(registrar, &config)) {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => {
-                return Err(EntryFailure::InitFailed {
-                    plugin: decl.name.to_owned(),
-                    reason,
-                })
-            }
-            Err(message) => {
-                return Err(EntryFailure::Panicked {
-                    plugin: decl.name.to_owned(),
-                    message,
-                })
-            }
-        }
+        init_guarded(decl.name, || (decl.init)(registrar, &config))?;
     }
     Ok(())
+}
+
+/// Runs the `init` of plugin `plugin`, its error or panic (caught) as the entry failure.
+pub(crate) fn init_guarded(
+    plugin: &str,
+    init: impl FnOnce() -> Result<(), String>,
+) -> Result<(), EntryFailure> {
+    match guarded(init) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(EntryFailure::InitFailed {
+            plugin: plugin.to_owned(),
+            reason,
+        }),
+        Err(message) => Err(EntryFailure::Panicked {
+            plugin: plugin.to_owned(),
+            message,
+        }),
+    }
 }
 
 /// The body of a plugin's entry point (see [`export_plugin!`](crate::export_plugin!)).

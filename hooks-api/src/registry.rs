@@ -17,7 +17,7 @@ use smtp_proto::classify;
 
 use crate::chains::Chains;
 use crate::client::{Anchor, ClientStateRegistration};
-use crate::entry::init_all;
+use crate::entry::{init_all, init_guarded};
 use crate::error::LoadError;
 use crate::extension::RegisteredExtension;
 use crate::hook::{HookPoint, Order};
@@ -157,20 +157,8 @@ impl Registry {
     ) -> Result<(), LoadError> {
         let mut registrar = Registrar::new(self.seq);
         registrar.begin_plugin(name, version, None);
-        let failure = match crate::hook::guarded(|| init(&mut registrar)) {
-            Ok(Ok(())) => None,
-            Ok(Err(reason)) => Some(crate::abi::EntryFailure::InitFailed {
-                plugin: name.to_owned(),
-                reason,
-            }),
-            Err(message) => Some(crate::abi::EntryFailure::Panicked {
-                plugin: name.to_owned(),
-                message,
-            }),
-        };
-        if let Some(f) = failure {
-            return Err(entry_error(f, Path::new("<host>")));
-        }
+        init_guarded(name, || init(&mut registrar))
+            .map_err(|f| entry_error(f, Path::new("<host>")))?;
         self.absorb(registrar, &PluginSource::Static).map(|_| ())
     }
 
