@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use smtp_spool::QueueId;
 
+use super::dns::{time_left, timed_out};
 use super::Command;
 use crate::schedule::Selection;
 
@@ -182,37 +183,23 @@ fn read_request(stream: &mut UnixStream, deadline: Instant) -> io::Result<Option
     let mut line = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        if let Some(end) = line.iter().position(|&b| b == b'\n') {
-            line.truncate(end + 1);
+        stream.set_read_timeout(Some(time_left(deadline)?))?;
+        // A read timeout shows as `WouldBlock` on Unix sockets: `timed_out` says TimedOut.
+        let n = stream.read(&mut buf).map_err(timed_out)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        // Only the bytes just read can hold the newline.
+        if let Some(end) = buf[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&buf[..=end]);
             return String::from_utf8(line)
                 .map(Some)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"));
         }
+        line.extend_from_slice(&buf[..n]);
         if line.len() > MAX_LINE {
             return Ok(None);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out"));
-        }
-        stream.set_read_timeout(Some(left))?;
-        let n = match stream.read(&mut buf) {
-            Ok(n) => n,
-            // A read timeout shows as `WouldBlock` on Unix sockets.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out"))
-            }
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(None);
-        }
-        line.extend_from_slice(&buf[..n]);
     }
 }
 

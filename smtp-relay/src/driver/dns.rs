@@ -180,7 +180,7 @@ fn read_within(
 }
 
 /// The time until `deadline`, or `TimedOut` once it has passed.
-fn time_left(deadline: Instant) -> io::Result<Duration> {
+pub(super) fn time_left(deadline: Instant) -> io::Result<Duration> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -199,7 +199,7 @@ fn ttl(raw: u32) -> Duration {
     Duration::from_secs(u64::from(raw)).min(MAX_TTL)
 }
 
-fn timed_out(e: io::Error) -> io::Error {
+pub(super) fn timed_out(e: io::Error) -> io::Error {
     if matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
