@@ -397,10 +397,8 @@ impl RelayConfig {
     /// Whether the route serving `domain` (the first that matches it) asks for
     /// `verify_recipients`.
     pub fn verifies_recipients(&self, domain: &str) -> bool {
-        self.routes
-            .iter()
-            .find(|r| r.route().is_ok_and(|route| route.domains().matches(domain)))
-            .is_some_and(|r| r.verify_recipients)
+        // The relay policy's answer: the same first-match rule relay control applies.
+        self.policy_with(None).is_ok_and(|p| p.verifies(domain))
     }
 
     /// Relay control with `recipients` as the table (what the recipients file holds).
