@@ -20,6 +20,14 @@ fn sample(labels: &[(&str, &str)], v: f64) -> Sample {
     (labels, v)
 }
 
+/// One sample per `(value, count)`, labelled `label="value"`.
+fn by<'a>(label: &str, counts: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<Sample> {
+    counts
+        .into_iter()
+        .map(|(value, n)| sample(&[(label, value)], n as f64))
+        .collect()
+}
+
 /// Registers the relay's metrics in `registry`; `classifier` names the bounce classes.
 pub fn register(
     registry: &Registry,
@@ -31,11 +39,7 @@ pub fn register(
         let probe = probe.clone();
         registry.gauge_family_fn(name, help, move || {
             let counts = pick(&probe.snapshot());
-            QUEUE_STATUSES
-                .iter()
-                .zip(counts)
-                .map(|(status, n)| sample(&[("status", status)], n as f64))
-                .collect()
+            by("status", QUEUE_STATUSES.iter().copied().zip(counts))
         });
     };
     queue(
@@ -53,12 +57,11 @@ pub fn register(
         "impulse_relay_queue_destination_recipients",
         "Recipients not yet delivered or bounced, by destination domain: the 20 largest, the rest summed as domain=\"_other\".",
         move || {
-            probe_d
-                .snapshot()
-                .destinations
-                .iter()
-                .map(|(d, n)| sample(&[("domain", d)], *n as f64))
-                .collect()
+            let snapshot = probe_d.snapshot();
+            by(
+                "domain",
+                snapshot.destinations.iter().map(|(d, n)| (d.as_str(), *n)),
+            )
         },
     );
     let s = stats.clone();
@@ -66,11 +69,7 @@ pub fn register(
         "impulse_relay_deliveries_total",
         "Recipient outcomes, one per delivery log line, by its status= word (sent, deferred, bounced, expired).",
         move || {
-            OUTCOMES
-                .iter()
-                .zip(s.deliveries())
-                .map(|(o, n)| sample(&[("outcome", o)], n as f64))
-                .collect()
+            by("outcome", OUTCOMES.iter().copied().zip(s.deliveries()))
         },
     );
     let s = stats.clone();
@@ -100,11 +99,7 @@ pub fn register(
         "impulse_relay_dns_lookups_total",
         "Route lookups of destination domains (static routes, MX and A/AAAA through the cache), by result.",
         move || {
-            LOOKUP_RESULTS
-                .iter()
-                .zip(s.lookups())
-                .map(|(r, n)| sample(&[("result", r)], n as f64))
-                .collect()
+            by("result", LOOKUP_RESULTS.iter().copied().zip(s.lookups()))
         },
     );
     for (result, ok) in [("ok", true), ("failed", false)] {
@@ -127,13 +122,7 @@ pub fn register(
     registry.counter_family_fn(
         "impulse_relay_notifications_total",
         "Delivery status notifications committed to the spool, by kind (failed, delayed, relayed).",
-        move || {
-            NOTIFICATIONS
-                .iter()
-                .zip(s.notifications())
-                .map(|(k, n)| sample(&[("kind", k)], n as f64))
-                .collect()
-        },
+        move || by("kind", NOTIFICATIONS.iter().copied().zip(s.notifications())),
     );
 }
 
@@ -149,10 +138,10 @@ pub fn register_verify(
         "Recipient probes to next hops, by result: valid (2xx), unknown (5xx), unverified (4xx, unreachable, timeout).",
         move || {
             let c = probes.counts();
-            [("valid", c.valid), ("unknown", c.unknown), ("unverified", c.unverified)]
-                .iter()
-                .map(|(result, n)| sample(&[("result", result)], *n as f64))
-                .collect()
+            by(
+                "result",
+                [("valid", c.valid), ("unknown", c.unknown), ("unverified", c.unverified)],
+            )
         },
     );
     let hits = verifier.clone();
